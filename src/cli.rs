@@ -1,0 +1,204 @@
+//! The command line: one struct per subcommand; `///` docs become `--help`.
+
+use crate::disk::Format;
+use crate::error::Exit;
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    internal error
+  2    usage or recipe error
+  3    input disk error (missing, corrupt, encrypted, no OS or several OSes)
+  4    a step failed
+  5    output error (unwritable directory, full disk, publish target)
+  6    verification failed
+  7    host environment error (libguestfs, qemu or the appliance unusable)
+  130  interrupted";
+
+/// Turn a used virtual machine disk into a golden template, offline, through libguestfs.
+#[derive(Debug, Parser)]
+#[command(name = "goldify", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug and libguestfs' own output).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress display.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Check(CheckArgs),
+    Steps(StepsArgs),
+    Inspect(InspectArgs),
+    Doctor(DoctorArgs),
+}
+
+/// Apply a recipe to a disk in one appliance launch, trim it, and write the golden disk.
+///
+/// The input is opened read-only and never modified: goldify works on a qcow2 overlay in a
+/// temporary directory inside OUTDIR and writes OUTDIR/<name>-golden.<format>. A failed or
+/// interrupted run leaves no partial files.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recipe (YAML).
+    pub recipe: PathBuf,
+    /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
+    /// (detected from content).
+    pub disk: PathBuf,
+    /// Where the golden disk is written.
+    #[arg(short, long, default_value = ".")]
+    pub outdir: PathBuf,
+    /// Format of the golden disk (default: the recipe's `output.format`, else qcow2).
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+    /// Base name of the golden disk (default: the input's name + "-golden").
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Edit DISK itself instead of writing a new disk (what a Packer pipeline wants).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub in_place: bool,
+    /// Print every path each step would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Validate a recipe (and what it extends) without touching any disk.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    pub recipe: PathBuf,
+    /// Print the resolved recipe as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List every step with its summary, options, defaults and the OS families it applies to.
+#[derive(Debug, Args)]
+pub struct StepsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show what libguestfs finds on a disk (read-only).
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub disk: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the appliance launch test (quick).
+    #[arg(long)]
+    pub no_launch: bool,
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+impl Cli {
+    pub fn run(self) -> Result<Exit> {
+        crate::progress::set_quiet(self.quiet);
+        match self.command {
+            Command::Run(a) => {
+                let report = crate::run::run(&crate::run::RunOptions {
+                    recipe: a.recipe,
+                    disk: a.disk,
+                    outdir: a.outdir,
+                    in_place: a.in_place,
+                    dry_run: a.dry_run,
+                    format: a.format,
+                    name: a.name,
+                    verbose: self.verbose,
+                })?;
+                if a.json {
+                    print_json(&report)?;
+                } else {
+                    report.print_human(&mut std::io::stdout().lock())?;
+                }
+                Ok(success())
+            }
+            Command::Check(a) => {
+                let recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                let steps: Vec<serde_json::Value> = recipe
+                    .ordered()
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "step": s.name,
+                            "options": s.step.to_yaml(),
+                            "when": s.when,
+                            "from": s.origin.display().to_string(),
+                        })
+                    })
+                    .collect();
+                if a.json {
+                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps}))?;
+                } else {
+                    println!("{}: recipe `{}` is valid, {} steps:", a.recipe.display(), recipe.name, steps.len());
+                    for s in recipe.ordered() {
+                        let when = s.when.as_ref().map(|w| format!("  (when {})", w.describe())).unwrap_or_default();
+                        println!("  {}{when}", s.name);
+                    }
+                }
+                Ok(success())
+            }
+            Command::Steps(a) => {
+                if a.json {
+                    print_json(&crate::steps::REGISTRY)?;
+                } else {
+                    print!("{}", crate::steps::describe_all());
+                }
+                Ok(success())
+            }
+            Command::Inspect(a) => {
+                let report = crate::inspect::inspect(&a.disk)?;
+                if a.json {
+                    print_json(&report)?;
+                } else {
+                    report.print_human(&mut std::io::stdout().lock())?;
+                }
+                Ok(success())
+            }
+            Command::Doctor(a) => {
+                let report = crate::doctor::doctor(!a.no_launch);
+                if a.json {
+                    print_json(&report)?;
+                } else {
+                    report.print_human(&mut std::io::stdout().lock())?;
+                }
+                Ok(if report.ok { success() } else { Exit::Environment })
+            }
+        }
+    }
+}
+
+/// Exit code 0 is not an [`Exit`] variant; `main` maps `None`-like success through this.
+fn success() -> Exit {
+    Exit::Success
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

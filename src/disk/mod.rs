@@ -1,0 +1,211 @@
+//! Input and output disks: detection by content, decompression of .gz/.xz inputs into a
+//! sparse temporary file, the qcow2 overlay that keeps the source untouched, and the export
+//! of the golden disk. Only this module and verify/ start external programs (qemu-img),
+//! through `exec`.
+
+pub mod detect;
+
+use crate::error::{Exit, Tag};
+use crate::exec;
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Qcow2,
+    Raw,
+    Vmdk,
+    Vdi,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Qcow2 => "qcow2",
+            Format::Raw => "raw",
+            Format::Vmdk => "vmdk",
+            Format::Vdi => "vdi",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Raw => "img",
+            f => f.name(),
+        }
+    }
+}
+
+/// The disk goldify works on, with whatever temporary files back it.
+pub struct WorkDisk {
+    /// What libguestfs opens: the overlay, the decompressed copy, or the input itself.
+    pub path: PathBuf,
+    pub format: Format,
+    /// Format of the user's input (for messages and the report).
+    pub input_format: detect::Detected,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Open the input for a run. Read-only inputs get an overlay in a temporary directory
+/// next to the output (same filesystem, so the space the user chose is the space used);
+/// `in_place` edits the input itself; compressed inputs are decompressed first.
+pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) -> Result<WorkDisk> {
+    let detected = detect::detect(input).tag(Exit::Input)?;
+    let format = match detected {
+        detect::Detected::Disk(f) => f,
+        detect::Detected::Compressed(c) => {
+            if in_place {
+                crate::bail_tag!(Exit::Usage, "--in-place cannot edit a {}-compressed input ({})", c.name(), input.display());
+            }
+            let temp = temp_dir(work_parent)?;
+            let raw = temp.path().join("input.raw");
+            decompress(input, c, &raw).with_context(|| format!("decompressing {}", input.display())).tag(Exit::Input)?;
+            let inner = detect::detect(&raw).tag(Exit::Input)?;
+            let detect::Detected::Disk(inner_format) = inner else {
+                crate::bail_tag!(Exit::Input, "{} decompresses to another compressed file", input.display());
+            };
+            qemu_img_check(&raw, inner_format).tag(Exit::Input)?;
+            // The decompressed copy is ours: work on it directly.
+            return Ok(WorkDisk { path: raw, format: inner_format, input_format: detected, _temp: Some(temp) });
+        }
+    };
+    qemu_img_check(input, format).tag(Exit::Input)?;
+    let abs = input.canonicalize().with_context(|| format!("resolving {}", input.display())).tag(Exit::Input)?;
+    if in_place || dry_run {
+        // Dry runs open the input read-only; nothing needs an overlay.
+        return Ok(WorkDisk { path: abs, format, input_format: detected, _temp: None });
+    }
+    let temp = temp_dir(work_parent)?;
+    let overlay = temp.path().join("overlay.qcow2");
+    exec::run(
+        "qemu-img",
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            format.name().as_ref(),
+            "-b".as_ref(),
+            abs.as_os_str(),
+            overlay.as_os_str(),
+        ],
+    )
+    .context("creating the overlay over the input")
+    .tag(Exit::Output)?;
+    Ok(WorkDisk { path: overlay, format: Format::Qcow2, input_format: detected, _temp: Some(temp) })
+}
+
+fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(".goldify-work-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a work directory in {}", parent.display()))
+        .tag(Exit::Output)
+}
+
+/// `qemu-img info` must understand the image: corrupt headers fail here, with its message.
+fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
+    let out = exec::run(
+        "qemu-img",
+        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+    )
+    .with_context(|| format!("reading {} as {}", path.display(), format.name()))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
+    if info.get("encrypted").and_then(|e| e.as_bool()) == Some(true) {
+        anyhow::bail!("{} is encrypted; goldify needs an unencrypted disk", path.display());
+    }
+    if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
+        tracing::info!("{} has a backing file {backing}; it is read, never written", path.display());
+    }
+    Ok(())
+}
+
+/// Virtual size of a disk image in bytes.
+pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
+    let out = exec::run(
+        "qemu-img",
+        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+    )?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
+    info.get("virtual-size").and_then(|v| v.as_u64()).ok_or_else(|| anyhow!("qemu-img info gave no virtual-size"))
+}
+
+const BLOCK: usize = 1 << 20;
+
+/// Stream-decompress into a sparse file: all-zero blocks become holes (seeks), so a 40 GiB
+/// image with 1 GiB of data costs 1 GiB of disk.
+fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
+    let f = File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let f = std::io::BufReader::with_capacity(BLOCK, f);
+    let mut reader: Box<dyn Read> = match c {
+        detect::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        detect::Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)),
+    };
+    let mut w = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut buf = vec![0u8; BLOCK];
+    let mut len: u64 = 0;
+    loop {
+        crate::interrupt::check()?;
+        let n = read_full(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            w.seek(SeekFrom::Current(n as i64))?;
+        } else {
+            w.write_all(&buf[..n]).with_context(|| format!("writing {}", out.display()))?;
+        }
+        len += n as u64;
+    }
+    w.set_len(len)?;
+    w.sync_all()?;
+    Ok(())
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// Write the golden disk to `dest` atomically: convert into a temporary name in the same
+/// directory, fsync, rename, fsync the directory. Zero and unallocated areas stay sparse.
+pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".goldify-export-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["convert".into(), "-f".into(), work.format.name().into(), "-O".into(), format.name().into()];
+    if compress && format == Format::Qcow2 {
+        args.push("-c".into());
+    }
+    if format == Format::Qcow2 {
+        // The golden image stands alone: no backing file, no dependency on the overlay.
+        args.push("-o".into());
+        args.push("compat=1.1".into());
+    }
+    args.push(work.path.clone().into());
+    args.push(tmp_path.clone().into());
+    exec::run("qemu-img", args).with_context(|| format!("writing {}", dest.display()))?;
+    File::open(&tmp_path)?.sync_all()?;
+    // tempfile creates 0600; a golden image is meant to be shared.
+    std::fs::set_permissions(&tmp_path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    tmp.persist(dest).map_err(|e| anyhow!("renaming into {}: {}", dest.display(), e.error))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

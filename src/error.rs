@@ -1,0 +1,135 @@
+//! Exit codes and the error kind that selects them.
+//!
+//! Errors travel as `anyhow::Error` with context on every fallible call. Where the kind of
+//! failure decides the exit code, the error is wrapped once in [`Failure`]; `main` finds it
+//! anywhere in the chain with `downcast_ref`.
+
+use std::fmt;
+
+/// The documented exit codes (README, `goldify --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Success = 0,
+    /// 1: a bug or an unexpected failure.
+    Internal = 1,
+    /// 2: bad command line or bad recipe (clap's own usage errors also exit 2).
+    Usage = 2,
+    /// 3: the input disk is missing, unreadable, corrupt, encrypted, or has no (or several) OSes.
+    Input = 3,
+    /// 4: a step failed (including a policy such as `fstab: fail`).
+    Step = 4,
+    /// 5: the output could not be written (unwritable directory, full disk, publish target).
+    Output = 5,
+    /// 6: a verification check failed (`goldify verify`).
+    Verify = 6,
+    /// 7: the host cannot run goldify (libguestfs, qemu or the appliance unusable).
+    Environment = 7,
+    /// 130: interrupted by a signal (Ctrl-C, SIGTERM).
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Internal => "internal error",
+            Exit::Usage => "usage or recipe error",
+            Exit::Input => "input disk error",
+            Exit::Step => "step failed",
+            Exit::Output => "output error",
+            Exit::Verify => "verification failed",
+            Exit::Environment => "host environment error",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+
+    pub const ALL: [Exit; 9] = [
+        Exit::Success,
+        Exit::Internal,
+        Exit::Usage,
+        Exit::Input,
+        Exit::Step,
+        Exit::Output,
+        Exit::Verify,
+        Exit::Environment,
+        Exit::Interrupted,
+    ];
+}
+
+/// An error tagged with the exit code it maps to. Displays as its inner chain.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Tag a result's error with an exit code (the innermost tag wins, see [`exit_of`]).
+pub trait Tag<T> {
+    fn tag(self, exit: Exit) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> Tag<T> for Result<T, E> {
+    fn tag(self, exit: Exit) -> anyhow::Result<T> {
+        self.map_err(|e| tagged(e.into(), exit))
+    }
+}
+
+pub fn tagged(error: anyhow::Error, exit: Exit) -> anyhow::Error {
+    if error.downcast_ref::<Failure>().is_some() {
+        return error;
+    }
+    anyhow::Error::new(Failure { exit, error })
+}
+
+/// The exit code an error maps to; interruption wins over everything else.
+pub fn exit_of(error: &anyhow::Error) -> Exit {
+    if crate::interrupt::interrupted() {
+        return Exit::Interrupted;
+    }
+    error
+        .downcast_ref::<Failure>()
+        .map(|f| f.exit)
+        .unwrap_or(Exit::Internal)
+}
+
+/// Shorthand: `bail_tag!(Exit::Input, "no operating system found in {}", path)`.
+#[macro_export]
+macro_rules! bail_tag {
+    ($exit:expr, $($arg:tt)*) => {
+        return Err($crate::error::tagged(anyhow::anyhow!($($arg)*), $exit))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn innermost_tag_survives_context() {
+        let e: anyhow::Result<()> = Err(anyhow::anyhow!("bad magic")).tag(Exit::Input);
+        let e = e.context("opening disk x.img").unwrap_err();
+        assert_eq!(exit_of(&e), Exit::Input);
+        assert_eq!(format!("{e:#}"), "opening disk x.img: bad magic");
+        let e = Err::<(), _>(e).tag(Exit::Output).unwrap_err();
+        assert_eq!(exit_of(&e), Exit::Input);
+    }
+
+    #[test]
+    fn untagged_is_internal() {
+        assert_eq!(exit_of(&anyhow::anyhow!("x")), Exit::Internal);
+    }
+}

@@ -1,0 +1,604 @@
+//! The libguestfs implementation of [`Guest`]: one appliance, the guest's filesystems
+//! mounted as its fstab says, every path checked component by component so that no guest
+//! symlink is ever followed (the daemon would resolve an absolute link target inside the
+//! appliance, not the guest).
+
+use super::facts::{Family, Init, OsFacts};
+use super::{components, Entry, Filesystem, Guest, Kind, Meta, Unsafe};
+use anyhow::{anyhow, bail, Context, Result};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// libguestfs' protocol carries at most 4 MiB per message; larger transfers use files.
+const MESSAGE_LIMIT: u64 = 2 << 20;
+/// Names per `lstatnslist` call.
+const STAT_BATCH: usize = 500;
+
+/// A libguestfs error as an anyhow error with its message (the crate only derives Debug).
+pub fn api_error(e: guestfs::Error) -> anyhow::Error {
+    match &e {
+        guestfs::Error::API(_) => {
+            let dbg = format!("{e:?}");
+            let re = regex::Regex::new(r#"operation: "([^"]*)", message: "((?:[^"\\]|\\.)*)", errno: (-?\d+)"#)
+                .expect("static regex");
+            match re.captures(&dbg) {
+                Some(c) => {
+                    let msg = c[2].replace("\\n", " ").replace("\\\"", "\"").replace("\\\\", "\\");
+                    let errno: i32 = c[3].parse().unwrap_or(0);
+                    anyhow::Error::new(ApiError { operation: c[1].to_string(), message: msg, errno })
+                }
+                None => anyhow!("libguestfs: {dbg}"),
+            }
+        }
+        guestfs::Error::IllegalString(_) => anyhow!("path contains a NUL byte"),
+        guestfs::Error::Utf8Error(_) => anyhow!("libguestfs returned a name that is not UTF-8"),
+        guestfs::Error::Create => anyhow!("cannot create a libguestfs handle"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub operation: String,
+    pub message: String,
+    pub errno: i32,
+}
+
+fn errno_of(e: &anyhow::Error) -> Option<i32> {
+    e.downcast_ref::<ApiError>().map(|a| a.errno)
+}
+
+trait Api<T> {
+    fn api(self) -> Result<T>;
+}
+
+impl<T> Api<T> for std::result::Result<T, guestfs::Error> {
+    fn api(self) -> Result<T> {
+        self.map_err(api_error)
+    }
+}
+
+#[link(name = "guestfs")]
+extern "C" {
+    fn guestfs_set_error_handler(g: *mut std::ffi::c_void, cb: *const std::ffi::c_void, data: *mut std::ffi::c_void);
+}
+
+/// libguestfs prints every error to stderr by default; goldify reports errors itself, once,
+/// with context, and many "errors" (a path that does not exist) are expected answers.
+fn silence_default_error_handler(g: &guestfs::Handle) {
+    // The crate keeps the raw handle in its only field and gives no accessor.
+    const _: () = assert!(std::mem::size_of::<guestfs::Handle>() == std::mem::size_of::<*mut std::ffi::c_void>());
+    unsafe {
+        let raw = *(g as *const guestfs::Handle as *const *mut std::ffi::c_void);
+        guestfs_set_error_handler(raw, std::ptr::null(), std::ptr::null_mut());
+    }
+}
+
+pub struct OpenOptions<'a> {
+    pub format: &'a str,
+    pub readonly: bool,
+    /// Editing the user's own disk: keep qemu's safe write-back cache.
+    pub in_place: bool,
+    /// libguestfs' own debug output (`-vv`).
+    pub verbose: bool,
+}
+
+pub struct GuestfsGuest {
+    g: guestfs::Handle,
+    facts: OsFacts,
+    readonly: bool,
+    /// Guest directories known to be real directories (not symlinks).
+    safe_dirs: RefCell<HashSet<String>>,
+    /// Mountpoint → device, in mount order.
+    mounted: Vec<(String, String)>,
+    scratch: tempfile::TempDir,
+    _qemu: Option<crate::interrupt::ChildGuard>,
+}
+
+/// The name the appliance gives to a device the guest calls `guest_device`: the guest's
+/// first disk is the appliance's `/dev/sda` whatever bus the guest used (vd, xvd, hd, sd,
+/// nvme). Returns `None` for names that do not denote a partition or disk this way.
+pub fn canonical_disk_name(guest_device: &str) -> Option<String> {
+    let re = regex::Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex");
+    let c = re.captures(guest_device)?;
+    if let Some(letters) = c.get(1) {
+        let part = c.get(2).map(|m| m.as_str()).unwrap_or("");
+        return Some(format!("/dev/sd{}{}", letters.as_str(), part));
+    }
+    let ns: u32 = c.get(3)?.as_str().parse().ok()?;
+    let letter = char::from(b'a' + (ns.checked_sub(1)? as u8).min(25));
+    let part = c.get(4).map(|m| m.as_str()).unwrap_or("");
+    Some(format!("/dev/sd{letter}{part}"))
+}
+
+impl GuestfsGuest {
+    /// Launch the appliance on `disk`, find exactly one OS and mount its filesystems.
+    pub fn open(disk: &Path, opts: &OpenOptions) -> Result<GuestfsGuest> {
+        use crate::error::{Exit, Tag};
+        let g = guestfs::Handle::create().api().tag(Exit::Environment)?;
+        silence_default_error_handler(&g);
+        if opts.verbose {
+            let _ = g.set_verbose(true);
+        }
+        super::launch::configure(&g).tag(Exit::Environment)?;
+        let _ = g.set_identifier("goldify");
+        let disk_str = disk.to_str().ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
+        g.add_drive(
+            disk_str,
+            guestfs::AddDriveOptArgs {
+                readonly: Some(opts.readonly),
+                format: Some(opts.format),
+                iface: None,
+                name: None,
+                label: None,
+                protocol: None,
+                server: None,
+                username: None,
+                secret: None,
+                // A temporary overlay can skip qemu's flushes; the user's own disk cannot.
+                cachemode: if opts.in_place { None } else { Some("unsafe") },
+                discard: Some("besteffort"),
+                copyonread: None,
+            },
+        )
+        .api()
+        .with_context(|| format!("adding disk {}", disk.display()))
+        .tag(Exit::Input)?;
+        g.launch().api().context("launching the libguestfs appliance").tag(Exit::Environment)?;
+        crate::interrupt::check()?;
+        let qemu = g.get_pid().ok().map(crate::interrupt::register_child);
+
+        let roots = g.inspect_os().api().context("inspecting the disk").tag(Exit::Input)?;
+        let root = match roots.as_slice() {
+            [root] => root.clone(),
+            [] => {
+                let fs = g.list_filesystems().api().unwrap_or_default();
+                if fs.values().any(|t| t == "crypto_LUKS") {
+                    crate::bail_tag!(Exit::Input, "{} is encrypted (LUKS); goldify needs an unencrypted disk", disk.display());
+                }
+                crate::bail_tag!(Exit::Input, "no operating system found on {}", disk.display());
+            }
+            many => crate::bail_tag!(
+                Exit::Input,
+                "{} holds several operating systems ({}); goldify cleans one at a time",
+                disk.display(),
+                many.join(", ")
+            ),
+        };
+
+        let mut guest = GuestfsGuest {
+            g,
+            facts: OsFacts::sample("unknown"),
+            readonly: opts.readonly,
+            safe_dirs: RefCell::new(HashSet::new()),
+            mounted: Vec::new(),
+            scratch: tempfile::Builder::new().prefix("goldify-guest-").tempdir().context("creating a scratch directory")?,
+            _qemu: qemu,
+        };
+        guest.mount_all(&root).tag(Exit::Input)?;
+        guest.facts = guest.inspect(&root);
+        Ok(guest)
+    }
+
+    fn mount_all(&mut self, root: &str) -> Result<()> {
+        let mut mps: Vec<(String, String)> =
+            self.g.inspect_get_mountpoints(root).api().context("reading the guest's mountpoints")?.into_iter().collect();
+        // Parents before children: "/" before "/boot" before "/boot/efi".
+        mps.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
+        for (mp, dev) in mps {
+            if mp != "/" {
+                // A mountpoint path that runs through a guest symlink would be resolved in the
+                // appliance: skip it rather than mount over the appliance's own tree.
+                match self.lstat(&mp) {
+                    Ok(Some(m)) if m.kind == Kind::Dir => {}
+                    Ok(_) => {
+                        tracing::warn!("not mounting {dev} on {mp}: {mp} is not a directory in the guest");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!("not mounting {dev} on {mp}: {e:#}");
+                        continue;
+                    }
+                }
+            }
+            let r = if self.readonly { self.g.mount_ro(&dev, &mp) } else { self.g.mount(&dev, &mp) };
+            match r.api() {
+                Ok(()) => self.mounted.push((mp, dev)),
+                Err(e) if mp == "/" => return Err(e).with_context(|| format!("mounting {dev} on /")),
+                Err(e) => tracing::warn!("not mounting {dev} on {mp}: {e:#}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn inspect(&self, root: &str) -> OsFacts {
+        let g = &self.g;
+        let s = |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
+        let distro = s(g.inspect_get_distro(root));
+        let exists = |p: &str| matches!(self.lstat(p), Ok(Some(_)));
+        let init = if exists("/lib/systemd/systemd") || exists("/usr/lib/systemd/systemd") {
+            Init::Systemd
+        } else if exists("/sbin/openrc") || exists("/usr/sbin/openrc") || exists("/sbin/openrc-run") {
+            Init::Openrc
+        } else if exists("/etc/inittab") {
+            Init::Sysv
+        } else {
+            Init::Unknown
+        };
+        let cloud_init = exists("/usr/bin/cloud-init") || exists("/etc/cloud/cloud.cfg");
+        let selinux = self
+            .read("/etc/selinux/config", 64 << 10)
+            .map(|b| {
+                String::from_utf8_lossy(&b).lines().any(|l| {
+                    let l = l.trim();
+                    l.starts_with("SELINUX=") && !l.ends_with("disabled")
+                })
+            })
+            .unwrap_or(false);
+        OsFacts {
+            root: root.to_string(),
+            os_type: s(g.inspect_get_type(root)),
+            family: Family::of_distro(&distro),
+            distro,
+            major: g.inspect_get_major_version(root).unwrap_or(0),
+            minor: g.inspect_get_minor_version(root).unwrap_or(0),
+            product_name: s(g.inspect_get_product_name(root)),
+            arch: s(g.inspect_get_arch(root)),
+            package_format: s(g.inspect_get_package_format(root)),
+            package_management: s(g.inspect_get_package_management(root)),
+            hostname: s(g.inspect_get_hostname(root)),
+            init,
+            mountpoints: self.mounted.clone(),
+            cloud_init,
+            selinux,
+        }
+    }
+
+    /// Flush everything to the disk image and stop the appliance, reporting write errors
+    /// (a full output disk shows up here).
+    pub fn close(self) -> Result<()> {
+        if !self.readonly {
+            self.g.sync().api().context("syncing the guest filesystems")?;
+            self.g.umount_all().api().context("unmounting the guest filesystems")?;
+        }
+        self.g.shutdown().api().context("shutting down the libguestfs appliance")?;
+        Ok(())
+    }
+
+    /// Every component of `path` before the last is a real directory.
+    fn check(&self, path: &str) -> Result<()> {
+        let parts = components(path)?;
+        let mut p = String::new();
+        for c in parts.iter().take(parts.len().saturating_sub(1)) {
+            p.push('/');
+            p.push_str(c);
+            if self.safe_dirs.borrow().contains(&p) {
+                continue;
+            }
+            let st = self.g.lstatns(&p).api().with_context(|| format!("looking at {p}"))?;
+            match kind_of(st.st_mode) {
+                Kind::Dir => {
+                    self.safe_dirs.borrow_mut().insert(p.clone());
+                }
+                Kind::Symlink => return Err(Unsafe { path: p }.into()),
+                _ => bail!("{p} is not a directory"),
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_below(&self, path: &str) {
+        let prefix = format!("{path}/");
+        self.safe_dirs.borrow_mut().retain(|d| d != path && !d.starts_with(&prefix));
+    }
+
+    fn must_exist(&self, path: &str) -> Result<Meta> {
+        self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file or directory"))
+    }
+
+    fn scratch_file(&self, name: &str) -> std::path::PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    fn stat_many(&self, dir: &str, names: &[String]) -> Result<Vec<Meta>> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(STAT_BATCH) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let stats = self.g.lstatnslist(dir, &refs).api().with_context(|| format!("listing {dir}"))?;
+            out.extend(stats.iter().map(meta_of));
+        }
+        Ok(out)
+    }
+}
+
+fn kind_of(mode: i64) -> Kind {
+    match (mode as u32) & 0o170000 {
+        0o100000 => Kind::File,
+        0o040000 => Kind::Dir,
+        0o120000 => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+fn meta_of(st: &guestfs::StatNS) -> Meta {
+    Meta {
+        kind: kind_of(st.st_mode),
+        size: st.st_size.max(0) as u64,
+        allocated: (st.st_blocks.max(0) as u64) * 512,
+        mode: (st.st_mode as u32) & 0o7777,
+        uid: st.st_uid as u32,
+        gid: st.st_gid as u32,
+    }
+}
+
+/// NUL-separated names from a file libguestfs wrote; names that are not UTF-8 cannot be
+/// passed back through the bindings and are skipped with a warning.
+fn nul_separated(file: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut names = Vec::new();
+    for raw in bytes.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        match std::str::from_utf8(raw) {
+            Ok(s) => names.push(s.to_string()),
+            Err(_) => tracing::warn!("skipping a guest file name that is not UTF-8: {}", String::from_utf8_lossy(raw)),
+        }
+    }
+    Ok(names)
+}
+
+impl Guest for GuestfsGuest {
+    fn facts(&self) -> &OsFacts {
+        &self.facts
+    }
+
+    fn lstat(&self, path: &str) -> Result<Option<Meta>> {
+        match self.check(path) {
+            Ok(()) => {}
+            Err(e) if super::is_unsafe(&e) => return Err(e),
+            // A missing parent, or a parent that is a file, means a missing path.
+            Err(e) if errno_of(&e) == Some(libc_enoent()) || e.to_string().ends_with("is not a directory") => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+        match self.g.lstatns(path).api() {
+            Ok(st) => Ok(Some(meta_of(&st))),
+            Err(e) if errno_of(&e) == Some(libc_enoent()) || errno_of(&e) == Some(20) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("looking at {path}")),
+        }
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        match self.must_exist(dir)?.kind {
+            Kind::Dir => {}
+            Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
+            _ => bail!("{dir} is not a directory"),
+        }
+        let mut names = match self.g.readdir(dir) {
+            Ok(entries) => entries.into_iter().map(|d| d.name).filter(|n| n != "." && n != "..").collect(),
+            Err(guestfs::Error::Utf8Error(_)) => {
+                let out = self.scratch_file("ls0");
+                self.g.ls0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("listing {dir}"))?;
+                nul_separated(&out)?
+            }
+            Err(e) => return Err(api_error(e)).with_context(|| format!("listing {dir}")),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    fn walk(&self, dir: &str) -> Result<Vec<Entry>> {
+        match self.must_exist(dir)?.kind {
+            Kind::Dir => {}
+            Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
+            _ => bail!("{dir} is not a directory"),
+        }
+        let out = self.scratch_file("find0");
+        self.g.find0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("walking {dir}"))?;
+        let mut names = nul_separated(&out)?;
+        names.iter_mut().for_each(|n| *n = n.trim_start_matches("./").trim_start_matches('/').to_string());
+        names.retain(|n| !n.is_empty());
+        // find lists a directory before its contents; keep that order, deterministically.
+        names.sort();
+        // lstatnslist takes plain names: one call per directory (and per batch).
+        let base = dir.trim_end_matches('/');
+        let mut by_dir: std::collections::BTreeMap<String, Vec<(usize, String)>> = Default::default();
+        for (i, n) in names.iter().enumerate() {
+            let full = format!("{base}/{n}");
+            let (parent, leaf) = full.rsplit_once('/').expect("absolute path");
+            let parent = if parent.is_empty() { "/".to_string() } else { parent.to_string() };
+            by_dir.entry(parent).or_default().push((i, leaf.to_string()));
+        }
+        let mut metas: Vec<Option<Meta>> = vec![None; names.len()];
+        for (parent, leaves) in by_dir {
+            let leaf_names: Vec<String> = leaves.iter().map(|(_, l)| l.clone()).collect();
+            for ((i, _), m) in leaves.iter().zip(self.stat_many(&parent, &leaf_names)?) {
+                metas[*i] = Some(m);
+            }
+        }
+        Ok(names
+            .into_iter()
+            .zip(metas)
+            .filter_map(|(n, meta)| Some(Entry { path: format!("{base}/{n}"), meta: meta? }))
+            .collect())
+    }
+
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let m = self.must_exist(path)?;
+        if m.kind != Kind::File {
+            bail!("{path} is not a regular file");
+        }
+        if m.size > limit {
+            bail!("{path} is {} bytes, more than the {limit} bytes goldify reads", m.size);
+        }
+        if m.size <= MESSAGE_LIMIT {
+            return self.g.read_file(path).api().with_context(|| format!("reading {path}"));
+        }
+        let tmp = self.scratch_file("download");
+        self.g.download(path, tmp.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("reading {path}"))?;
+        let data = std::fs::read(&tmp)?;
+        let _ = std::fs::remove_file(&tmp);
+        Ok(data)
+    }
+
+    fn readlink(&self, path: &str) -> Result<String> {
+        self.check(path)?;
+        self.g.readlink(path).api().with_context(|| format!("reading link {path}"))
+    }
+
+    fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+        if let Some(m) = self.lstat(path)? {
+            if m.kind != Kind::File {
+                bail!("{path} exists and is not a regular file");
+            }
+        }
+        if data.len() as u64 <= MESSAGE_LIMIT {
+            return self.g.write(path, data).api().with_context(|| format!("writing {path}"));
+        }
+        let tmp = self.scratch_file("upload");
+        std::fs::write(&tmp, data)?;
+        let r = self.g.upload(tmp.to_str().expect("scratch path is UTF-8"), path).api();
+        let _ = std::fs::remove_file(&tmp);
+        r.with_context(|| format!("writing {path}"))
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        let m = self.must_exist(path)?;
+        if m.kind == Kind::Dir {
+            self.forget_below(path);
+            self.g.rm_rf(path).api()
+        } else {
+            self.g.rm(path).api()
+        }
+        .with_context(|| format!("removing {path}"))
+    }
+
+    fn truncate(&self, path: &str) -> Result<()> {
+        if self.must_exist(path)?.kind != Kind::File {
+            bail!("{path} is not a regular file");
+        }
+        self.g.truncate(path).api().with_context(|| format!("truncating {path}"))
+    }
+
+    fn mkdir_p(&self, path: &str) -> Result<()> {
+        // Every existing component must be a real directory, the last one included.
+        let parts = components(path)?;
+        let mut p = String::new();
+        for c in parts {
+            p.push('/');
+            p.push_str(c);
+            match self.lstat(&p)? {
+                Some(m) if m.kind == Kind::Dir => {}
+                Some(m) if m.kind == Kind::Symlink => return Err(Unsafe { path: p }.into()),
+                Some(_) => bail!("{p} exists and is not a directory"),
+                None => self.g.mkdir(&p).api().with_context(|| format!("creating directory {p}"))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn chmod(&self, mode: u32, path: &str) -> Result<()> {
+        // chmod(2) follows symlinks; a link's own mode means nothing on Linux.
+        if self.must_exist(path)?.kind == Kind::Symlink {
+            bail!("{path} is a symlink; not changing the mode of its target");
+        }
+        self.g.chmod(mode as i32, path).api().with_context(|| format!("changing the mode of {path}"))
+    }
+
+    fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
+        self.must_exist(path)?;
+        self.g.lchown(uid as i32, gid as i32, path).api().with_context(|| format!("changing the owner of {path}"))
+    }
+
+    fn symlink(&self, target: &str, link: &str) -> Result<()> {
+        if self.lstat(link)?.is_some() {
+            bail!("{link} already exists");
+        }
+        self.g.ln_s(target, link).api().with_context(|| format!("creating symlink {link}"))
+    }
+
+    fn run(&self, command: &str) -> Result<String> {
+        if self.lstat("/bin/sh")?.is_none() {
+            bail!("the guest has no /bin/sh to run {command:?}");
+        }
+        self.g.sh(command).api().with_context(|| format!("running {command:?} in the guest"))
+    }
+
+    fn filesystems(&self) -> Result<Vec<Filesystem>> {
+        let mut out = Vec::new();
+        let mut fs: Vec<(String, String)> = self.g.list_filesystems().api().context("listing filesystems")?.into_iter().collect();
+        fs.sort();
+        for (device, fstype) in fs {
+            if fstype == "unknown" || fstype.is_empty() {
+                continue;
+            }
+            let nonempty = |r: std::result::Result<String, guestfs::Error>| r.ok().filter(|s| !s.is_empty());
+            out.push(Filesystem {
+                uuid: nonempty(self.g.vfs_uuid(&device)),
+                label: nonempty(self.g.vfs_label(&device)),
+                mountpoint: self.mounted.iter().find(|(_, d)| *d == device).map(|(m, _)| m.clone()),
+                device,
+                fstype,
+            });
+        }
+        Ok(out)
+    }
+
+    fn resolve_device(&self, guest_device: &str) -> Result<Option<Filesystem>> {
+        let wanted = if let Some(c) = canonical_disk_name(guest_device) {
+            c
+        } else if guest_device.starts_with("/dev/mapper/") || guest_device.matches('/').count() == 3 {
+            match self.g.lvm_canonical_lv_name(guest_device) {
+                Ok(n) => n,
+                Err(_) => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        };
+        let canon = |d: &str| self.g.canonical_device_name(d).unwrap_or_else(|_| d.to_string());
+        let wanted = canon(&wanted);
+        Ok(self.filesystems()?.into_iter().find(|f| canon(&f.device) == wanted))
+    }
+
+    fn trim(&self) -> Result<Vec<String>> {
+        self.g.sync().api().context("syncing before trim")?;
+        let mut done = Vec::new();
+        for (mp, dev) in &self.mounted {
+            match self.g.fstrim(mp, guestfs::FstrimOptArgs { offset: None, length: None, minimumfreeextent: None }).api() {
+                Ok(()) => done.push(mp.clone()),
+                Err(e) => tracing::warn!("could not trim {dev} on {mp}: {e:#}"),
+            }
+        }
+        Ok(done)
+    }
+
+    fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()> {
+        if let Err(e) = self.g.blkdiscard(device).api() {
+            tracing::warn!("could not discard swap {device}: {e:#}");
+        }
+        self.g
+            .mkswap(device, guestfs::MkswapOptArgs { label, uuid })
+            .api()
+            .with_context(|| format!("recreating swap on {device}"))
+    }
+}
+
+fn libc_enoent() -> i32 {
+    nix::errno::Errno::ENOENT as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_disk_name as c;
+
+    #[test]
+    fn guest_device_names_map_to_appliance_names() {
+        assert_eq!(c("/dev/vda1").as_deref(), Some("/dev/sda1"));
+        assert_eq!(c("/dev/xvdb").as_deref(), Some("/dev/sdb"));
+        assert_eq!(c("/dev/hda2").as_deref(), Some("/dev/sda2"));
+        assert_eq!(c("/dev/sdc10").as_deref(), Some("/dev/sdc10"));
+        assert_eq!(c("/dev/nvme0n1p2").as_deref(), Some("/dev/sda2"));
+        assert_eq!(c("/dev/mapper/vg-root"), None);
+        assert_eq!(c("UUID=x"), None);
+    }
+}

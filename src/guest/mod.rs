@@ -1,0 +1,232 @@
+//! The seam between steps and the disk.
+//!
+//! Steps see a [`Guest`]: paths inside the guest's filesystem tree, never libguestfs and
+//! never the host. Guest content is hostile input, so every implementation guarantees:
+//! - no path component before the last is ever a symlink: an operation on `/var/log/x`
+//!   where `/var/log` is a symlink fails with [`Unsafe`] instead of following it;
+//! - the last component is never followed either: `remove` removes a link, `truncate` and
+//!   `read` refuse anything but a regular file;
+//! - reads are bounded by the caller's limit.
+
+pub mod facts;
+pub mod guestfs;
+pub mod launch;
+pub mod memory;
+
+use anyhow::{bail, Result};
+pub use facts::{Family, OsFacts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    /// Apparent size in bytes.
+    pub size: u64,
+    /// Allocated bytes (sparse files allocate less than their size).
+    pub allocated: u64,
+    /// Permission bits (07777).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One entry found by [`Guest::walk`]: its absolute guest path and metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: String,
+    pub meta: Meta,
+}
+
+/// A filesystem as the guest names it (from its fstab) and as goldify reaches it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Filesystem {
+    /// Device as libguestfs sees it, e.g. `/dev/sda1` or `/dev/vg0/root`.
+    pub device: String,
+    pub fstype: String,
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    /// Where it is mounted for this run, if it is.
+    pub mountpoint: Option<String>,
+}
+
+/// Raised (inside anyhow) when a path would follow a guest symlink or leave the guest tree.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to follow guest symlink {path}")]
+pub struct Unsafe {
+    pub path: String,
+}
+
+pub trait Guest {
+    /// What inspection found about the operating system.
+    fn facts(&self) -> &OsFacts;
+
+    /// Metadata of `path` itself (links are not followed); `None` when it does not exist.
+    fn lstat(&self, path: &str) -> Result<Option<Meta>>;
+    /// Names in a directory, sorted, without `.` and `..`.
+    fn list(&self, dir: &str) -> Result<Vec<String>>;
+    /// Every entry below `dir` (not `dir` itself), depth first, parents before children,
+    /// never descending through symlinks.
+    fn walk(&self, dir: &str) -> Result<Vec<Entry>>;
+    /// The contents of a regular file of at most `limit` bytes.
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>>;
+    /// The target of a symlink.
+    fn readlink(&self, path: &str) -> Result<String>;
+
+    /// Create or replace a regular file's contents (an existing file keeps owner and mode).
+    fn write(&self, path: &str, data: &[u8]) -> Result<()>;
+    /// Remove a file, symlink or whole directory tree.
+    fn remove(&self, path: &str) -> Result<()>;
+    /// Cut a regular file to zero bytes, keeping inode, owner and mode.
+    fn truncate(&self, path: &str) -> Result<()>;
+    fn mkdir_p(&self, path: &str) -> Result<()>;
+    fn chmod(&self, mode: u32, path: &str) -> Result<()>;
+    fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()>;
+    fn symlink(&self, target: &str, link: &str) -> Result<()>;
+    /// Run a shell command inside the guest (in the appliance, chrooted into the guest;
+    /// never on the host). Returns its stdout.
+    fn run(&self, command: &str) -> Result<String>;
+
+    /// Filesystems on the disk (swap included).
+    fn filesystems(&self) -> Result<Vec<Filesystem>>;
+    /// Map a device name as the guest's fstab spells it (`/dev/vda1`, `/dev/xvdb`…) to the
+    /// filesystem behind it, if there is one.
+    fn resolve_device(&self, guest_device: &str) -> Result<Option<Filesystem>>;
+    /// Discard free space of every mounted filesystem; returns the mountpoints trimmed.
+    fn trim(&self) -> Result<Vec<String>>;
+    /// Discard a swap device and recreate it with the same UUID and label.
+    fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()>;
+}
+
+/// Check that a guest path is absolute, normalized and printable as a path; returns its
+/// components. `..`, `.`, empty components and NUL bytes are refused.
+pub fn components(path: &str) -> Result<Vec<&str>> {
+    if !path.starts_with('/') {
+        bail!("guest path {path:?} is not absolute");
+    }
+    if path.contains('\0') {
+        bail!("guest path {path:?} contains a NUL byte");
+    }
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    if path == "/" {
+        return Ok(Vec::new());
+    }
+    for p in &parts {
+        if p.is_empty() || *p == "." || *p == ".." {
+            bail!("guest path {path:?} is not normalized");
+        }
+    }
+    Ok(parts)
+}
+
+/// `dir` joined with `name` (one component).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The parent of an absolute guest path (`/` for top-level entries).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Whether an error says a guest symlink was refused.
+pub fn is_unsafe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<Unsafe>().is_some())
+}
+
+/// Expand a glob (`*`, `?`, `[..]` per component, `**` for any depth) against the guest
+/// tree, safely: only real directories are descended into. Returns sorted paths.
+pub fn glob(guest: &dyn Guest, pattern: &str) -> Result<Vec<String>> {
+    let parts = components(pattern)?;
+    let mut found = Vec::new();
+    expand(guest, "/", &parts, &mut found)?;
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) -> Result<()> {
+    let Some((first, tail)) = rest.split_first() else {
+        return Ok(());
+    };
+    let is_dir = |p: &str| -> Result<bool> {
+        Ok(matches!(guest.lstat(p), Ok(Some(Meta { kind: Kind::Dir, .. }))))
+    };
+    if *first == "**" {
+        // zero directories…
+        expand(guest, dir, tail, out)?;
+        // …or any number of real directories.
+        if tail.is_empty() {
+            for e in guest.walk(dir)? {
+                out.push(e.path);
+            }
+            return Ok(());
+        }
+        for name in guest.list(dir)? {
+            let p = join(dir, &name);
+            if is_dir(&p)? {
+                expand(guest, &p, rest, out)?;
+            }
+        }
+        return Ok(());
+    }
+    let wild = first.contains(['*', '?', '[']);
+    let names = if wild {
+        let pat = glob::Pattern::new(first)
+            .map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
+        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() };
+        guest
+            .list(dir)?
+            .into_iter()
+            .filter(|n| pat.matches_with(n, opts))
+            .collect()
+    } else {
+        vec![first.to_string()]
+    };
+    for name in names {
+        let p = join(dir, &name);
+        if tail.is_empty() {
+            if guest.lstat(&p)?.is_some() {
+                out.push(p);
+            }
+        } else if is_dir(&p)? {
+            expand(guest, &p, tail, out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_refuse_escapes() {
+        assert!(components("/etc/../root").is_err());
+        assert!(components("etc/passwd").is_err());
+        assert!(components("/etc//passwd").is_err());
+        assert!(components("/etc/./passwd").is_err());
+        assert_eq!(components("/etc/passwd").unwrap(), vec!["etc", "passwd"]);
+        assert!(components("/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("/etc/passwd"), "/etc");
+        assert_eq!(parent("/etc"), "/");
+    }
+}

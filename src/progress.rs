@@ -1,0 +1,60 @@
+//! Progress on stderr for the long phases: a spinner with the phase name and elapsed time
+//! on a terminal; nothing when stderr is not a terminal (CI logs, pipes) or with --quiet.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, Ordering::SeqCst);
+}
+
+pub fn target() -> ProgressDrawTarget {
+    if QUIET.load(Ordering::SeqCst) {
+        ProgressDrawTarget::hidden()
+    } else {
+        // indicatif draws nothing when stderr is not a terminal.
+        ProgressDrawTarget::stderr()
+    }
+}
+
+pub struct Phase(ProgressBar);
+
+/// A spinner for one phase; finished (and erased) on drop.
+pub fn phase(msg: impl Into<String>) -> Phase {
+    let msg = msg.into();
+    tracing::info!("{msg}");
+    let pb = ProgressBar::with_draw_target(None, target());
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"));
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(120));
+    Phase(pb)
+}
+
+impl Phase {
+    pub fn set(&self, msg: impl Into<String>) {
+        let msg = msg.into();
+        tracing::debug!("{msg}");
+        self.0.set_message(msg);
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// A byte-counting bar (rate and ETA) for conversions and compression.
+pub fn bytes(total: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), target());
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}

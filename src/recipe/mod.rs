@@ -1,0 +1,345 @@
+//! Recipes: strict YAML (unknown fields, steps and wrong types are errors with
+//! file:line:column), `extends:` another recipe, `vars:` expanded as `${name}` in string
+//! options, and `when:` conditions on OS facts.
+
+mod when;
+
+use crate::error::{Exit, Tag};
+use crate::steps::{self, Step};
+use anyhow::{anyhow, Context, Result};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+pub use when::When;
+
+/// A recipe larger than this is not a recipe.
+const MAX_RECIPE_BYTES: u64 = 1 << 20;
+const MAX_EXTENDS_DEPTH: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecipeFile {
+    name: Option<String>,
+    description: Option<String>,
+    extends: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    /// Inherited steps to drop, by name.
+    #[serde(default)]
+    skip: Vec<String>,
+    #[serde(default)]
+    steps: Vec<StepItem>,
+    output: Option<Output>,
+    /// Publish targets (see `publish/`); validated by the publish module.
+    publish: Option<serde_yaml::Value>,
+}
+
+/// Where and how the golden disk is written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// qcow2 (default), raw, vmdk or vdi.
+    pub format: Option<crate::disk::Format>,
+    /// Compress qcow2 clusters (slower, smaller).
+    pub compress: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct StepItem {
+    pub name: String,
+    pub step: Box<dyn Step>,
+    pub when: Option<When>,
+    /// The recipe file the step came from (for messages).
+    pub origin: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Recipe {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub vars: BTreeMap<String, String>,
+    pub steps: Vec<StepItem>,
+    pub output: Output,
+    pub publish: Option<serde_yaml::Value>,
+}
+
+impl Recipe {
+    /// Load and validate a recipe and everything it extends.
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let mut seen = HashSet::new();
+        let mut recipe = load_chain(path, &mut seen, 0).tag(Exit::Usage)?;
+        expand_vars(&mut recipe).tag(Exit::Usage)?;
+        Ok(recipe)
+    }
+
+    /// The steps in the order they run: recipe order within each phase.
+    pub fn ordered(&self) -> Vec<&StepItem> {
+        let mut v: Vec<&StepItem> = self.steps.iter().collect();
+        v.sort_by_key(|s| s.step.info().phase);
+        v
+    }
+}
+
+fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<Recipe> {
+    if depth > MAX_EXTENDS_DEPTH {
+        anyhow::bail!("{}: `extends:` goes deeper than {MAX_EXTENDS_DEPTH} recipes", path.display());
+    }
+    let canonical = path.canonicalize().with_context(|| format!("opening recipe {}", path.display()))?;
+    if !seen.insert(canonical.clone()) {
+        anyhow::bail!("{}: `extends:` loops back to this recipe", path.display());
+    }
+    let meta = std::fs::metadata(&canonical).with_context(|| format!("opening recipe {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("recipe {} is not a regular file", path.display());
+    }
+    if meta.len() > MAX_RECIPE_BYTES {
+        anyhow::bail!("recipe {} is larger than {} bytes", path.display(), MAX_RECIPE_BYTES);
+    }
+    let text = std::fs::read_to_string(&canonical).with_context(|| format!("reading recipe {}", path.display()))?;
+    let file = parse(&text, path)?;
+    let mut own_steps = file.steps;
+    for s in &mut own_steps {
+        s.origin = path.to_path_buf();
+    }
+    let base = match &file.extends {
+        Some(parent) => {
+            let parent_path = path.parent().unwrap_or(Path::new(".")).join(parent);
+            Some(
+                load_chain(&parent_path, seen, depth + 1)
+                    .with_context(|| format!("{}: in the recipe it extends", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let name = file
+        .name
+        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "recipe".into());
+    let mut recipe = match base {
+        Some(mut b) => {
+            for skipped in &file.skip {
+                if steps::info(skipped).is_none() {
+                    anyhow::bail!("{}: `skip:` names {}", path.display(), steps::unknown_step_message(skipped));
+                }
+                b.steps.retain(|s| &s.name != skipped);
+            }
+            b.vars.extend(file.vars);
+            b.name = name;
+            b.description = file.description.or(b.description);
+            b.path = path.to_path_buf();
+            if let Some(o) = file.output {
+                b.output.format = o.format.or(b.output.format);
+                b.output.compress = o.compress.or(b.output.compress);
+            }
+            b.publish = merge_publish(b.publish, file.publish);
+            b
+        }
+        None => {
+            if !file.skip.is_empty() {
+                anyhow::bail!("{}: `skip:` only makes sense with `extends:`", path.display());
+            }
+            Recipe {
+                name,
+                description: file.description,
+                path: path.to_path_buf(),
+                vars: file.vars,
+                steps: Vec::new(),
+                output: file.output.unwrap_or_default(),
+                publish: file.publish,
+            }
+        }
+    };
+    for item in own_steps {
+        let repeatable = item.step.info().repeatable;
+        match recipe.steps.iter().position(|s| s.name == item.name) {
+            Some(i) if !repeatable => recipe.steps[i] = item,
+            _ => recipe.steps.push(item),
+        }
+    }
+    Ok(recipe)
+}
+
+/// A child's publish targets replace the parent's of the same name; others are kept.
+fn merge_publish(parent: Option<serde_yaml::Value>, child: Option<serde_yaml::Value>) -> Option<serde_yaml::Value> {
+    use serde_yaml::Value;
+    match (parent, child) {
+        (Some(Value::Mapping(mut p)), Some(Value::Mapping(c))) => {
+            for (k, v) in c {
+                p.insert(k, v);
+            }
+            Some(Value::Mapping(p))
+        }
+        (p, None) => p,
+        (_, c) => c,
+    }
+}
+
+fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
+    if text.trim().is_empty() {
+        anyhow::bail!("{}: the recipe is empty", path.display());
+    }
+    serde_yaml::from_str::<RecipeFile>(text).map_err(|e| yaml_error(path, &e))
+}
+
+/// `file:line:col: message`, with a suggestion for a misspelt name.
+pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
+    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
+    let msg = e.to_string();
+    let mut msg = re.replace(&msg, "").into_owned();
+    if let Some(s) = suggest(&msg) {
+        msg.push_str(&format!(", did you mean `{s}`?"));
+    }
+    match e.location() {
+        Some(l) => anyhow!("{}:{}:{}: {msg}", path.display(), l.line(), l.column()),
+        None => anyhow!("{}: {msg}", path.display()),
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the nearest name.
+fn suggest(msg: &str) -> Option<String> {
+    if msg.contains("did you mean") {
+        return None;
+    }
+    let re = regex::Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex");
+    let c = re.captures(msg)?;
+    let names: Vec<&str> = regex::Regex::new(r"`([^`]*)`")
+        .expect("static regex")
+        .captures_iter(c.get(2)?.as_str())
+        .filter_map(|m| m.get(1).map(|m| m.as_str()))
+        .collect();
+    nearest(&c[1], &names).map(str::to_string)
+}
+
+/// The closest candidate within a small edit distance.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.len() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+impl<'de> Deserialize<'de> for StepItem {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StepItemVisitor)
+    }
+}
+
+struct StepItemVisitor;
+
+impl<'de> Visitor<'de> for StepItemVisitor {
+    type Value = StepItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a step: `step-name: {options}` (optionally with `when:`), or a bare step name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<StepItem, E> {
+        let step = steps::build(name, serde::de::value::UnitDeserializer::<E>::new())?;
+        Ok(StepItem { name: name.to_string(), step, when: None, origin: PathBuf::new() })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StepItem, A::Error> {
+        let mut when = None;
+        let mut found: Option<(String, Box<dyn Step>)> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "when" {
+                if when.is_some() {
+                    return Err(de::Error::custom("`when` given twice"));
+                }
+                when = Some(map.next_value::<When>()?);
+                continue;
+            }
+            if let Some((prev, _)) = &found {
+                return Err(de::Error::custom(format!(
+                    "one step per list item: `{prev}` and `{key}` are in the same item (start `{key}` with `- `)"
+                )));
+            }
+            let step = map.next_value_seed(StepSeed(&key))?;
+            found = Some((key, step));
+        }
+        let (name, step) = found.ok_or_else(|| de::Error::custom("a list item with `when:` but no step"))?;
+        Ok(StepItem { name, step, when, origin: PathBuf::new() })
+    }
+}
+
+struct StepSeed<'a>(&'a str);
+
+impl<'de> de::DeserializeSeed<'de> for StepSeed<'_> {
+    type Value = Box<dyn Step>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        steps::build(self.0, d)
+    }
+}
+
+/// Expand `${var}` in every string option; `$${` is a literal `${`.
+fn expand_vars(recipe: &mut Recipe) -> Result<()> {
+    for item in &mut recipe.steps {
+        let value = item.step.to_yaml();
+        if !yaml_mentions_vars(&value) {
+            continue;
+        }
+        let expanded = substitute_value(value, &recipe.vars)
+            .with_context(|| format!("{}: step `{}`", item.origin.display(), item.name))?;
+        item.step = steps::build(&item.name, expanded)
+            .map_err(|e| anyhow!("{}: step `{}` after expanding variables: {e}", item.origin.display(), item.name))?;
+    }
+    Ok(())
+}
+
+fn yaml_mentions_vars(v: &serde_yaml::Value) -> bool {
+    use serde_yaml::Value;
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Sequence(s) => s.iter().any(yaml_mentions_vars),
+        Value::Mapping(m) => m.values().any(yaml_mentions_vars),
+        _ => false,
+    }
+}
+
+fn substitute_value(v: serde_yaml::Value, vars: &BTreeMap<String, String>) -> Result<serde_yaml::Value> {
+    use serde_yaml::Value;
+    Ok(match v {
+        Value::String(s) => Value::String(substitute(&s, vars)?),
+        Value::Sequence(s) => Value::Sequence(s.into_iter().map(|x| substitute_value(x, vars)).collect::<Result<_>>()?),
+        Value::Mapping(m) => Value::Mapping(
+            m.into_iter().map(|(k, x)| Ok((k, substitute_value(x, vars)?))).collect::<Result<_>>()?,
+        ),
+        other => other,
+    })
+}
+
+pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        if i > 0 && rest.as_bytes()[i - 1] == b'$' {
+            out.push_str(&rest[..i - 1]);
+            out.push_str("${");
+            rest = &rest[i + 2..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| anyhow!("unclosed `${{` in {s:?}"))? + i;
+        let name = &rest[i + 2..end];
+        let value = vars.get(name).ok_or_else(|| {
+            let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+            match nearest(name, &names) {
+                Some(n) => anyhow!("unknown variable `${{{name}}}`, did you mean `${{{n}}}`?"),
+                None => anyhow!("unknown variable `${{{name}}}` (define it under `vars:`)"),
+            }
+        })?;
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! `goldify run`: recipe + disk → one appliance launch → steps → trim → golden disk.
+
+use crate::disk::{self, Format};
+use crate::error::{Exit, Tag};
+use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
+use crate::guest::Guest;
+use crate::recipe::Recipe;
+use crate::report::{Artifact, RunReport, StepReport, Timings};
+use crate::steps::Ctx;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct RunOptions {
+    pub recipe: PathBuf,
+    pub disk: PathBuf,
+    pub outdir: PathBuf,
+    pub in_place: bool,
+    pub dry_run: bool,
+    pub format: Option<Format>,
+    pub name: Option<String>,
+    pub verbose: u8,
+}
+
+/// The base name of the golden disk: the input's name without its extensions.
+fn stem(input: &Path) -> String {
+    let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "disk".into());
+    let mut s = name.as_str();
+    for ext in [".gz", ".xz", ".qcow2", ".img", ".raw", ".vmdk", ".vdi", ".qcow"] {
+        s = s.strip_suffix(ext).unwrap_or(s);
+    }
+    if s.is_empty() { "disk".into() } else { s.to_string() }
+}
+
+pub fn run(opts: &RunOptions) -> Result<RunReport> {
+    let t0 = Instant::now();
+    let mut timings = Timings::default();
+    let recipe = Recipe::load(&opts.recipe)?;
+    if opts.in_place && opts.dry_run {
+        crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
+    }
+    if !opts.disk.exists() {
+        crate::bail_tag!(Exit::Input, "disk {} does not exist", opts.disk.display());
+    }
+    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
+    let writes_output = !opts.dry_run && !opts.in_place;
+    let dest = if writes_output {
+        std::fs::create_dir_all(&opts.outdir)
+            .with_context(|| format!("creating output directory {}", opts.outdir.display()))
+            .tag(Exit::Output)?;
+        let name = opts.name.clone().unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+        if name.contains('/') || name.starts_with('.') {
+            crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
+        }
+        let dest = opts.outdir.join(format!("{name}.{}", format.extension()));
+        if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
+            if a == b {
+                crate::bail_tag!(Exit::Usage, "the output {} would overwrite the input; use --in-place to edit it", dest.display());
+            }
+        }
+        Some(dest)
+    } else {
+        None
+    };
+    // Work files live next to the output (or the input, for in-place and dry runs).
+    let work_parent = match &dest {
+        Some(_) => opts.outdir.clone(),
+        None => std::env::temp_dir(),
+    };
+
+    let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
+    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
+    timings.prepare = t0.elapsed().as_secs_f64();
+
+    phase.set("launching the libguestfs appliance");
+    let t = Instant::now();
+    let guest = GuestfsGuest::open(
+        &work.path,
+        &OpenOptions { format: work.format.name(), readonly: opts.dry_run, in_place: opts.in_place, verbose: opts.verbose >= 2 },
+    )
+    .with_context(|| format!("opening {}", opts.disk.display()))?;
+    timings.launch = t.elapsed().as_secs_f64();
+    let facts = guest.facts().clone();
+    tracing::info!("found {} {} ({}) on {}", facts.distro, facts.version(), facts.arch, facts.root);
+
+    let t = Instant::now();
+    let mut reports = Vec::new();
+    let result = apply_steps(&recipe, &guest, opts.dry_run, &phase, &mut reports);
+    timings.steps = t.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        if opts.in_place {
+            // Leave the user's disk consistent: flush what was written before failing.
+            let _ = guest.close();
+        }
+        return Err(e);
+    }
+
+    phase.set("closing the appliance");
+    let t = Instant::now();
+    guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
+    timings.close = t.elapsed().as_secs_f64();
+
+    let mut artifacts = Vec::new();
+    if let Some(dest) = &dest {
+        phase.set(format!("writing {}", dest.display()));
+        let t = Instant::now();
+        let compress = recipe.output.compress.unwrap_or(false);
+        disk::export(&work, format, compress, dest).tag(Exit::Output)?;
+        timings.export = t.elapsed().as_secs_f64();
+        let size = std::fs::metadata(dest)?.len();
+        artifacts.push(Artifact { kind: format!("disk-{}", format.name()), path: dest.display().to_string(), size, checksums: Default::default() });
+    }
+    drop(phase);
+    timings.total = t0.elapsed().as_secs_f64();
+    Ok(RunReport {
+        goldify_version: env!("CARGO_PKG_VERSION"),
+        input: opts.disk.display().to_string(),
+        recipe: recipe.path.display().to_string(),
+        dry_run: opts.dry_run,
+        in_place: opts.in_place,
+        accel: crate::guest::launch::accel().name.to_string(),
+        os: Some(facts),
+        steps: reports,
+        artifacts,
+        timings,
+    })
+}
+
+/// Run the recipe's steps against any guest, in phase order, honouring `when:` and the
+/// families each step applies to.
+pub fn apply_steps(
+    recipe: &Recipe,
+    guest: &dyn Guest,
+    dry_run: bool,
+    phase: &crate::progress::Phase,
+    reports: &mut Vec<StepReport>,
+) -> Result<()> {
+    let facts = guest.facts().clone();
+    for item in recipe.ordered() {
+        crate::interrupt::check()?;
+        let info = item.step.info();
+        let started = Instant::now();
+        let mut ctx = Ctx::new(guest, dry_run, &item.name);
+        if !info.applies_to(facts.family) {
+            ctx.report.skipped = Some(format!("does not apply to the {} family", facts.family));
+        } else if let Some(when) = item.when.as_ref().filter(|w| !w.holds(&facts)) {
+            ctx.report.skipped = Some(format!("when: {} does not hold", when.describe()));
+        } else {
+            phase.set(format!("step {}", item.name));
+            item.step
+                .apply(&mut ctx)
+                .with_context(|| format!("step `{}`", item.name))
+                .tag(Exit::Step)?;
+        }
+        ctx.report.seconds = started.elapsed().as_secs_f64();
+        reports.push(ctx.report);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stems() {
+        assert_eq!(super::stem(std::path::Path::new("/x/debian.qcow2")), "debian");
+        assert_eq!(super::stem(std::path::Path::new("ubuntu.img.xz")), "ubuntu");
+        assert_eq!(super::stem(std::path::Path::new("disk")), "disk");
+    }
+}

@@ -1,0 +1,110 @@
+//! User step: a script that runs once, at the first boot of each clone.
+//!
+//! Scripts go to /usr/lib/goldify/firstboot/NN-name; a oneshot unit (systemd) or an
+//! OpenRC local.d script runs them in order after the network is up, removes each one
+//! that succeeded and logs to /var/log/goldify-firstboot.log. A failed script stays and is
+//! retried at the next boot.
+
+use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
+use crate::guest::facts::Init;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+pub static INFO: StepInfo = StepInfo {
+    name: "firstboot",
+    summary: "run a script once at the first boot of each clone",
+    families: &[],
+    options: &[
+        OptionDoc { name: "script", kind: "string", default: "(required)", help: "the script; a #! line picks its interpreter" },
+        OptionDoc { name: "name", kind: "string", default: "script", help: "a name for logs and the file" },
+    ],
+    phase: Phase::Main,
+    repeatable: true,
+};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firstboot {
+    pub script: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+pub const DIR: &str = "/usr/lib/goldify/firstboot";
+const RUNNER: &str = "/usr/lib/goldify/firstboot.sh";
+const UNIT: &str = "goldify-firstboot.service";
+
+const RUNNER_SH: &str = r#"#!/bin/sh
+# Installed by goldify: runs each first-boot script once, in order.
+dir=/usr/lib/goldify/firstboot
+log=/var/log/goldify-firstboot.log
+for s in "$dir"/*; do
+    [ -f "$s" ] || continue
+    echo "goldify-firstboot: running $s" >>"$log"
+    chmod +x "$s"
+    if "$s" >>"$log" 2>&1; then
+        rm -f "$s"
+    else
+        echo "goldify-firstboot: $s failed ($?)" >>"$log"
+    fi
+done
+"#;
+
+const UNIT_FILE: &str = "\
+[Unit]
+Description=goldify first-boot scripts
+Wants=network-online.target
+After=network-online.target
+ConditionDirectoryNotEmpty=/usr/lib/goldify/firstboot
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/goldify/firstboot.sh
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+";
+
+impl Step for Firstboot {
+    fn info(&self) -> &'static StepInfo {
+        &INFO
+    }
+
+    fn apply(&self, ctx: &mut Ctx) -> Result<()> {
+        if self.script.trim().is_empty() {
+            bail!("`script` is empty");
+        }
+        let name = self.name.clone().unwrap_or_else(|| "script".into());
+        let safe = regex::Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex");
+        if !safe.is_match(&name) || name.starts_with('.') {
+            bail!("firstboot name {name:?}: use letters, digits, . _ - only");
+        }
+        ctx.mkdir_p(DIR)?;
+        let n = ctx.guest.list(DIR).map(|l| l.len()).unwrap_or(0);
+        let path = format!("{DIR}/{n:02}-{name}");
+        let script = if self.script.starts_with("#!") { self.script.clone() } else { format!("#!/bin/sh\n{}", self.script) };
+        ctx.write(&path, script.as_bytes())?;
+        ctx.chmod(0o755, &path)?;
+        ctx.write(RUNNER, RUNNER_SH.as_bytes())?;
+        ctx.chmod(0o755, RUNNER)?;
+        match ctx.facts().init {
+            Init::Systemd => {
+                ctx.mkdir_p("/etc/systemd/system")?;
+                ctx.write(&format!("/etc/systemd/system/{UNIT}"), UNIT_FILE.as_bytes())?;
+                ctx.enable_unit(UNIT, "multi-user.target")?;
+            }
+            Init::Openrc => {
+                ctx.mkdir_p("/etc/local.d")?;
+                ctx.write("/etc/local.d/goldify-firstboot.start", format!("#!/bin/sh\nexec {RUNNER}\n").as_bytes())?;
+                ctx.chmod(0o755, "/etc/local.d/goldify-firstboot.start")?;
+                ctx.mkdir_p("/etc/runlevels/default")?;
+                if ctx.lstat("/etc/runlevels/default/local")?.is_none() {
+                    ctx.symlink("/etc/init.d/local", "/etc/runlevels/default/local")?;
+                }
+            }
+            other => bail!("firstboot needs systemd or OpenRC in the guest (found {other:?})"),
+        }
+        Ok(())
+    }
+}

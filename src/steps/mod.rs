@@ -1,0 +1,430 @@
+//! Built-in steps: one file each, each a record (name, summary, options, applicability,
+//! phase) and an `apply`. `goldify steps`, `goldify check` and the recipe parser all read
+//! the same [`REGISTRY`], so documentation cannot drift from what runs.
+//!
+//! Steps see only [`Ctx`]: the guest for reading, and the ctx's own mutating helpers,
+//! which record every change for the report and write nothing under `--dry-run`.
+
+use crate::guest::{self, Entry, Family, Guest, Kind, Meta};
+use crate::report::{Action, Change, StepReport};
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// When a step runs relative to the others: recipe order within a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Cleaning and user steps, in recipe order.
+    Main,
+    /// The last writes into the guest (machine-id): nothing may put an ID back after it.
+    Last,
+    /// After every write: discard free space.
+    Trim,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OptionDoc {
+    pub name: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// OS families the step applies to; empty means every Linux family.
+    pub families: &'static [Family],
+    pub options: &'static [OptionDoc],
+    pub phase: Phase,
+    /// May appear several times in a recipe (user steps); otherwise a later occurrence
+    /// (e.g. in a recipe that `extends:` another) replaces the earlier one.
+    pub repeatable: bool,
+}
+
+impl StepInfo {
+    pub fn applies_to(&self, family: Family) -> bool {
+        self.families.is_empty() || self.families.contains(&family)
+    }
+}
+
+/// Options serialized back to YAML (for `goldify check`, the report and `${var}` expansion).
+pub trait Options {
+    fn to_yaml(&self) -> serde_yaml::Value;
+}
+
+impl<T: Serialize> Options for T {
+    fn to_yaml(&self) -> serde_yaml::Value {
+        serde_yaml::to_value(self).unwrap_or(serde_yaml::Value::Null)
+    }
+}
+
+pub trait Step: Options + std::fmt::Debug {
+    fn info(&self) -> &'static StepInfo;
+    fn apply(&self, ctx: &mut Ctx) -> Result<()>;
+}
+
+macro_rules! registry {
+    ($($module:ident :: $ty:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every built-in step, in the order `goldify steps` lists them.
+        pub static REGISTRY: &[&StepInfo] = &[$(&$module::INFO),*];
+
+        /// Build a step from its options (any serde deserializer: the recipe's YAML
+        /// keeps line and column in its errors). Null options mean the defaults.
+        pub fn build<'de, D: serde::Deserializer<'de>>(name: &str, options: D) -> Result<Box<dyn Step>, D::Error> {
+            use serde::Deserialize;
+            $(
+                if name == $module::INFO.name {
+                    let opts: Option<$module::$ty> = Option::deserialize(options)?;
+                    return Ok(Box::new(opts.unwrap_or_default()));
+                }
+            )*
+            Err(serde::de::Error::custom(unknown_step_message(name)))
+        }
+    };
+}
+
+registry! {
+    machine_id::MachineId,
+    ssh_host_keys::SshHostKeys,
+    logs::Logs,
+    nic_configs::NicConfigs,
+    fstab::Fstab,
+    cloud_init_clean::CloudInitClean,
+    package_cache::PackageCache,
+    tmp_files::TmpFiles,
+    shell_history::ShellHistory,
+    hostname::Hostname,
+    passwd_backups::PasswdBackups,
+    selinux_relabel::SelinuxRelabel,
+    machine_state::MachineState,
+    fstrim::Fstrim,
+    delete::Delete,
+    truncate::Truncate,
+    write::Write,
+    edit::Edit,
+    mkdir::Mkdir,
+    chmod::Chmod,
+    symlink::Symlink,
+    run::Run,
+    firstboot::Firstboot,
+}
+
+pub fn info(name: &str) -> Option<&'static StepInfo> {
+    REGISTRY.iter().copied().find(|i| i.name == name)
+}
+
+pub fn unknown_step_message(name: &str) -> String {
+    let names: Vec<&str> = REGISTRY.iter().map(|i| i.name).collect();
+    match crate::recipe::nearest(name, &names) {
+        Some(n) => format!("unknown step `{name}`, did you mean `{n}`?"),
+        None => format!("unknown step `{name}` (`goldify steps` lists them)"),
+    }
+}
+
+/// Files goldify reads from the guest to parse (configs, fstab) are bounded by this.
+pub const READ_LIMIT: u64 = 4 << 20;
+
+pub struct Ctx<'a> {
+    pub guest: &'a dyn Guest,
+    pub dry_run: bool,
+    pub report: StepReport,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(guest: &'a dyn Guest, dry_run: bool, step: &str) -> Ctx<'a> {
+        Ctx { guest, dry_run, report: StepReport { step: step.to_string(), ..Default::default() } }
+    }
+
+    pub fn facts(&self) -> &crate::guest::OsFacts {
+        self.guest.facts()
+    }
+
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        // The run's summary lists warnings; the log line is for -v.
+        tracing::info!("{}: {msg}", self.report.step);
+        self.report.warnings.push(msg);
+    }
+
+    fn record(&mut self, path: &str, action: Action, freed: u64) {
+        self.report.freed += freed;
+        self.report.changes.push(Change { path: path.to_string(), action, freed });
+    }
+
+    /// lstat that turns a refused guest symlink into a warning and `None`.
+    pub fn lstat(&mut self, path: &str) -> Result<Option<Meta>> {
+        match self.guest.lstat(path) {
+            Err(e) if guest::is_unsafe(&e) => {
+                self.warn(format!("skipping {path}: {e:#}"));
+                Ok(None)
+            }
+            r => r,
+        }
+    }
+
+    /// Remove a file, link or tree if it exists. Returns whether something was removed.
+    pub fn remove(&mut self, path: &str) -> Result<bool> {
+        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        let freed = if meta.kind == Kind::Dir {
+            meta.allocated + self.guest.walk(path).map(|es| es.iter().map(freed_by).sum()).unwrap_or(0)
+        } else {
+            freed_by(&Entry { path: path.into(), meta: meta.clone() })
+        };
+        if !self.dry_run {
+            self.guest.remove(path)?;
+        }
+        self.record(path, Action::Removed, freed);
+        Ok(true)
+    }
+
+    /// Cut a regular file to zero bytes (kept with its owner and mode).
+    pub fn truncate(&mut self, path: &str) -> Result<bool> {
+        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        if meta.kind != Kind::File {
+            return Ok(false);
+        }
+        if meta.size == 0 && meta.allocated == 0 {
+            return Ok(false);
+        }
+        if !self.dry_run {
+            self.guest.truncate(path)?;
+        }
+        self.record(path, Action::Truncated, meta.allocated);
+        Ok(true)
+    }
+
+    /// Write a file (replacing its content, keeping owner and mode if it exists).
+    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        let existed = self.lstat(path)?.is_some();
+        if !self.dry_run {
+            self.guest.write(path, data)?;
+        }
+        self.record(path, if existed { Action::Written } else { Action::Created }, 0);
+        Ok(())
+    }
+
+    /// Replace a file's content only when it differs; records an edit.
+    pub fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
+        if !self.dry_run {
+            self.guest.write(path, new)?;
+        }
+        self.record(path, Action::Edited, 0);
+        Ok(())
+    }
+
+    pub fn mkdir_p(&mut self, path: &str) -> Result<()> {
+        if self.lstat(path)?.is_some() {
+            return Ok(());
+        }
+        if !self.dry_run {
+            self.guest.mkdir_p(path)?;
+        }
+        self.record(path, Action::Created, 0);
+        Ok(())
+    }
+
+    pub fn chmod(&mut self, mode: u32, path: &str) -> Result<()> {
+        if !self.dry_run {
+            self.guest.chmod(mode, path)?;
+        }
+        self.record(path, Action::Chmod, 0);
+        Ok(())
+    }
+
+    pub fn chown(&mut self, uid: u32, gid: u32, path: &str) -> Result<()> {
+        if !self.dry_run {
+            self.guest.chown(uid, gid, path)?;
+        }
+        self.record(path, Action::Chown, 0);
+        Ok(())
+    }
+
+    pub fn symlink(&mut self, target: &str, link: &str) -> Result<()> {
+        if !self.dry_run {
+            self.guest.symlink(target, link)?;
+        }
+        self.record(link, Action::Linked, 0);
+        Ok(())
+    }
+
+    /// Enable a systemd unit for `target` the way `systemctl enable` would, offline.
+    pub fn enable_unit(&mut self, unit: &str, target: &str) -> Result<()> {
+        let dir = format!("/etc/systemd/system/{target}.wants");
+        self.mkdir_p(&dir)?;
+        let link = format!("{dir}/{unit}");
+        if self.lstat(&link)?.is_none() {
+            self.symlink(&format!("/etc/systemd/system/{unit}"), &link)?;
+        }
+        Ok(())
+    }
+
+    /// Remove every path matching each glob.
+    pub fn remove_globs(&mut self, patterns: &[&str]) -> Result<()> {
+        for pattern in patterns {
+            for path in self.glob(pattern)? {
+                self.remove(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expand a glob in the guest; a refused symlink on the way becomes a warning.
+    pub fn glob(&mut self, pattern: &str) -> Result<Vec<String>> {
+        match guest::glob(self.guest, pattern) {
+            Err(e) if guest::is_unsafe(&e) => {
+                self.warn(format!("skipping {pattern}: {e:#}"));
+                Ok(Vec::new())
+            }
+            r => r.with_context(|| format!("expanding {pattern}")),
+        }
+    }
+
+    /// Remove what is inside a directory, keeping the directory itself.
+    pub fn empty_dir(&mut self, dir: &str) -> Result<()> {
+        match self.lstat(dir)? {
+            Some(m) if m.kind == Kind::Dir => {}
+            Some(m) if m.kind == Kind::Symlink => {
+                self.warn(format!("{dir} is a symlink; not following it"));
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+        for name in self.guest.list(dir)? {
+            self.remove(&guest::join(dir, &name))?;
+        }
+        Ok(())
+    }
+
+    /// Read a small text file, if it exists and is a regular file.
+    pub fn read_text(&mut self, path: &str) -> Result<Option<String>> {
+        match self.lstat(path)? {
+            Some(m) if m.kind == Kind::File => {
+                let bytes = self.guest.read(path, READ_LIMIT).with_context(|| format!("reading {path}"))?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            Some(m) if m.kind != Kind::File => {
+                self.warn(format!("{path} is not a regular file; left alone"));
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn home_dirs(&mut self) -> Result<Vec<String>> {
+        let mut homes = vec!["/root".to_string()];
+        homes.extend(self.glob("/home/*")?.into_iter().filter(|h| {
+            matches!(self.guest.lstat(h), Ok(Some(Meta { kind: Kind::Dir, .. })))
+        }));
+        Ok(homes)
+    }
+}
+
+fn freed_by(e: &Entry) -> u64 {
+    if e.meta.kind == Kind::Dir {
+        0
+    } else {
+        e.meta.allocated
+    }
+}
+
+/// `enum`-style option documentation helper.
+pub const NO_OPTIONS: &[OptionDoc] = &[];
+
+/// A file mode written in octal, as a string (`"0640"`, `"755"`) or a YAML integer whose
+/// digits are read as octal (`0640`, `755`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl<'de> serde::Deserialize<'de> for FileMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            N(u64),
+        }
+        let digits = match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a mode must be octal digits like \"0644\""))? {
+            Raw::S(s) => s,
+            Raw::N(n) => n.to_string(),
+        };
+        let t = digits.trim_start_matches("0o");
+        match u32::from_str_radix(t, 8) {
+            Ok(m) if m <= 0o7777 && !t.is_empty() => Ok(FileMode(m)),
+            _ => Err(serde::de::Error::custom(format!("bad mode {digits:?}: use octal digits like \"0644\""))),
+        }
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:04o}", self.0))
+    }
+}
+
+/// `user`, `user:group`, `uid:gid`; names are looked up in the guest's /etc/passwd and
+/// /etc/group (never the host's).
+pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let lookup = |ctx: &mut Ctx, file: &str, name: &str| -> Result<Option<(u32, u32)>> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok(Some((n, n)));
+        }
+        let text = ctx.read_text(file)?.unwrap_or_default();
+        Ok(text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[0] == name {
+                Some((f[2].parse().ok()?, f[3].parse().ok()?))
+            } else {
+                None
+            }
+        }))
+    };
+    let (uid, primary_gid) = lookup(ctx, "/etc/passwd", user)?
+        .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no user {user:?} in the guest's /etc/passwd"))?;
+    let gid = match group {
+        None => primary_gid,
+        Some(g) => lookup(ctx, "/etc/group", g)?
+            .map(|(gid, _)| gid)
+            .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no group {g:?} in the guest's /etc/group"))?,
+    };
+    Ok((uid, gid))
+}
+
+/// One path or a list of them, in user steps' `paths:`.
+pub fn check_abs(paths: &[String]) -> Result<()> {
+    for p in paths {
+        guest::components(p.trim_end_matches('/')).with_context(|| format!("path {p:?}"))?;
+    }
+    Ok(())
+}
+
+/// `goldify steps` as text, from the registry.
+pub fn describe_all() -> String {
+    let mut s = String::new();
+    for i in REGISTRY {
+        let families = if i.families.is_empty() {
+            "all Linux".to_string()
+        } else {
+            i.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        };
+        let phase = match i.phase {
+            Phase::Main => "",
+            Phase::Last => " [runs last]",
+            Phase::Trim => " [runs after all writes]",
+        };
+        s.push_str(&format!("{}{phase}\n    {}\n    applies to: {families}{}\n", i.name, i.summary, if i.repeatable { "; repeatable" } else { "" }));
+        for o in i.options {
+            s.push_str(&format!("    {}: {} (default {}) — {}\n", o.name, o.kind, o.default, o.help));
+        }
+        s.push('\n');
+    }
+    s
+}
