@@ -151,9 +151,18 @@ impl Cli {
                 if a.json {
                     print_json(&serde_json::json!({"name": recipe.name, "steps": steps}))?;
                 } else {
-                    println!("{}: recipe `{}` is valid, {} steps:", a.recipe.display(), recipe.name, steps.len());
+                    println!(
+                        "{}: recipe `{}` is valid, {} steps:",
+                        a.recipe.display(),
+                        recipe.name,
+                        steps.len()
+                    );
                     for s in recipe.ordered() {
-                        let when = s.when.as_ref().map(|w| format!("  (when {})", w.describe())).unwrap_or_default();
+                        let when = s
+                            .when
+                            .as_ref()
+                            .map(|w| format!("  (when {})", w.describe()))
+                            .unwrap_or_default();
                         println!("  {}{when}", s.name);
                     }
                 }

@@ -41,7 +41,10 @@ where
             tail(&out.stderr, 3).unwrap_or_else(|| "no error output".into())
         );
     }
-    Ok(Output { stdout: out.stdout, stderr: out.stderr })
+    Ok(Output {
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 fn command_line(program: &str, args: &[OsString]) -> String {

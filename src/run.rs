@@ -24,12 +24,19 @@ pub struct RunOptions {
 
 /// The base name of the golden disk: the input's name without its extensions.
 fn stem(input: &Path) -> String {
-    let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "disk".into());
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".into());
     let mut s = name.as_str();
     for ext in [".gz", ".xz", ".qcow2", ".img", ".raw", ".vmdk", ".vdi", ".qcow"] {
         s = s.strip_suffix(ext).unwrap_or(s);
     }
-    if s.is_empty() { "disk".into() } else { s.to_string() }
+    if s.is_empty() {
+        "disk".into()
+    } else {
+        s.to_string()
+    }
 }
 
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
@@ -48,14 +55,21 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         std::fs::create_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
-        let name = opts.name.clone().unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
         if name.contains('/') || name.starts_with('.') {
             crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
         }
         let dest = opts.outdir.join(format!("{name}.{}", format.extension()));
         if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
             if a == b {
-                crate::bail_tag!(Exit::Usage, "the output {} would overwrite the input; use --in-place to edit it", dest.display());
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "the output {} would overwrite the input; use --in-place to edit it",
+                    dest.display()
+                );
             }
         }
         Some(dest)
@@ -76,12 +90,23 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t = Instant::now();
     let guest = GuestfsGuest::open(
         &work.path,
-        &OpenOptions { format: work.format.name(), readonly: opts.dry_run, in_place: opts.in_place, verbose: opts.verbose >= 2 },
+        &OpenOptions {
+            format: work.format.name(),
+            readonly: opts.dry_run,
+            in_place: opts.in_place,
+            verbose: opts.verbose >= 2,
+        },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;
     timings.launch = t.elapsed().as_secs_f64();
     let facts = guest.facts().clone();
-    tracing::info!("found {} {} ({}) on {}", facts.distro, facts.version(), facts.arch, facts.root);
+    tracing::info!(
+        "found {} {} ({}) on {}",
+        facts.distro,
+        facts.version(),
+        facts.arch,
+        facts.root
+    );
 
     let t = Instant::now();
     let mut reports = Vec::new();
@@ -108,7 +133,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         disk::export(&work, format, compress, dest).tag(Exit::Output)?;
         timings.export = t.elapsed().as_secs_f64();
         let size = std::fs::metadata(dest)?.len();
-        artifacts.push(Artifact { kind: format!("disk-{}", format.name()), path: dest.display().to_string(), size, checksums: Default::default() });
+        artifacts.push(Artifact {
+            kind: format!("disk-{}", format.name()),
+            path: dest.display().to_string(),
+            size,
+            checksums: Default::default(),
+        });
     }
     drop(phase);
     timings.total = t0.elapsed().as_secs_f64();

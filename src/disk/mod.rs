@@ -59,25 +59,49 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
         detect::Detected::Disk(f) => f,
         detect::Detected::Compressed(c) => {
             if in_place {
-                crate::bail_tag!(Exit::Usage, "--in-place cannot edit a {}-compressed input ({})", c.name(), input.display());
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "--in-place cannot edit a {}-compressed input ({})",
+                    c.name(),
+                    input.display()
+                );
             }
             let temp = temp_dir(work_parent)?;
             let raw = temp.path().join("input.raw");
-            decompress(input, c, &raw).with_context(|| format!("decompressing {}", input.display())).tag(Exit::Input)?;
+            decompress(input, c, &raw)
+                .with_context(|| format!("decompressing {}", input.display()))
+                .tag(Exit::Input)?;
             let inner = detect::detect(&raw).tag(Exit::Input)?;
             let detect::Detected::Disk(inner_format) = inner else {
-                crate::bail_tag!(Exit::Input, "{} decompresses to another compressed file", input.display());
+                crate::bail_tag!(
+                    Exit::Input,
+                    "{} decompresses to another compressed file",
+                    input.display()
+                );
             };
             qemu_img_check(&raw, inner_format).tag(Exit::Input)?;
             // The decompressed copy is ours: work on it directly.
-            return Ok(WorkDisk { path: raw, format: inner_format, input_format: detected, _temp: Some(temp) });
+            return Ok(WorkDisk {
+                path: raw,
+                format: inner_format,
+                input_format: detected,
+                _temp: Some(temp),
+            });
         }
     };
     qemu_img_check(input, format).tag(Exit::Input)?;
-    let abs = input.canonicalize().with_context(|| format!("resolving {}", input.display())).tag(Exit::Input)?;
+    let abs = input
+        .canonicalize()
+        .with_context(|| format!("resolving {}", input.display()))
+        .tag(Exit::Input)?;
     if in_place || dry_run {
         // Dry runs open the input read-only; nothing needs an overlay.
-        return Ok(WorkDisk { path: abs, format, input_format: detected, _temp: None });
+        return Ok(WorkDisk {
+            path: abs,
+            format,
+            input_format: detected,
+            _temp: None,
+        });
     }
     let temp = temp_dir(work_parent)?;
     let overlay = temp.path().join("overlay.qcow2");
@@ -97,7 +121,12 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
     )
     .context("creating the overlay over the input")
     .tag(Exit::Output)?;
-    Ok(WorkDisk { path: overlay, format: Format::Qcow2, input_format: detected, _temp: Some(temp) })
+    Ok(WorkDisk {
+        path: overlay,
+        format: Format::Qcow2,
+        input_format: detected,
+        _temp: Some(temp),
+    })
 }
 
 fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
@@ -112,7 +141,13 @@ fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
 fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
     let out = exec::run(
         "qemu-img",
-        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+        [
+            "info".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
     )
     .with_context(|| format!("reading {} as {}", path.display(), format.name()))?;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
@@ -120,7 +155,10 @@ fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
         anyhow::bail!("{} is encrypted; goldify needs an unencrypted disk", path.display());
     }
     if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
-        tracing::info!("{} has a backing file {backing}; it is read, never written", path.display());
+        tracing::info!(
+            "{} has a backing file {backing}; it is read, never written",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -129,10 +167,18 @@ fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(
         "qemu-img",
-        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+        [
+            "info".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
     )?;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
-    info.get("virtual-size").and_then(|v| v.as_u64()).ok_or_else(|| anyhow!("qemu-img info gave no virtual-size"))
+    info.get("virtual-size")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| anyhow!("qemu-img info gave no virtual-size"))
 }
 
 const BLOCK: usize = 1 << 20;
@@ -158,7 +204,8 @@ fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
         if buf[..n].iter().all(|b| *b == 0) {
             w.seek(SeekFrom::Current(n as i64))?;
         } else {
-            w.write_all(&buf[..n]).with_context(|| format!("writing {}", out.display()))?;
+            w.write_all(&buf[..n])
+                .with_context(|| format!("writing {}", out.display()))?;
         }
         len += n as u64;
     }
@@ -189,8 +236,13 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let tmp_path = tmp.path().to_path_buf();
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["convert".into(), "-f".into(), work.format.name().into(), "-O".into(), format.name().into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "convert".into(),
+        "-f".into(),
+        work.format.name().into(),
+        "-O".into(),
+        format.name().into(),
+    ];
     if compress && format == Format::Qcow2 {
         args.push("-c".into());
     }
@@ -205,7 +257,8 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
     File::open(&tmp_path)?.sync_all()?;
     // tempfile creates 0600; a golden image is meant to be shared.
     std::fs::set_permissions(&tmp_path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.persist(dest).map_err(|e| anyhow!("renaming into {}: {}", dest.display(), e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| anyhow!("renaming into {}: {}", dest.display(), e.error))?;
     File::open(dir)?.sync_all()?;
     Ok(())
 }

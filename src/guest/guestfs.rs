@@ -26,7 +26,11 @@ pub fn api_error(e: guestfs::Error) -> anyhow::Error {
                 Some(c) => {
                     let msg = c[2].replace("\\n", " ").replace("\\\"", "\"").replace("\\\\", "\\");
                     let errno: i32 = c[3].parse().unwrap_or(0);
-                    anyhow::Error::new(ApiError { operation: c[1].to_string(), message: msg, errno })
+                    anyhow::Error::new(ApiError {
+                        operation: c[1].to_string(),
+                        message: msg,
+                        errno,
+                    })
                 }
                 None => anyhow!("libguestfs: {dbg}"),
             }
@@ -123,7 +127,9 @@ impl GuestfsGuest {
         }
         super::launch::configure(&g).tag(Exit::Environment)?;
         let _ = g.set_identifier("goldify");
-        let disk_str = disk.to_str().ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
+        let disk_str = disk
+            .to_str()
+            .ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
         g.add_drive(
             disk_str,
             guestfs::AddDriveOptArgs {
@@ -145,7 +151,10 @@ impl GuestfsGuest {
         .api()
         .with_context(|| format!("adding disk {}", disk.display()))
         .tag(Exit::Input)?;
-        g.launch().api().context("launching the libguestfs appliance").tag(Exit::Environment)?;
+        g.launch()
+            .api()
+            .context("launching the libguestfs appliance")
+            .tag(Exit::Environment)?;
         crate::interrupt::check()?;
         let qemu = g.get_pid().ok().map(crate::interrupt::register_child);
 
@@ -155,7 +164,11 @@ impl GuestfsGuest {
             [] => {
                 let fs = g.list_filesystems().api().unwrap_or_default();
                 if fs.values().any(|t| t == "crypto_LUKS") {
-                    crate::bail_tag!(Exit::Input, "{} is encrypted (LUKS); goldify needs an unencrypted disk", disk.display());
+                    crate::bail_tag!(
+                        Exit::Input,
+                        "{} is encrypted (LUKS); goldify needs an unencrypted disk",
+                        disk.display()
+                    );
                 }
                 crate::bail_tag!(Exit::Input, "no operating system found on {}", disk.display());
             }
@@ -173,7 +186,10 @@ impl GuestfsGuest {
             readonly: opts.readonly,
             safe_dirs: RefCell::new(HashSet::new()),
             mounted: Vec::new(),
-            scratch: tempfile::Builder::new().prefix("goldify-guest-").tempdir().context("creating a scratch directory")?,
+            scratch: tempfile::Builder::new()
+                .prefix("goldify-guest-")
+                .tempdir()
+                .context("creating a scratch directory")?,
             _qemu: qemu,
         };
         guest.mount_all(&root).tag(Exit::Input)?;
@@ -182,8 +198,13 @@ impl GuestfsGuest {
     }
 
     fn mount_all(&mut self, root: &str) -> Result<()> {
-        let mut mps: Vec<(String, String)> =
-            self.g.inspect_get_mountpoints(root).api().context("reading the guest's mountpoints")?.into_iter().collect();
+        let mut mps: Vec<(String, String)> = self
+            .g
+            .inspect_get_mountpoints(root)
+            .api()
+            .context("reading the guest's mountpoints")?
+            .into_iter()
+            .collect();
         // Parents before children: "/" before "/boot" before "/boot/efi".
         mps.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
         for (mp, dev) in mps {
@@ -202,7 +223,11 @@ impl GuestfsGuest {
                     }
                 }
             }
-            let r = if self.readonly { self.g.mount_ro(&dev, &mp) } else { self.g.mount(&dev, &mp) };
+            let r = if self.readonly {
+                self.g.mount_ro(&dev, &mp)
+            } else {
+                self.g.mount(&dev, &mp)
+            };
             match r.api() {
                 Ok(()) => self.mounted.push((mp, dev)),
                 Err(e) if mp == "/" => return Err(e).with_context(|| format!("mounting {dev} on /")),
@@ -262,7 +287,10 @@ impl GuestfsGuest {
             self.g.sync().api().context("syncing the guest filesystems")?;
             self.g.umount_all().api().context("unmounting the guest filesystems")?;
         }
-        self.g.shutdown().api().context("shutting down the libguestfs appliance")?;
+        self.g
+            .shutdown()
+            .api()
+            .context("shutting down the libguestfs appliance")?;
         Ok(())
     }
 
@@ -290,11 +318,14 @@ impl GuestfsGuest {
 
     fn forget_below(&self, path: &str) {
         let prefix = format!("{path}/");
-        self.safe_dirs.borrow_mut().retain(|d| d != path && !d.starts_with(&prefix));
+        self.safe_dirs
+            .borrow_mut()
+            .retain(|d| d != path && !d.starts_with(&prefix));
     }
 
     fn must_exist(&self, path: &str) -> Result<Meta> {
-        self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file or directory"))
+        self.lstat(path)?
+            .ok_or_else(|| anyhow!("{path}: no such file or directory"))
     }
 
     fn scratch_file(&self, name: &str) -> std::path::PathBuf {
@@ -305,7 +336,11 @@ impl GuestfsGuest {
         let mut out = Vec::with_capacity(names.len());
         for chunk in names.chunks(STAT_BATCH) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let stats = self.g.lstatnslist(dir, &refs).api().with_context(|| format!("listing {dir}"))?;
+            let stats = self
+                .g
+                .lstatnslist(dir, &refs)
+                .api()
+                .with_context(|| format!("listing {dir}"))?;
             out.extend(stats.iter().map(meta_of));
         }
         Ok(out)
@@ -340,7 +375,10 @@ fn nul_separated(file: &Path) -> Result<Vec<String>> {
     for raw in bytes.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         match std::str::from_utf8(raw) {
             Ok(s) => names.push(s.to_string()),
-            Err(_) => tracing::warn!("skipping a guest file name that is not UTF-8: {}", String::from_utf8_lossy(raw)),
+            Err(_) => tracing::warn!(
+                "skipping a guest file name that is not UTF-8: {}",
+                String::from_utf8_lossy(raw)
+            ),
         }
     }
     Ok(names)
@@ -375,10 +413,17 @@ impl Guest for GuestfsGuest {
             _ => bail!("{dir} is not a directory"),
         }
         let mut names = match self.g.readdir(dir) {
-            Ok(entries) => entries.into_iter().map(|d| d.name).filter(|n| n != "." && n != "..").collect(),
+            Ok(entries) => entries
+                .into_iter()
+                .map(|d| d.name)
+                .filter(|n| n != "." && n != "..")
+                .collect(),
             Err(guestfs::Error::Utf8Error(_)) => {
                 let out = self.scratch_file("ls0");
-                self.g.ls0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("listing {dir}"))?;
+                self.g
+                    .ls0(dir, out.to_str().expect("scratch path is UTF-8"))
+                    .api()
+                    .with_context(|| format!("listing {dir}"))?;
                 nul_separated(&out)?
             }
             Err(e) => return Err(api_error(e)).with_context(|| format!("listing {dir}")),
@@ -394,9 +439,14 @@ impl Guest for GuestfsGuest {
             _ => bail!("{dir} is not a directory"),
         }
         let out = self.scratch_file("find0");
-        self.g.find0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("walking {dir}"))?;
+        self.g
+            .find0(dir, out.to_str().expect("scratch path is UTF-8"))
+            .api()
+            .with_context(|| format!("walking {dir}"))?;
         let mut names = nul_separated(&out)?;
-        names.iter_mut().for_each(|n| *n = n.trim_start_matches("./").trim_start_matches('/').to_string());
+        names
+            .iter_mut()
+            .for_each(|n| *n = n.trim_start_matches("./").trim_start_matches('/').to_string());
         names.retain(|n| !n.is_empty());
         // find lists a directory before its contents; keep that order, deterministically.
         names.sort();
@@ -406,7 +456,11 @@ impl Guest for GuestfsGuest {
         for (i, n) in names.iter().enumerate() {
             let full = format!("{base}/{n}");
             let (parent, leaf) = full.rsplit_once('/').expect("absolute path");
-            let parent = if parent.is_empty() { "/".to_string() } else { parent.to_string() };
+            let parent = if parent.is_empty() {
+                "/".to_string()
+            } else {
+                parent.to_string()
+            };
             by_dir.entry(parent).or_default().push((i, leaf.to_string()));
         }
         let mut metas: Vec<Option<Meta>> = vec![None; names.len()];
@@ -419,7 +473,12 @@ impl Guest for GuestfsGuest {
         Ok(names
             .into_iter()
             .zip(metas)
-            .filter_map(|(n, meta)| Some(Entry { path: format!("{base}/{n}"), meta: meta? }))
+            .filter_map(|(n, meta)| {
+                Some(Entry {
+                    path: format!("{base}/{n}"),
+                    meta: meta?,
+                })
+            })
             .collect())
     }
 
@@ -435,7 +494,10 @@ impl Guest for GuestfsGuest {
             return self.g.read_file(path).api().with_context(|| format!("reading {path}"));
         }
         let tmp = self.scratch_file("download");
-        self.g.download(path, tmp.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("reading {path}"))?;
+        self.g
+            .download(path, tmp.to_str().expect("scratch path is UTF-8"))
+            .api()
+            .with_context(|| format!("reading {path}"))?;
         let data = std::fs::read(&tmp)?;
         let _ = std::fs::remove_file(&tmp);
         Ok(data)
@@ -443,7 +505,10 @@ impl Guest for GuestfsGuest {
 
     fn readlink(&self, path: &str) -> Result<String> {
         self.check(path)?;
-        self.g.readlink(path).api().with_context(|| format!("reading link {path}"))
+        self.g
+            .readlink(path)
+            .api()
+            .with_context(|| format!("reading link {path}"))
     }
 
     fn write(&self, path: &str, data: &[u8]) -> Result<()> {
@@ -453,7 +518,11 @@ impl Guest for GuestfsGuest {
             }
         }
         if data.len() as u64 <= MESSAGE_LIMIT {
-            return self.g.write(path, data).api().with_context(|| format!("writing {path}"));
+            return self
+                .g
+                .write(path, data)
+                .api()
+                .with_context(|| format!("writing {path}"));
         }
         let tmp = self.scratch_file("upload");
         std::fs::write(&tmp, data)?;
@@ -477,7 +546,10 @@ impl Guest for GuestfsGuest {
         if self.must_exist(path)?.kind != Kind::File {
             bail!("{path} is not a regular file");
         }
-        self.g.truncate(path).api().with_context(|| format!("truncating {path}"))
+        self.g
+            .truncate(path)
+            .api()
+            .with_context(|| format!("truncating {path}"))
     }
 
     fn mkdir_p(&self, path: &str) -> Result<()> {
@@ -491,7 +563,11 @@ impl Guest for GuestfsGuest {
                 Some(m) if m.kind == Kind::Dir => {}
                 Some(m) if m.kind == Kind::Symlink => return Err(Unsafe { path: p }.into()),
                 Some(_) => bail!("{p} exists and is not a directory"),
-                None => self.g.mkdir(&p).api().with_context(|| format!("creating directory {p}"))?,
+                None => self
+                    .g
+                    .mkdir(&p)
+                    .api()
+                    .with_context(|| format!("creating directory {p}"))?,
             }
         }
         Ok(())
@@ -502,31 +578,49 @@ impl Guest for GuestfsGuest {
         if self.must_exist(path)?.kind == Kind::Symlink {
             bail!("{path} is a symlink; not changing the mode of its target");
         }
-        self.g.chmod(mode as i32, path).api().with_context(|| format!("changing the mode of {path}"))
+        self.g
+            .chmod(mode as i32, path)
+            .api()
+            .with_context(|| format!("changing the mode of {path}"))
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
         self.must_exist(path)?;
-        self.g.lchown(uid as i32, gid as i32, path).api().with_context(|| format!("changing the owner of {path}"))
+        self.g
+            .lchown(uid as i32, gid as i32, path)
+            .api()
+            .with_context(|| format!("changing the owner of {path}"))
     }
 
     fn symlink(&self, target: &str, link: &str) -> Result<()> {
         if self.lstat(link)?.is_some() {
             bail!("{link} already exists");
         }
-        self.g.ln_s(target, link).api().with_context(|| format!("creating symlink {link}"))
+        self.g
+            .ln_s(target, link)
+            .api()
+            .with_context(|| format!("creating symlink {link}"))
     }
 
     fn run(&self, command: &str) -> Result<String> {
         if self.lstat("/bin/sh")?.is_none() {
             bail!("the guest has no /bin/sh to run {command:?}");
         }
-        self.g.sh(command).api().with_context(|| format!("running {command:?} in the guest"))
+        self.g
+            .sh(command)
+            .api()
+            .with_context(|| format!("running {command:?} in the guest"))
     }
 
     fn filesystems(&self) -> Result<Vec<Filesystem>> {
         let mut out = Vec::new();
-        let mut fs: Vec<(String, String)> = self.g.list_filesystems().api().context("listing filesystems")?.into_iter().collect();
+        let mut fs: Vec<(String, String)> = self
+            .g
+            .list_filesystems()
+            .api()
+            .context("listing filesystems")?
+            .into_iter()
+            .collect();
         fs.sort();
         for (device, fstype) in fs {
             if fstype == "unknown" || fstype.is_empty() {
@@ -564,7 +658,18 @@ impl Guest for GuestfsGuest {
         self.g.sync().api().context("syncing before trim")?;
         let mut done = Vec::new();
         for (mp, dev) in &self.mounted {
-            match self.g.fstrim(mp, guestfs::FstrimOptArgs { offset: None, length: None, minimumfreeextent: None }).api() {
+            match self
+                .g
+                .fstrim(
+                    mp,
+                    guestfs::FstrimOptArgs {
+                        offset: None,
+                        length: None,
+                        minimumfreeextent: None,
+                    },
+                )
+                .api()
+            {
                 Ok(()) => done.push(mp.clone()),
                 Err(e) => tracing::warn!("could not trim {dev} on {mp}: {e:#}"),
             }

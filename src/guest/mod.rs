@@ -163,9 +163,7 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
     let Some((first, tail)) = rest.split_first() else {
         return Ok(());
     };
-    let is_dir = |p: &str| -> Result<bool> {
-        Ok(matches!(guest.lstat(p), Ok(Some(Meta { kind: Kind::Dir, .. }))))
-    };
+    let is_dir = |p: &str| -> Result<bool> { Ok(matches!(guest.lstat(p), Ok(Some(Meta { kind: Kind::Dir, .. })))) };
     if *first == "**" {
         // zero directories…
         expand(guest, dir, tail, out)?;
@@ -186,9 +184,11 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
     }
     let wild = first.contains(['*', '?', '[']);
     let names = if wild {
-        let pat = glob::Pattern::new(first)
-            .map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
-        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() };
+        let pat = glob::Pattern::new(first).map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
+        let opts = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..Default::default()
+        };
         guest
             .list(dir)?
             .into_iter()

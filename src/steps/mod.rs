@@ -137,7 +137,14 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(guest: &'a dyn Guest, dry_run: bool, step: &str) -> Ctx<'a> {
-        Ctx { guest, dry_run, report: StepReport { step: step.to_string(), ..Default::default() } }
+        Ctx {
+            guest,
+            dry_run,
+            report: StepReport {
+                step: step.to_string(),
+                ..Default::default()
+            },
+        }
     }
 
     pub fn facts(&self) -> &crate::guest::OsFacts {
@@ -153,7 +160,11 @@ impl<'a> Ctx<'a> {
 
     fn record(&mut self, path: &str, action: Action, freed: u64) {
         self.report.freed += freed;
-        self.report.changes.push(Change { path: path.to_string(), action, freed });
+        self.report.changes.push(Change {
+            path: path.to_string(),
+            action,
+            freed,
+        });
     }
 
     /// lstat that turns a refused guest symlink into a warning and `None`.
@@ -169,11 +180,21 @@ impl<'a> Ctx<'a> {
 
     /// Remove a file, link or tree if it exists. Returns whether something was removed.
     pub fn remove(&mut self, path: &str) -> Result<bool> {
-        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        let Some(meta) = self.lstat(path)? else {
+            return Ok(false);
+        };
         let freed = if meta.kind == Kind::Dir {
-            meta.allocated + self.guest.walk(path).map(|es| es.iter().map(freed_by).sum()).unwrap_or(0)
+            meta.allocated
+                + self
+                    .guest
+                    .walk(path)
+                    .map(|es| es.iter().map(freed_by).sum())
+                    .unwrap_or(0)
         } else {
-            freed_by(&Entry { path: path.into(), meta: meta.clone() })
+            freed_by(&Entry {
+                path: path.into(),
+                meta: meta.clone(),
+            })
         };
         if !self.dry_run {
             self.guest.remove(path)?;
@@ -184,7 +205,9 @@ impl<'a> Ctx<'a> {
 
     /// Cut a regular file to zero bytes (kept with its owner and mode).
     pub fn truncate(&mut self, path: &str) -> Result<bool> {
-        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        let Some(meta) = self.lstat(path)? else {
+            return Ok(false);
+        };
         if meta.kind != Kind::File {
             return Ok(false);
         }
@@ -304,7 +327,10 @@ impl<'a> Ctx<'a> {
     pub fn read_text(&mut self, path: &str) -> Result<Option<String>> {
         match self.lstat(path)? {
             Some(m) if m.kind == Kind::File => {
-                let bytes = self.guest.read(path, READ_LIMIT).with_context(|| format!("reading {path}"))?;
+                let bytes = self
+                    .guest
+                    .read(path, READ_LIMIT)
+                    .with_context(|| format!("reading {path}"))?;
                 Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
             }
             Some(m) if m.kind != Kind::File => {
@@ -317,9 +343,11 @@ impl<'a> Ctx<'a> {
 
     pub fn home_dirs(&mut self) -> Result<Vec<String>> {
         let mut homes = vec!["/root".to_string()];
-        homes.extend(self.glob("/home/*")?.into_iter().filter(|h| {
-            matches!(self.guest.lstat(h), Ok(Some(Meta { kind: Kind::Dir, .. })))
-        }));
+        homes.extend(
+            self.glob("/home/*")?
+                .into_iter()
+                .filter(|h| matches!(self.guest.lstat(h), Ok(Some(Meta { kind: Kind::Dir, .. })))),
+        );
         Ok(homes)
     }
 }
@@ -348,14 +376,18 @@ impl<'de> serde::Deserialize<'de> for FileMode {
             S(String),
             N(u64),
         }
-        let digits = match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a mode must be octal digits like \"0644\""))? {
+        let digits = match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("a mode must be octal digits like \"0644\""))?
+        {
             Raw::S(s) => s,
             Raw::N(n) => n.to_string(),
         };
         let t = digits.trim_start_matches("0o");
         match u32::from_str_radix(t, 8) {
             Ok(m) if m <= 0o7777 && !t.is_empty() => Ok(FileMode(m)),
-            _ => Err(serde::de::Error::custom(format!("bad mode {digits:?}: use octal digits like \"0644\""))),
+            _ => Err(serde::de::Error::custom(format!(
+                "bad mode {digits:?}: use octal digits like \"0644\""
+            ))),
         }
     }
 }
@@ -420,9 +452,17 @@ pub fn describe_all() -> String {
             Phase::Last => " [runs last]",
             Phase::Trim => " [runs after all writes]",
         };
-        s.push_str(&format!("{}{phase}\n    {}\n    applies to: {families}{}\n", i.name, i.summary, if i.repeatable { "; repeatable" } else { "" }));
+        s.push_str(&format!(
+            "{}{phase}\n    {}\n    applies to: {families}{}\n",
+            i.name,
+            i.summary,
+            if i.repeatable { "; repeatable" } else { "" }
+        ));
         for o in i.options {
-            s.push_str(&format!("    {}: {} (default {}) — {}\n", o.name, o.kind, o.default, o.help));
+            s.push_str(&format!(
+                "    {}: {} (default {}) — {}\n",
+                o.name, o.kind, o.default, o.help
+            ));
         }
         s.push('\n');
     }
