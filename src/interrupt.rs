@@ -41,6 +41,12 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Stop every registered child (the appliance, qemu-img…) without marking an interruption.
+pub fn kill_children() {
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    children.into_iter().for_each(kill);
+}
+
 fn kill(pid: i32) {
     use nix::sys::signal::{kill, Signal};
     let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);

@@ -76,54 +76,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     } else {
         None
     };
-    // Work files live next to the output (or the input, for in-place and dry runs).
-    let work_parent = match &dest {
-        Some(_) => opts.outdir.clone(),
-        None => std::env::temp_dir(),
-    };
+    // Work files live in $TMPDIR, never in OUTDIR: even a killed run leaves no partial
+    // files there.
+    let work_parent = std::env::temp_dir();
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
     timings.prepare = t0.elapsed().as_secs_f64();
 
-    phase.set("launching the libguestfs appliance");
-    let t = Instant::now();
-    let guest = GuestfsGuest::open(
-        &work.path,
-        &OpenOptions {
-            format: work.format.name(),
-            readonly: opts.dry_run,
-            in_place: opts.in_place,
-            verbose: opts.verbose >= 2,
-        },
-    )
-    .with_context(|| format!("opening {}", opts.disk.display()))?;
-    timings.launch = t.elapsed().as_secs_f64();
-    let facts = guest.facts().clone();
-    tracing::info!(
-        "found {} {} ({}) on {}",
-        facts.distro,
-        facts.version(),
-        facts.arch,
-        facts.root
-    );
-
-    let t = Instant::now();
-    let mut reports = Vec::new();
-    let result = apply_steps(&recipe, &guest, opts.dry_run, &phase, &mut reports);
-    timings.steps = t.elapsed().as_secs_f64();
-    if let Err(e) = result {
-        if opts.in_place {
-            // Leave the user's disk consistent: flush what was written before failing.
-            let _ = guest.close();
-        }
-        return Err(e);
-    }
-
-    phase.set("closing the appliance");
-    let t = Instant::now();
-    guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
-    timings.close = t.elapsed().as_secs_f64();
+    let watch = work.watch_space();
+    let (facts, reports) = guest_phase(opts, &recipe, &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    drop(watch);
 
     let mut artifacts = Vec::new();
     if let Some(dest) = &dest {
@@ -154,6 +117,55 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         artifacts,
         timings,
     })
+}
+
+/// Everything that happens while the appliance runs: launch, steps, close.
+fn guest_phase(
+    opts: &RunOptions,
+    recipe: &Recipe,
+    work: &disk::WorkDisk,
+    phase: &crate::progress::Phase,
+    timings: &mut Timings,
+) -> Result<(crate::guest::OsFacts, Vec<StepReport>)> {
+    phase.set("launching the libguestfs appliance");
+    let t = Instant::now();
+    let guest = GuestfsGuest::open(
+        &work.path,
+        &OpenOptions {
+            format: work.format.name(),
+            readonly: opts.dry_run,
+            in_place: opts.in_place,
+            verbose: opts.verbose >= 2,
+        },
+    )
+    .with_context(|| format!("opening {}", opts.disk.display()))?;
+    timings.launch = t.elapsed().as_secs_f64();
+    let facts = guest.facts().clone();
+    tracing::info!(
+        "found {} {} ({}) on {}",
+        facts.distro,
+        facts.version(),
+        facts.arch,
+        facts.root
+    );
+
+    let t = Instant::now();
+    let mut reports = Vec::new();
+    let result = apply_steps(recipe, &guest, opts.dry_run, phase, &mut reports);
+    timings.steps = t.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        if opts.in_place {
+            // Leave the user's disk consistent: flush what was written before failing.
+            let _ = guest.close();
+        }
+        return Err(e);
+    }
+
+    phase.set("closing the appliance");
+    let t = Instant::now();
+    guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
+    timings.close = t.elapsed().as_secs_f64();
+    Ok((facts, reports))
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the

@@ -51,8 +51,9 @@ pub struct WorkDisk {
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
-/// next to the output (same filesystem, so the space the user chose is the space used);
-/// `in_place` edits the input itself; compressed inputs are decompressed first.
+/// under `work_parent` ($TMPDIR), never in the output directory, so that even a killed
+/// run leaves no partial files there; `in_place` edits the input itself; compressed
+/// inputs are decompressed first.
 pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) -> Result<WorkDisk> {
     let detected = detect::detect(input).tag(Exit::Input)?;
     let format = match detected {
@@ -127,6 +128,67 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
         input_format: detected,
         _temp: Some(temp),
     })
+}
+
+/// qemu pauses a VM whose disk hits ENOSPC (werror=enospc, which libguestfs does not let
+/// us change), and libguestfs then waits forever. While the appliance runs, this watches
+/// the filesystem the work disk lives on and stops the appliance before it fills.
+pub struct SpaceWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    exhausted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dir: PathBuf,
+}
+
+/// Below this much free space the run stops (the appliance's writes are small; the margin
+/// keeps the filesystem usable for everybody else too).
+const MIN_FREE: u64 = 32 << 20;
+
+impl WorkDisk {
+    pub fn watch_space(&self) -> SpaceWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = self.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let stop = Arc::new(AtomicBool::new(false));
+        let exhausted = Arc::new(AtomicBool::new(false));
+        let (s, x, d) = (stop.clone(), exhausted.clone(), dir.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if let Ok(st) = nix::sys::statvfs::statvfs(&d) {
+                    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+                    if free < MIN_FREE {
+                        x.store(true, Ordering::SeqCst);
+                        crate::interrupt::kill_children();
+                        return;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        });
+        SpaceWatch { stop, exhausted, dir }
+    }
+}
+
+impl SpaceWatch {
+    /// Replace an error caused by the watch stopping the appliance with the real reason.
+    pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.exhausted.load(std::sync::atomic::Ordering::SeqCst) {
+            return crate::error::tagged(
+                anyhow!(
+                    "the filesystem holding {} has less than {} MiB free; goldify stopped before it filled (set TMPDIR to a larger one)",
+                    self.dir.display(),
+                    MIN_FREE >> 20
+                ),
+                Exit::Output,
+            );
+        }
+        e
+    }
+}
+
+impl Drop for SpaceWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
