@@ -241,10 +241,11 @@ impl GuestfsGuest {
         let g = &self.g;
         let s = |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
         let distro = s(g.inspect_get_distro(root));
-        let exists = |p: &str| matches!(self.lstat(p), Ok(Some(_)));
+        // Lookups follow the guest's own links (usrmerge: /lib -> usr/lib).
+        let exists = |p: &str| matches!(super::resolve(self, p), Ok(Some(_)));
         let init = if exists("/lib/systemd/systemd") || exists("/usr/lib/systemd/systemd") {
             Init::Systemd
-        } else if exists("/sbin/openrc") || exists("/usr/sbin/openrc") || exists("/sbin/openrc-run") {
+        } else if exists("/sbin/openrc") || exists("/sbin/openrc-run") {
             Init::Openrc
         } else if exists("/etc/inittab") {
             Init::Sysv
@@ -261,10 +262,30 @@ impl GuestfsGuest {
                 })
             })
             .unwrap_or(false);
+        // libguestfs falls back to "redhat-based" for distributions it does not know
+        // (AlmaLinux, Rocky on 1.48); os-release's ID and ID_LIKE say what it is.
+        let os_release = super::resolve(self, "/etc/os-release")
+            .ok()
+            .flatten()
+            .and_then(|p| self.read(&p, 64 << 10).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let field = |k: &str| {
+            os_release.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim_matches('"').to_string()))
+        };
+        let distro = match (distro.as_str(), field("ID")) {
+            ("unknown" | "redhat-based" | "suse-based", Some(id)) if !id.is_empty() => id,
+            _ => distro,
+        };
+        let mut family = Family::of_distro(&distro);
+        if family == Family::Other {
+            let like = field("ID_LIKE").unwrap_or_default();
+            family = like.split_whitespace().map(Family::of_distro).find(|f| *f != Family::Other).unwrap_or(family);
+        }
         OsFacts {
             root: root.to_string(),
             os_type: s(g.inspect_get_type(root)),
-            family: Family::of_distro(&distro),
+            family,
             distro,
             major: g.inspect_get_major_version(root).unwrap_or(0),
             minor: g.inspect_get_minor_version(root).unwrap_or(0),
@@ -603,7 +624,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn run(&self, command: &str) -> Result<String> {
-        if self.lstat("/bin/sh")?.is_none() {
+        if super::resolve(self, "/bin/sh")?.is_none() {
             bail!("the guest has no /bin/sh to run {command:?}");
         }
         self.g

@@ -105,6 +105,44 @@ pub trait Guest {
     fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()>;
 }
 
+/// Resolve `path` the way the guest itself would (symlinks followed, absolute targets taken
+/// from the guest's root, `..` clamped at the root), for read-only lookups such as "is
+/// there an sshd binary" on usrmerge systems where /bin and /lib are links. Never used to
+/// decide where to write: steps act on literal paths. `None` when it does not resolve.
+pub fn resolve(guest: &dyn Guest, path: &str) -> Result<Option<String>> {
+    const MAX_LINKS: usize = 40;
+    let mut pending: Vec<String> = components(path)?.into_iter().rev().map(String::from).collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                current.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = format!("/{}", current.iter().chain(std::iter::once(&c)).cloned().collect::<Vec<_>>().join("/"));
+        match guest.lstat(&candidate)? {
+            None => return Ok(None),
+            Some(m) if m.kind == Kind::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Ok(None);
+                }
+                let target = guest.readlink(&candidate)?;
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                pending.extend(target.split('/').rev().map(String::from));
+            }
+            Some(_) => current.push(c),
+        }
+    }
+    Ok(Some(format!("/{}", current.join("/"))))
+}
+
 /// Check that a guest path is absolute, normalized and printable as a path; returns its
 /// components. `..`, `.`, empty components and NUL bytes are refused.
 pub fn components(path: &str) -> Result<Vec<&str>> {
@@ -222,6 +260,18 @@ mod tests {
         assert!(components("/etc/./passwd").is_err());
         assert_eq!(components("/etc/passwd").unwrap(), vec!["etc", "passwd"]);
         assert!(components("/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn resolves_inside_the_guest() {
+        let g = memory::MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/usr/bin/sh", b"elf").link("/bin", "usr/bin").link("/usr/sbin/sh", "../bin/sh");
+        g.link("/etc/loop", "/etc/loop").link("/escape", "../../../../usr/bin/sh");
+        assert_eq!(resolve(&g, "/bin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/usr/sbin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/escape").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/etc/loop").unwrap(), None);
+        assert_eq!(resolve(&g, "/bin/missing").unwrap(), None);
     }
 
     #[test]
