@@ -202,6 +202,33 @@ pub fn apply_steps(
 
 #[cfg(test)]
 mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::OsFacts;
+
+    #[test]
+    fn when_and_families_decide_which_steps_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(
+            &path,
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [/etc/a]}\n    when: {family: rhel}\n  - delete: {paths: [/etc/b]}\n    when: {distro: debian, version: '>= 12'}\n",
+        )
+        .unwrap();
+        let recipe = crate::recipe::Recipe::load(&path).unwrap();
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/a", b"a")
+            .file("/etc/b", b"b")
+            .file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n");
+        let phase = crate::progress::phase("test");
+        let mut reports = Vec::new();
+        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
+        assert!(g.exists("/etc/a") && !g.exists("/etc/b"));
+        let names: Vec<&str> = reports.iter().map(|r| r.step.as_str()).collect();
+        assert_eq!(names, ["delete", "delete", "machine-id"]);
+        assert!(reports[0].skipped.as_deref().unwrap().contains("rhel"));
+        assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
+    }
+
     #[test]
     fn stems() {
         assert_eq!(super::stem(std::path::Path::new("/x/debian.qcow2")), "debian");

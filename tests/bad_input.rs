@@ -234,6 +234,9 @@ fn full_work_filesystem_stops_the_appliance_instead_of_hanging() {
     assert!(entries(out.path()).is_empty());
     // libguestfs keeps its appliance cache (.guestfs-UID) in TMPDIR; goldify's own work
     // files must be gone.
-    let left: Vec<String> = entries(mnt.path()).into_iter().filter(|e| !e.starts_with(".guestfs-")).collect();
+    let left: Vec<String> = entries(mnt.path())
+        .into_iter()
+        .filter(|e| !e.starts_with(".guestfs-"))
+        .collect();
     assert!(left.is_empty(), "work files left: {left:?}");
 }

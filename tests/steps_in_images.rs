@@ -36,18 +36,37 @@ fn golden(recipe_name: &str, image: &Path, extra: &[&str]) -> (tempfile::TempDir
 }
 
 fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap_or_else(|| panic!("no step {name}"))
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
 }
 
 fn changed(report: &serde_json::Value, name: &str) -> Vec<String> {
-    step(report, name)["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap().to_string()).collect()
+    step(report, name)["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn debian_phony_every_step() {
     let (_out, disk, report) = golden("debian", &phony("debian"), &[]);
-    let order: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(&order[order.len() - 2..], ["machine-id", "fstrim"], "machine-id must be the last write");
+    let order: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &order[order.len() - 2..],
+        ["machine-id", "fstrim"],
+        "machine-id must be the last write"
+    );
 
     let img = open(&disk);
     // machine-id: first-boot state, dbus link kept, seeds gone.
@@ -56,7 +75,11 @@ fn debian_phony_every_step() {
     assert_eq!(img.link("/var/lib/dbus/machine-id"), "/etc/machine-id");
     assert!(!img.exists("/var/lib/systemd/random-seed"));
     // ssh-host-keys: keys gone, config kept, Debian's first-boot keygen unit enabled.
-    let keys: Vec<String> = img.list("/etc/ssh").into_iter().filter(|n| n.starts_with("ssh_host_")).collect();
+    let keys: Vec<String> = img
+        .list("/etc/ssh")
+        .into_iter()
+        .filter(|n| n.starts_with("ssh_host_"))
+        .collect();
     assert!(keys.is_empty(), "host keys left: {keys:?}");
     assert!(img.exists("/etc/ssh/sshd_config"));
     let unit = img.text("/etc/systemd/system/goldify-ssh-keygen.service");
@@ -75,19 +98,37 @@ fn debian_phony_every_step() {
     assert_eq!(img.kind("/var/log/journal"), Some(Kind::Dir));
     assert!(img.list("/var/log/journal").is_empty());
     // cloud-init-clean: nothing left of the instance, logs gone.
-    assert!(img.list("/var/lib/cloud").is_empty(), "{:?}", img.list("/var/lib/cloud"));
+    assert!(
+        img.list("/var/lib/cloud").is_empty(),
+        "{:?}",
+        img.list("/var/lib/cloud")
+    );
     assert!(!img.exists("/var/log/cloud-init.log"));
     // nic-configs.
     let ifaces = img.text("/etc/network/interfaces");
-    assert!(!ifaces.contains("hwaddress") && ifaces.contains("iface ens3 inet dhcp"), "{ifaces}");
+    assert!(
+        !ifaces.contains("hwaddress") && ifaces.contains("iface ens3 inet dhcp"),
+        "{ifaces}"
+    );
     let eth0 = img.text("/etc/network/interfaces.d/eth0");
-    assert!(!eth0.contains("hwaddress") && eth0.contains("address 10.20.30.41/24"), "{eth0}");
+    assert!(
+        !eth0.contains("hwaddress") && eth0.contains("address 10.20.30.41/24"),
+        "{eth0}"
+    );
     assert!(!img.exists("/etc/udev/rules.d/70-persistent-net.rules"));
     assert!(img.list("/var/lib/dhcp").is_empty(), "{:?}", img.list("/var/lib/dhcp"));
     // fstab fixed to the UUID of the filesystem on /dev/sda1, layout and comments kept.
     let fstab = img.text("/etc/fstab");
-    assert!(fstab.starts_with("# /etc/fstab: static file system information.\n"), "{fstab}");
-    assert!(fstab.contains(&format!("UUID={DEBIAN_ROOT_UUID}       /               ext4    errors=remount-ro 0")), "{fstab}");
+    assert!(
+        fstab.starts_with("# /etc/fstab: static file system information.\n"),
+        "{fstab}"
+    );
+    assert!(
+        fstab.contains(&format!(
+            "UUID={DEBIAN_ROOT_UUID}       /               ext4    errors=remount-ro 0"
+        )),
+        "{fstab}"
+    );
     assert!(fstab.contains("proc            /proc           proc"), "{fstab}");
     // package-cache, tmp-files.
     assert!(!img.list("/var/cache/apt/archives").iter().any(|n| n.ends_with(".deb")));
@@ -95,7 +136,12 @@ fn debian_phony_every_step() {
     assert!(img.list("/tmp").is_empty() && img.list("/var/tmp").is_empty());
     assert_eq!(img.meta("/tmp").mode, 0o1777);
     // shell-history: histories gone, the rest of the homes kept.
-    for h in ["/root/.bash_history", "/home/alice/.bash_history", "/home/alice/.python_history", "/home/alice/.viminfo"] {
+    for h in [
+        "/root/.bash_history",
+        "/home/alice/.bash_history",
+        "/home/alice/.python_history",
+        "/home/alice/.viminfo",
+    ] {
         assert!(!img.exists(h), "{h}");
     }
     assert!(img.exists("/home/alice/.bashrc") && img.exists("/home/alice/Documents/notes.txt"));
@@ -119,24 +165,37 @@ fn ubuntu_phony_netplan_networkd_nm_and_esp() {
     // stays, unpinned from its MAC.
     assert!(!img.exists("/etc/netplan/50-cloud-init.yaml"));
     let np = img.text("/etc/netplan/00-installer-config.yaml");
-    assert!(!np.contains("macaddress") && !np.contains("set-name") && np.contains("dhcp4: true"), "{np}");
+    assert!(
+        !np.contains("macaddress") && !np.contains("set-name") && np.contains("dhcp4: true"),
+        "{np}"
+    );
     let v: serde_yaml::Value = serde_yaml::from_str(&np).unwrap();
     assert_eq!(v["network"]["ethernets"]["enp1s0"]["match"]["name"], "e*");
     assert_eq!(img.meta("/etc/netplan/00-installer-config.yaml").mode, 0o600);
     // networkd: MAC-matched .link removed, .network matched by name instead.
     assert!(!img.exists("/etc/systemd/network/10-eth.link"));
     let nw = img.text("/etc/systemd/network/20-wired.network");
-    assert!(nw.contains("[Match]\nName=en* eth*\n") && !nw.contains("MACAddress"), "{nw}");
+    assert!(
+        nw.contains("[Match]\nName=en* eth*\n") && !nw.contains("MACAddress"),
+        "{nw}"
+    );
     assert!(nw.contains("DHCP=ipv4"));
     // Leases of networkd and NetworkManager; NM's per-machine secret.
     assert!(!img.exists("/var/lib/systemd/netif/leases/2"));
     let nm = img.list("/var/lib/NetworkManager");
-    assert!(!nm.iter().any(|n| n.ends_with(".lease") || n == "secret_key" || n == "timestamps"), "{nm:?}");
+    assert!(
+        !nm.iter()
+            .any(|n| n.ends_with(".lease") || n == "secret_key" || n == "timestamps"),
+        "{nm:?}"
+    );
     // Stale /run contents.
     assert!(img.list("/run").is_empty(), "{:?}", img.list("/run"));
     // The ESP was mounted and trimmed too; fstab already used UUIDs.
     let trimmed = changed(&report, "fstrim");
-    assert!(trimmed.contains(&"/".to_string()) && trimmed.contains(&"/boot/efi".to_string()), "{trimmed:?}");
+    assert!(
+        trimmed.contains(&"/".to_string()) && trimmed.contains(&"/boot/efi".to_string()),
+        "{trimmed:?}"
+    );
     assert!(changed(&report, "fstab").is_empty());
     assert_eq!(img.text("/etc/machine-id"), "uninitialized\n");
     // Ubuntu's log owner is syslog:adm (104:4); kept.
@@ -150,10 +209,17 @@ fn rhel_phony_ifcfg_nm_selinux_dnf() {
     let img = open(&disk);
     let ifcfg = img.text("/etc/sysconfig/network-scripts/ifcfg-eth0");
     assert!(!ifcfg.contains("HWADDR") && !ifcfg.contains("UUID="), "{ifcfg}");
-    assert!(ifcfg.contains("DEVICE=eth0") || ifcfg.contains("DEVICE=\"eth0\""), "{ifcfg}");
+    assert!(
+        ifcfg.contains("DEVICE=eth0") || ifcfg.contains("DEVICE=\"eth0\""),
+        "{ifcfg}"
+    );
     let nm = img.text("/etc/NetworkManager/system-connections/eth0.nmconnection");
     assert!(!nm.contains("mac-address=") && !nm.contains("uuid="), "{nm}");
-    assert_eq!(img.meta("/etc/NetworkManager/system-connections/eth0.nmconnection").mode, 0o600);
+    assert_eq!(
+        img.meta("/etc/NetworkManager/system-connections/eth0.nmconnection")
+            .mode,
+        0o600
+    );
     assert!(img.list("/var/lib/dhclient").is_empty());
     assert!(!img.exists("/var/lib/dhcpcd/eth0.lease"));
     // SELinux is enforcing: relabel at first boot.
@@ -181,7 +247,10 @@ fn lvm_phony_swap_recreated_and_mapper_names_accepted() {
     assert_eq!(s.uuid.as_deref(), Some(LVM_SWAP_UUID));
     assert_eq!(s.label.as_deref(), Some("swap0"));
     assert_eq!(img.text("/etc/machine-id"), "uninitialized\n");
-    assert!(img.exists("/boot/grub/grub.cfg"), "/boot (a separate filesystem) was mounted");
+    assert!(
+        img.exists("/boot/grub/grub.cfg"),
+        "/boot (a separate filesystem) was mounted"
+    );
 }
 
 #[test]
@@ -193,7 +262,9 @@ fn hostile_phony_nothing_escapes() {
     assert!(img.text("/etc/passwd").contains("root:x:0:0"));
     assert!(img.text("/etc/shadow").contains("phonymarker"));
     assert_eq!(img.kind("/var/log"), Some(Kind::Symlink));
-    assert!(step(&report, "logs")["warnings"].as_array().is_some_and(|w| !w.is_empty()));
+    assert!(step(&report, "logs")["warnings"]
+        .as_array()
+        .is_some_and(|w| !w.is_empty()));
     // /var/tmp -> / was not emptied.
     assert!(img.exists("/etc/fstab") && img.exists("/home/alice/.bashrc"));
     // Links are removed as links, never followed.
@@ -259,7 +330,11 @@ fn compressed_and_raw_inputs_detected_by_content() {
     let xz = dir.path().join("debian.qcow2.xz");
     let st = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("xz -T0 -1 -c '{}' > '{}'", phony("debian").display(), xz.display()))
+        .arg(format!(
+            "xz -T0 -1 -c '{}' > '{}'",
+            phony("debian").display(),
+            xz.display()
+        ))
         .status()
         .unwrap();
     assert!(st.success());
@@ -272,7 +347,16 @@ fn compressed_and_raw_inputs_detected_by_content() {
     assert!(st.success());
     for input in [&raw, &xz, &gz] {
         let out = tempfile::tempdir().unwrap();
-        let r = run(&[&"run", &recipe("debian"), input, &"-o", &out.path(), &"--json", &"--format", &"raw"]);
+        let r = run(&[
+            &"run",
+            &recipe("debian"),
+            input,
+            &"-o",
+            &out.path(),
+            &"--json",
+            &"--format",
+            &"raw",
+        ]);
         r.ok();
         let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(report["os"]["distro"], "debian");

@@ -271,7 +271,10 @@ impl GuestfsGuest {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let field = |k: &str| {
-            os_release.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim_matches('"').to_string()))
+            os_release.lines().find_map(|l| {
+                l.strip_prefix(&format!("{k}="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         };
         let distro = match (distro.as_str(), field("ID")) {
             ("unknown" | "redhat-based" | "suse-based", Some(id)) if !id.is_empty() => id,
@@ -280,7 +283,11 @@ impl GuestfsGuest {
         let mut family = Family::of_distro(&distro);
         if family == Family::Other {
             let like = field("ID_LIKE").unwrap_or_default();
-            family = like.split_whitespace().map(Family::of_distro).find(|f| *f != Family::Other).unwrap_or(family);
+            family = like
+                .split_whitespace()
+                .map(Family::of_distro)
+                .find(|f| *f != Family::Other)
+                .unwrap_or(family);
         }
         OsFacts {
             root: root.to_string(),

@@ -123,7 +123,15 @@ pub fn resolve(guest: &dyn Guest, path: &str) -> Result<Option<String>> {
             }
             _ => {}
         }
-        let candidate = format!("/{}", current.iter().chain(std::iter::once(&c)).cloned().collect::<Vec<_>>().join("/"));
+        let candidate = format!(
+            "/{}",
+            current
+                .iter()
+                .chain(std::iter::once(&c))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/")
+        );
         match guest.lstat(&candidate)? {
             None => return Ok(None),
             Some(m) if m.kind == Kind::Symlink => {
@@ -265,8 +273,11 @@ mod tests {
     #[test]
     fn resolves_inside_the_guest() {
         let g = memory::MemoryGuest::new(OsFacts::sample("debian"));
-        g.file("/usr/bin/sh", b"elf").link("/bin", "usr/bin").link("/usr/sbin/sh", "../bin/sh");
-        g.link("/etc/loop", "/etc/loop").link("/escape", "../../../../usr/bin/sh");
+        g.file("/usr/bin/sh", b"elf")
+            .link("/bin", "usr/bin")
+            .link("/usr/sbin/sh", "../bin/sh");
+        g.link("/etc/loop", "/etc/loop")
+            .link("/escape", "../../../../usr/bin/sh");
         assert_eq!(resolve(&g, "/bin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
         assert_eq!(resolve(&g, "/usr/sbin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
         assert_eq!(resolve(&g, "/escape").unwrap().as_deref(), Some("/usr/bin/sh"));
