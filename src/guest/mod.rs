@@ -75,6 +75,15 @@ pub trait Guest {
     /// Every entry below `dir` (not `dir` itself), depth first, parents before children,
     /// never descending through symlinks.
     fn walk(&self, dir: &str) -> Result<Vec<Entry>>;
+    /// Bytes allocated by a directory tree (like `du -s`, links not followed).
+    fn usage(&self, dir: &str) -> Result<u64> {
+        Ok(self
+            .walk(dir)?
+            .iter()
+            .filter(|e| e.meta.kind != Kind::Dir)
+            .map(|e| e.meta.allocated)
+            .sum())
+    }
     /// The contents of a regular file of at most `limit` bytes.
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>>;
     /// The target of a symlink.

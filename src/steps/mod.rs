@@ -184,12 +184,7 @@ impl<'a> Ctx<'a> {
             return Ok(false);
         };
         let freed = if meta.kind == Kind::Dir {
-            meta.allocated
-                + self
-                    .guest
-                    .walk(path)
-                    .map(|es| es.iter().map(freed_by).sum())
-                    .unwrap_or(0)
+            self.guest.usage(path).unwrap_or(0)
         } else {
             freed_by(&Entry {
                 path: path.into(),
