@@ -59,12 +59,20 @@ impl Manifest {
     /// the only build of the last run.
     pub fn build(&self, wanted: Option<&str>) -> Result<&Build> {
         let last_run: Vec<&Build> = match &self.last_run_uuid {
-            Some(uuid) => self.builds.iter().filter(|b| b.packer_run_uuid.as_ref() == Some(uuid)).collect(),
+            Some(uuid) => self
+                .builds
+                .iter()
+                .filter(|b| b.packer_run_uuid.as_ref() == Some(uuid))
+                .collect(),
             None => self.builds.iter().collect(),
         };
         if let Some(name) = wanted {
             // Prefer the last run; a build of an earlier run is still what was asked for.
-            let found = last_run.iter().rev().copied().find(|b| b.matches(name))
+            let found = last_run
+                .iter()
+                .rev()
+                .copied()
+                .find(|b| b.matches(name))
                 .or_else(|| self.builds.iter().rev().find(|b| b.matches(name)));
             return found.ok_or_else(|| {
                 let names: Vec<&str> = self.builds.iter().map(|b| b.name.as_str()).collect();
@@ -79,7 +87,11 @@ impl Manifest {
             [] => crate::bail_tag!(Exit::Usage, "the manifest records no build of its last run"),
             several => {
                 let names: Vec<&str> = several.iter().map(|b| b.name.as_str()).collect();
-                crate::bail_tag!(Exit::Usage, "the last Packer run made several builds ({}); choose one with --packer-build", list(&names))
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "the last Packer run made several builds ({}); choose one with --packer-build",
+                    list(&names)
+                )
             }
         }
     }
@@ -111,10 +123,17 @@ fn resolve(name: &str, manifest: &Path) -> Option<PathBuf> {
 /// The disk a Packer build recorded in `manifest`.
 pub fn disk_from_manifest(manifest: &Path, build: Option<&str>) -> Result<PathBuf> {
     let m = Manifest::load(manifest)?;
-    let b = m.build(build).with_context(|| format!("in Packer manifest {}", manifest.display()))?;
+    let b = m
+        .build(build)
+        .with_context(|| format!("in Packer manifest {}", manifest.display()))?;
     let files = b.files.as_deref().unwrap_or_default();
     if files.is_empty() {
-        crate::bail_tag!(Exit::Input, "Packer build {:?} in {} recorded no files", b.name, manifest.display());
+        crate::bail_tag!(
+            Exit::Input,
+            "Packer build {:?} in {} recorded no files",
+            b.name,
+            manifest.display()
+        );
     }
     let mut found = Vec::new();
     for f in files {
@@ -133,12 +152,21 @@ pub fn disk_from_manifest(manifest: &Path, build: Option<&str>) -> Result<PathBu
         return Ok(found.remove(0));
     }
     // Several files (a disk and, say, a log or an OVF): keep what is a disk by its content.
-    let disks: Vec<PathBuf> = found.into_iter().filter(|p| crate::disk::detect::detect(p).is_ok()).collect();
+    let disks: Vec<PathBuf> = found
+        .into_iter()
+        .filter(|p| crate::disk::detect::detect(p).is_ok())
+        .collect();
     match disks.as_slice() {
         [one] => Ok(one.clone()),
         _ => {
             let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-            crate::bail_tag!(Exit::Input, "Packer build {:?} has {} disk images among its files ({}); goldify takes one", b.name, disks.len(), names.join(", "))
+            crate::bail_tag!(
+                Exit::Input,
+                "Packer build {:?} has {} disk images among its files ({}); goldify takes one",
+                b.name,
+                disks.len(),
+                names.join(", ")
+            )
         }
     }
 }
@@ -199,7 +227,10 @@ mod tests {
     fn missing_build_lists_what_there_is() {
         let m: Manifest = serde_json::from_str(&manifest(&build("disk", "d.qcow2", RUN1), RUN1)).unwrap();
         let err = m.build(Some("other")).unwrap_err();
-        assert_eq!(format!("{err:#}"), "no build named \"other\" in the manifest (it has: disk)");
+        assert_eq!(
+            format!("{err:#}"),
+            "no build named \"other\" in the manifest (it has: disk)"
+        );
         assert_eq!(m.build(Some("file.disk")).unwrap().name, "disk");
         let empty: Manifest = serde_json::from_str(r#"{"builds": []}"#).unwrap();
         assert!(format!("{:#}", empty.build(None).unwrap_err()).contains("no build"));
@@ -211,12 +242,18 @@ mod tests {
         let m: Manifest = serde_json::from_str(&manifest(&builds, RUN1)).unwrap();
         let b = m.build(None).unwrap();
         assert_eq!(b.files.as_ref().unwrap()[0].name, "new.qcow2");
-        assert_eq!(m.build(Some("disk")).unwrap().files.as_ref().unwrap()[0].name, "new.qcow2");
+        assert_eq!(
+            m.build(Some("disk")).unwrap().files.as_ref().unwrap()[0].name,
+            "new.qcow2"
+        );
 
         let two = [build("a", "a.qcow2", RUN1), build("b", "b.qcow2", RUN1)].join(",");
         let m: Manifest = serde_json::from_str(&manifest(&two, RUN1)).unwrap();
         let err = m.build(None).unwrap_err();
-        assert!(format!("{err:#}").contains("several builds (a, b); choose one with --packer-build"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("several builds (a, b); choose one with --packer-build"),
+            "{err:#}"
+        );
         assert_eq!(m.build(Some("b")).unwrap().name, "b");
     }
 
@@ -225,22 +262,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Packer ran in dir/: the manifest lives in dir/meta/, the disk in dir/output/.
         let disk = write(dir.path(), "output/disk.qcow2", "QFI\u{fb}");
-        let m = write(dir.path(), "meta/manifest.json", &manifest(&build("disk", "../output/disk.qcow2", RUN1), RUN1));
-        assert_eq!(disk_from_manifest(&m, None).unwrap(), dir.path().join("meta/../output/disk.qcow2"));
-        let m2 = write(dir.path(), "manifest2.json", &manifest(&build("disk", "output/disk.qcow2", RUN1), RUN1));
-        assert_eq!(disk_from_manifest(&m2, None).unwrap(), dir.path().join("output/disk.qcow2"));
-        let abs = write(dir.path(), "abs.json", &manifest(&build("disk", disk.to_str().unwrap(), RUN1), RUN1));
+        let m = write(
+            dir.path(),
+            "meta/manifest.json",
+            &manifest(&build("disk", "../output/disk.qcow2", RUN1), RUN1),
+        );
+        assert_eq!(
+            disk_from_manifest(&m, None).unwrap(),
+            dir.path().join("meta/../output/disk.qcow2")
+        );
+        let m2 = write(
+            dir.path(),
+            "manifest2.json",
+            &manifest(&build("disk", "output/disk.qcow2", RUN1), RUN1),
+        );
+        assert_eq!(
+            disk_from_manifest(&m2, None).unwrap(),
+            dir.path().join("output/disk.qcow2")
+        );
+        let abs = write(
+            dir.path(),
+            "abs.json",
+            &manifest(&build("disk", disk.to_str().unwrap(), RUN1), RUN1),
+        );
         assert_eq!(disk_from_manifest(&abs, None).unwrap(), disk);
-        let gone = write(dir.path(), "gone.json", &manifest(&build("disk", "output/nope.qcow2", RUN1), RUN1));
+        let gone = write(
+            dir.path(),
+            "gone.json",
+            &manifest(&build("disk", "output/nope.qcow2", RUN1), RUN1),
+        );
         let err = disk_from_manifest(&gone, None).unwrap_err();
         assert_eq!(exit_of(&err), Exit::Input);
-        assert!(format!("{err:#}").contains("output/nope.qcow2 (build \"disk\""), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("output/nope.qcow2 (build \"disk\""),
+            "{err:#}"
+        );
     }
 
     #[test]
     fn null_files_and_either_or() {
         let dir = tempfile::tempdir().unwrap();
-        let text = manifest(r#"{"name": "n", "builder_type": "null", "files": null, "packer_run_uuid": "r"}"#, "r");
+        let text = manifest(
+            r#"{"name": "n", "builder_type": "null", "files": null, "packer_run_uuid": "r"}"#,
+            "r",
+        );
         let m = write(dir.path(), "m.json", &text);
         assert!(format!("{:#}", disk_from_manifest(&m, None).unwrap_err()).contains("recorded no files"));
         let d = Path::new("x.qcow2");

@@ -11,7 +11,10 @@ use std::process::Command;
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -36,7 +39,11 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
         .arg(format!("goldify={GOLDIFY}"))
         .arg(&template));
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "packer build failed:\n{log}\n{}", tail(&out.stderr, 10));
+    assert!(
+        out.status.success(),
+        "packer build failed:\n{log}\n{}",
+        tail(&out.stderr, 10)
+    );
 
     // The manifest post-processor recorded the builder's disk; goldify read it from there.
     let manifest: serde_json::Value =
@@ -46,11 +53,22 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("output-golden/goldify-report.json")).unwrap()).unwrap();
     assert_eq!(report["input"], "output-vm/disk.qcow2");
-    let machine_id = report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "machine-id").unwrap();
-    assert!(!machine_id["changes"].as_array().unwrap().is_empty(), "the machine-id step changed something");
+    let machine_id = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "machine-id")
+        .unwrap();
+    assert!(
+        !machine_id["changes"].as_array().unwrap().is_empty(),
+        "the machine-id step changed something"
+    );
 
     // artifice made goldify's files the artifact; checksum hashed exactly those.
-    assert!(log.contains("Created artifact from files: output-golden/golden.qcow2, output-golden/goldify-report.json"), "{log}");
+    assert!(
+        log.contains("Created artifact from files: output-golden/golden.qcow2, output-golden/goldify-report.json"),
+        "{log}"
+    );
     let golden = dir.join("output-golden/golden.qcow2");
     let info = run(Command::new("qemu-img").args(["info", "--output=json"]).arg(&golden));
     assert!(info.status.success(), "qemu-img info {}", golden.display());
@@ -61,9 +79,15 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
     let sums = std::fs::read_to_string(dir.join("output-golden/vm_sha256.checksum")).expect("the checksum file");
     let mut seen = Vec::new();
     for line in sums.lines() {
-        let (hash, name) = line.split_once(char::is_whitespace).unwrap_or_else(|| panic!("bad line {line:?}"));
+        let (hash, name) = line
+            .split_once(char::is_whitespace)
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
         let name = name.trim().trim_start_matches('*');
-        assert_eq!(hash, sha256_of(&dir.join("output-golden").join(name)), "checksum of {name}");
+        assert_eq!(
+            hash,
+            sha256_of(&dir.join("output-golden").join(name)),
+            "checksum of {name}"
+        );
         seen.push(name.to_string());
     }
     seen.sort();

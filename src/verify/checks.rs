@@ -23,7 +23,15 @@ pub struct Check {
 }
 
 /// The checks in report order.
-pub const NAMES: [&str; 7] = ["report", "machine-id", "host-keys", "sshd", "ipv4-dhcp", "failed-units", "cloud-init"];
+pub const NAMES: [&str; 7] = [
+    "report",
+    "machine-id",
+    "host-keys",
+    "sshd",
+    "ipv4-dhcp",
+    "failed-units",
+    "cloud-init",
+];
 
 /// What one clone gave us: its name, the parsed console, and why there is no report when
 /// the boot itself went wrong (timed out…).
@@ -34,11 +42,19 @@ pub struct Input<'a> {
 }
 
 fn pass(name: &'static str, detail: impl Into<String>) -> Check {
-    Check { name, status: Status::Pass, detail: detail.into() }
+    Check {
+        name,
+        status: Status::Pass,
+        detail: detail.into(),
+    }
 }
 
 fn fail(name: &'static str, detail: impl Into<String>) -> Check {
-    Check { name, status: Status::Fail, detail: detail.into() }
+    Check {
+        name,
+        status: Status::Fail,
+        detail: detail.into(),
+    }
 }
 
 /// A machine ID: 32 lowercase hex digits (machine-id(5)), not all zeros.
@@ -86,11 +102,17 @@ pub fn evaluate(clones: &[Input], source: Option<&SourceFacts>) -> Vec<Vec<Check
 
 fn machine_id(f: &Facts, others: &[(&str, &Facts)], source: Option<&SourceFacts>) -> Check {
     const N: &str = "machine-id";
-    let Some(id) = f.machine_id.as_deref() else { return fail(N, "/etc/machine-id is empty") };
+    let Some(id) = f.machine_id.as_deref() else {
+        return fail(N, "/etc/machine-id is empty");
+    };
     if !is_machine_id(id) {
         return fail(N, format!("not a machine ID: {id:?}"));
     }
-    let same: Vec<&str> = others.iter().filter(|(_, o)| o.machine_id.as_deref() == Some(id)).map(|(n, _)| *n).collect();
+    let same: Vec<&str> = others
+        .iter()
+        .filter(|(_, o)| o.machine_id.as_deref() == Some(id))
+        .map(|(n, _)| *n)
+        .collect();
     let from_source = source.is_some_and(|s| s.machine_id.as_deref() == Some(id));
     match (same.is_empty(), from_source) {
         (true, false) => pass(N, id),
@@ -145,8 +167,12 @@ fn sshd(f: &Facts) -> Check {
 
 fn ipv4(f: &Facts) -> Check {
     const N: &str = "ipv4-dhcp";
-    let Some(nic) = f.nic.as_deref() else { return fail(N, "no network interface besides lo") };
-    let Some(addr) = f.ipv4.as_deref() else { return fail(N, format!("no IPv4 address on {nic}")) };
+    let Some(nic) = f.nic.as_deref() else {
+        return fail(N, "no network interface besides lo");
+    };
+    let Some(addr) = f.ipv4.as_deref() else {
+        return fail(N, format!("no IPv4 address on {nic}"));
+    };
     if f.ipv4_dynamic || f.dhcp_lease.is_some() {
         pass(N, format!("{nic} {addr}"))
     } else {
@@ -166,7 +192,11 @@ fn failed_units(f: &Facts) -> Check {
 fn cloud_init(f: &Facts, source: Option<&SourceFacts>) -> Check {
     const N: &str = "cloud-init";
     let Some(ci) = &f.cloud_init else {
-        return Check { name: N, status: Status::Skip, detail: "not installed".into() };
+        return Check {
+            name: N,
+            status: Status::Skip,
+            detail: "not installed".into(),
+        };
     };
     let id = ci.instance_id.as_deref().unwrap_or("?");
     let mut problems = Vec::new();
@@ -200,7 +230,10 @@ mod tests {
     fn facts(id: &str, fp: &str) -> Facts {
         Facts {
             machine_id: Some(id.into()),
-            host_keys: vec![HostKey { kind: "ssh-ed25519".into(), fingerprint: fp.into() }],
+            host_keys: vec![HostKey {
+                kind: "ssh-ed25519".into(),
+                fingerprint: fp.into(),
+            }],
             sshd: Some("ssh.service active".into()),
             nic: Some("eth0".into()),
             ipv4: Some("10.0.2.15/24".into()),
@@ -221,8 +254,15 @@ mod tests {
 
     fn run(parsed: &[Parsed], source: Option<&SourceFacts>) -> Vec<Vec<Check>> {
         let names = ["clone1", "clone2", "clone3"];
-        let inputs: Vec<Input> =
-            parsed.iter().enumerate().map(|(i, p)| Input { name: names[i], parsed: p, boot_problem: None }).collect();
+        let inputs: Vec<Input> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Input {
+                name: names[i],
+                parsed: p,
+                boot_problem: None,
+            })
+            .collect();
         evaluate(&inputs, source)
     }
 
@@ -233,8 +273,18 @@ mod tests {
 
     #[test]
     fn distinct_healthy_clones_pass() {
-        let p = [Parsed::Complete { facts: facts(A, "SHA256:a") }, Parsed::Complete { facts: facts(B, "SHA256:b") }];
-        let source = SourceFacts { machine_id: Some("0123456789abcdef0123456789abcdef".into()), ..Default::default() };
+        let p = [
+            Parsed::Complete {
+                facts: facts(A, "SHA256:a"),
+            },
+            Parsed::Complete {
+                facts: facts(B, "SHA256:b"),
+            },
+        ];
+        let source = SourceFacts {
+            machine_id: Some("0123456789abcdef0123456789abcdef".into()),
+            ..Default::default()
+        };
         for checks in run(&p, Some(&source)) {
             assert_eq!(checks.len(), NAMES.len());
             assert!(checks.iter().all(|c| c.status == Status::Pass), "{checks:?}");
@@ -243,10 +293,20 @@ mod tests {
 
     #[test]
     fn clones_of_a_used_disk_fail() {
-        let p = [Parsed::Complete { facts: facts(A, "SHA256:a") }, Parsed::Complete { facts: facts(A, "SHA256:a") }];
+        let p = [
+            Parsed::Complete {
+                facts: facts(A, "SHA256:a"),
+            },
+            Parsed::Complete {
+                facts: facts(A, "SHA256:a"),
+            },
+        ];
         let source = SourceFacts {
             machine_id: Some(A.into()),
-            host_keys: vec![HostKey { kind: "ssh-ed25519".into(), fingerprint: "SHA256:a".into() }],
+            host_keys: vec![HostKey {
+                kind: "ssh-ed25519".into(),
+                fingerprint: "SHA256:a".into(),
+            }],
             ..Default::default()
         };
         let r = run(&p, Some(&source));
@@ -281,12 +341,23 @@ mod tests {
         f.cloud_init = None;
         let p = [Parsed::Complete { facts: f }, Parsed::Absent];
         let inputs = [
-            Input { name: "clone1", parsed: &p[0], boot_problem: None },
-            Input { name: "clone2", parsed: &p[1], boot_problem: Some("still running after 600 s") },
+            Input {
+                name: "clone1",
+                parsed: &p[0],
+                boot_problem: None,
+            },
+            Input {
+                name: "clone2",
+                parsed: &p[1],
+                boot_problem: Some("still running after 600 s"),
+            },
         ];
         let r = evaluate(&inputs, None);
         assert_eq!(status(&r[0], "cloud-init").0, Status::Skip);
-        assert_eq!(status(&r[1], "report"), (Status::Fail, "still running after 600 s".into()));
+        assert_eq!(
+            status(&r[1], "report"),
+            (Status::Fail, "still running after 600 s".into())
+        );
         assert!(r[1].iter().all(|c| c.status == Status::Fail));
     }
 }

@@ -48,8 +48,11 @@ pub struct CloneReport {
     /// The cloud-init instance-id goldify offered this clone (NoCloud, SMBIOS serial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offered_instance_id: Option<String>,
-    /// Guest uptime when the system was up and reporting: the time to a running system.
+    /// Guest uptime (since the kernel started) when the system was up and reporting.
     pub running_after: Option<f64>,
+    /// Host wall time from starting QEMU until the report began: the time to a running
+    /// system as a user sees it, firmware and boot loader included.
+    pub report_after: Option<f64>,
     /// Host wall time from starting QEMU until the clone powered off (or was stopped).
     pub boot_seconds: f64,
     /// Where the serial console log was kept, if it was.
@@ -90,7 +93,9 @@ fn announce(accel: &Accel) {
 fn nonce() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).context("reading /dev/urandom")?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -98,7 +103,12 @@ fn read_source(path: &Path, work: &Path, verbose: u8) -> Result<SourceFacts> {
     let prepared = disk::prepare(path, work, false, true)?;
     let guest = GuestfsGuest::open(
         &prepared.path,
-        &OpenOptions { format: prepared.format.name(), readonly: true, in_place: false, verbose: verbose >= 2 },
+        &OpenOptions {
+            format: prepared.format.name(),
+            readonly: true,
+            in_place: false,
+            verbose: verbose >= 2,
+        },
     )?;
     let facts = source::read(&guest, &path.display().to_string())?;
     guest.close()?;
@@ -106,11 +116,21 @@ fn read_source(path: &Path, work: &Path, verbose: u8) -> Result<SourceFacts> {
 }
 
 /// The overlay every clone starts from: the template plus the report unit.
-fn prepare_base(template: &Path, work: &Path, nonce: &str, verbose: u8) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
+fn prepare_base(
+    template: &Path,
+    work: &Path,
+    nonce: &str,
+    verbose: u8,
+) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
     let base = disk::prepare(template, work, false, false)?;
     let guest = GuestfsGuest::open(
         &base.path,
-        &OpenOptions { format: base.format.name(), readonly: false, in_place: false, verbose: verbose >= 2 },
+        &OpenOptions {
+            format: base.format.name(),
+            readonly: false,
+            in_place: false,
+            verbose: verbose >= 2,
+        },
     )?;
     let facts = guest.facts().clone();
     probe::install(&guest, nonce).tag(Exit::Input)?;
@@ -130,10 +150,16 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         crate::bail_tag!(Exit::Input, "source {} does not exist", s.display());
     }
     if crate::exec::which(qemu::QEMU).is_none() {
-        crate::bail_tag!(Exit::Environment, "{} not found: install qemu-system-x86 (scripts/setup-host.sh)", qemu::QEMU);
+        crate::bail_tag!(
+            Exit::Environment,
+            "{} not found: install qemu-system-x86 (scripts/setup-host.sh)",
+            qemu::QEMU
+        );
     }
     if let Some(dir) = &opts.keep_logs {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display())).tag(Exit::Output)?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .tag(Exit::Output)?;
     }
     let accel = launch::accel().clone();
     announce(&accel);
@@ -144,16 +170,23 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .tag(Exit::Output)?;
     let nonce = nonce()?;
 
-    let phase = crate::progress::phase(format!("adding the report unit to an overlay of {}", opts.template.display()));
+    let phase = crate::progress::phase(format!(
+        "adding the report unit to an overlay of {}",
+        opts.template.display()
+    ));
     // Two appliance launches, side by side: the source's identity, the clones' base.
     let (source, base) = std::thread::scope(|s| {
         let src = opts.source.as_deref().map(|p| {
             let work = work.path();
-            s.spawn(move || read_source(p, work, opts.verbose).with_context(|| format!("reading source {}", p.display())))
+            s.spawn(move || {
+                read_source(p, work, opts.verbose).with_context(|| format!("reading source {}", p.display()))
+            })
         });
         let base = prepare_base(&opts.template, work.path(), &nonce, opts.verbose)
             .with_context(|| format!("preparing clones of {}", opts.template.display()));
-        let src = src.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("reading the source panicked")))).transpose();
+        let src = src
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("reading the source panicked"))))
+            .transpose();
         (src, base)
     });
     let (base, os) = base?;
@@ -163,7 +196,9 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let clones: Vec<qemu::Clone> = (1..=opts.clones)
         .map(|i| {
             let name = format!("clone{i}");
-            let smbios_serial = os.cloud_init.then(|| format!("ds=nocloud;i=goldify-verify-{nonce}-{i};h=goldify-{name}"));
+            let smbios_serial = os
+                .cloud_init
+                .then(|| format!("ds=nocloud;i=goldify-verify-{nonce}-{i};h=goldify-{name}"));
             qemu::Clone {
                 disk: work.path().join(format!("{name}.qcow2")),
                 serial: work.path().join(format!("{name}.serial.log")),
@@ -176,9 +211,15 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         qemu::create_overlay(&base.path, base.format.name(), &c.disk)?;
     }
 
-    phase.set(format!("booting {} clone{} under {}", clones.len(), if clones.len() == 1 { "" } else { "s" }, accel.name.to_uppercase()));
+    phase.set(format!(
+        "booting {} clone{} under {}",
+        clones.len(),
+        if clones.len() == 1 { "" } else { "s" },
+        accel.name.to_uppercase()
+    ));
     let t = Instant::now();
-    let booted = boot_all(&clones, &accel, opts)?;
+    let marker = format!("{} {nonce} begin", serial::TAG);
+    let booted = boot_all(&clones, &accel, opts, &marker)?;
     let boot = t.elapsed().as_secs_f64();
     drop(phase);
 
@@ -193,7 +234,11 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .iter()
         .zip(&parsed)
         .zip(&booted)
-        .map(|((c, p), b)| checks::Input { name: &c.name, parsed: p, boot_problem: b.problem.as_deref() })
+        .map(|((c, p), b)| checks::Input {
+            name: &c.name,
+            parsed: p,
+            boot_problem: b.problem.as_deref(),
+        })
         .collect();
     let results = checks::evaluate(&inputs, source.as_ref());
 
@@ -215,7 +260,8 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
                 }
             };
             let dest = dir.join(format!("{}.serial.log", c.name));
-            std::fs::copy(&c.serial, &dest).with_context(|| format!("keeping the console log as {}", dest.display()))?;
+            std::fs::copy(&c.serial, &dest)
+                .with_context(|| format!("keeping the console log as {}", dest.display()))?;
             Some(dest.display().to_string())
         } else {
             None
@@ -226,9 +272,11 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             checks,
             running_after: p.facts().and_then(|f: &Facts| f.uptime),
             report: p,
-            offered_instance_id: c.smbios_serial.as_ref().and_then(|s| {
-                s.split(';').find_map(|kv| kv.strip_prefix("i=")).map(str::to_string)
-            }),
+            offered_instance_id: c
+                .smbios_serial
+                .as_ref()
+                .and_then(|s| s.split(';').find_map(|kv| kv.strip_prefix("i=")).map(str::to_string)),
+            report_after: b.report_after,
             boot_seconds: b.seconds,
             serial_log,
         });
@@ -242,12 +290,16 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         source,
         clones: reports,
         ok,
-        timings: VerifyTimings { prepare, boot, total: t0.elapsed().as_secs_f64() },
+        timings: VerifyTimings {
+            prepare,
+            boot,
+            total: t0.elapsed().as_secs_f64(),
+        },
     })
 }
 
 /// Boot every clone, as many at once as the host has cores (one vCPU each).
-fn boot_all(clones: &[qemu::Clone], accel: &Accel, opts: &VerifyOptions) -> Result<Vec<qemu::Booted>> {
+fn boot_all(clones: &[qemu::Clone], accel: &Accel, opts: &VerifyOptions, marker: &str) -> Result<Vec<qemu::Booted>> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let workers = cores.min(clones.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -259,7 +311,7 @@ fn boot_all(clones: &[qemu::Clone], accel: &Accel, opts: &VerifyOptions) -> Resu
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(c) = clones.get(i) else { break };
                 tracing::info!("booting {}", c.name);
-                let r = qemu::boot(c, accel, opts.memory_mib, opts.timeout);
+                let r = qemu::boot(c, accel, opts.memory_mib, opts.timeout, marker);
                 if let Ok(b) = &r {
                     tracing::info!("{} ended after {:.1} s", c.name, b.seconds);
                 }
@@ -289,7 +341,13 @@ impl VerifyReport {
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let plural = if self.clones.len() == 1 { "" } else { "s" };
         let accel = self.accel.name.to_uppercase();
-        writeln!(out, "{} ({}): {} clone{plural} booted under {accel}", self.template, self.os, self.clones.len())?;
+        writeln!(
+            out,
+            "{} ({}): {} clone{plural} booted under {accel}",
+            self.template,
+            self.os,
+            self.clones.len()
+        )?;
         if let Some(s) = &self.source {
             writeln!(
                 out,
@@ -298,7 +356,10 @@ impl VerifyReport {
                 s.machine_id.as_deref().unwrap_or("(none)"),
                 s.host_keys.len(),
                 if s.host_keys.len() == 1 { "" } else { "s" },
-                s.cloud_init_instance_id.as_deref().map(|i| format!(", cloud-init instance {i}")).unwrap_or_default()
+                s.cloud_init_instance_id
+                    .as_deref()
+                    .map(|i| format!(", cloud-init instance {i}"))
+                    .unwrap_or_default()
             )?;
         }
         const COL: usize = 40;
@@ -324,10 +385,16 @@ impl VerifyReport {
             }
             writeln!(out)?;
         }
+        // The time to a running system: from power-on (firmware and boot loader included),
+        // and the kernel's own uptime.
         write!(out, "{:<14}", "running after")?;
         for c in &self.clones {
-            let up = c.running_after.map(|u| format!("{u:.1} s")).unwrap_or_else(|| "?".into());
-            write!(out, "       {:<COL$}", format!("{up} (power-off after {:.1} s)", c.boot_seconds))?;
+            let secs = |s: Option<f64>| s.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "?".into());
+            write!(
+                out,
+                "       {:<COL$}",
+                format!("{} (kernel up {})", secs(c.report_after), secs(c.running_after))
+            )?;
         }
         writeln!(out)?;
         for l in long {
@@ -339,14 +406,24 @@ impl VerifyReport {
             }
         }
         if self.ok {
-            writeln!(out, "verify: PASS: {} clones booted as distinct, healthy machines ({:.0} s)", self.clones.len(), self.timings.total)?;
+            writeln!(
+                out,
+                "verify: PASS: {} clones booted as distinct, healthy machines ({:.0} s)",
+                self.clones.len(),
+                self.timings.total
+            )?;
         } else {
             let failed: Vec<String> = self
                 .clones
                 .iter()
                 .filter(|c| !c.ok)
                 .map(|c| {
-                    let names: Vec<&str> = c.checks.iter().filter(|k| k.status == Status::Fail).map(|k| k.name).collect();
+                    let names: Vec<&str> = c
+                        .checks
+                        .iter()
+                        .filter(|k| k.status == Status::Fail)
+                        .map(|k| k.name)
+                        .collect();
                     format!("{} ({})", c.name, names.join(", "))
                 })
                 .collect();

@@ -107,7 +107,9 @@ pub fn parse(log: &[u8], nonce: &str) -> Parsed {
             expected = Some(n.trim().parse().unwrap_or(usize::MAX));
             continue;
         }
-        let Some((key, value)) = body.split_once('=') else { continue };
+        let Some((key, value)) = body.split_once('=') else {
+            continue;
+        };
         lines += 1;
         apply(&mut facts, key, value.trim());
     }
@@ -115,10 +117,14 @@ pub fn parse(log: &[u8], nonce: &str) -> Parsed {
         return Parsed::Absent;
     }
     match expected {
-        None => Parsed::Truncated { facts, why: "the report began but never ended (the clone stopped or hung)".into() },
-        Some(n) if n != lines => {
-            Parsed::Truncated { facts, why: format!("{lines} of the {n} fact lines arrived intact") }
-        }
+        None => Parsed::Truncated {
+            facts,
+            why: "the report began but never ended (the clone stopped or hung)".into(),
+        },
+        Some(n) if n != lines => Parsed::Truncated {
+            facts,
+            why: format!("{lines} of the {n} fact lines arrived intact"),
+        },
         Some(_) => Parsed::Complete { facts },
     }
 }
@@ -149,9 +155,7 @@ fn apply(f: &mut Facts, key: &str, v: &str) {
         "cloud-init" => f.cloud_init = (v == "yes").then(ci),
         "cloud-init-status" => f.cloud_init.get_or_insert_with(ci).status = non_empty(v),
         "cloud-init-instance-id" => f.cloud_init.get_or_insert_with(ci).instance_id = non_empty(v),
-        "cloud-init-previous-instance-id" => {
-            f.cloud_init.get_or_insert_with(ci).previous_instance_id = non_empty(v)
-        }
+        "cloud-init-previous-instance-id" => f.cloud_init.get_or_insert_with(ci).previous_instance_id = non_empty(v),
         "cloud-init-semaphores" => {
             let c = f.cloud_init.get_or_insert_with(ci);
             for part in v.split_whitespace() {
@@ -179,20 +183,29 @@ fn host_key(v: &str) -> Option<HostKey> {
     if digest.len() != 32 {
         return None;
     }
-    Some(HostKey { kind: kind.to_string(), fingerprint: fingerprint_of_digest(&digest) })
+    Some(HostKey {
+        kind: kind.to_string(),
+        fingerprint: fingerprint_of_digest(&digest),
+    })
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// How OpenSSH prints a SHA-256 fingerprint: `SHA256:` and unpadded base64.
 pub fn fingerprint_of_digest(digest: &[u8]) -> String {
     use base64::Engine;
-    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest))
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+    )
 }
 
 /// The fingerprint of a public key line (`type base64-blob [comment]`, a .pub file).
@@ -202,7 +215,10 @@ pub fn fingerprint_of_pub(line: &str) -> Option<HostKey> {
     let mut fields = line.split_whitespace();
     let kind = fields.next()?;
     let blob = base64::engine::general_purpose::STANDARD.decode(fields.next()?).ok()?;
-    Some(HostKey { kind: kind.to_string(), fingerprint: fingerprint_of_digest(&sha2::Sha256::digest(&blob)) })
+    Some(HostKey {
+        kind: kind.to_string(),
+        fingerprint: fingerprint_of_digest(&sha2::Sha256::digest(&blob)),
+    })
 }
 
 #[cfg(test)]
@@ -236,12 +252,20 @@ mod tests {
 
     #[test]
     fn complete_block_amid_console_noise() {
-        let log = format!("\x1b[0;32mGRUB\x1b[0m\r\n{}debian login: ", block("8b6971173e924847abfee27c84b16345", KEY));
-        let Parsed::Complete { facts } = parse(log.as_bytes(), NONCE) else { panic!("{:?}", parse(log.as_bytes(), NONCE)) };
+        let log = format!(
+            "\x1b[0;32mGRUB\x1b[0m\r\n{}debian login: ",
+            block("8b6971173e924847abfee27c84b16345", KEY)
+        );
+        let Parsed::Complete { facts } = parse(log.as_bytes(), NONCE) else {
+            panic!("{:?}", parse(log.as_bytes(), NONCE))
+        };
         assert_eq!(facts.machine_id.as_deref(), Some("8b6971173e924847abfee27c84b16345"));
         assert_eq!(facts.host_keys.len(), 1);
         // The same key as ssh-keygen -l printed it on that clone's console.
-        assert_eq!(facts.host_keys[0].fingerprint, "SHA256:CFFRemntd24XoK45GXjas/b29KV4dMQppIELR7H+9tc");
+        assert_eq!(
+            facts.host_keys[0].fingerprint,
+            "SHA256:CFFRemntd24XoK45GXjas/b29KV4dMQppIELR7H+9tc"
+        );
         assert_eq!(facts.sshd.as_deref(), Some("ssh.service active"));
         assert_eq!(facts.ipv4.as_deref(), Some("10.0.2.15/24"));
         assert!(facts.ipv4_dynamic);
@@ -275,7 +299,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A kernel message cut into a fact line: the count no longer matches.
-        let mangled = full.replace("GOLDIFY-VERIFY n0nce nic=eth0", "GOLDIFY-VER[   80.1] random: crng init done");
+        let mangled = full.replace(
+            "GOLDIFY-VERIFY n0nce nic=eth0",
+            "GOLDIFY-VER[   80.1] random: crng init done",
+        );
         match parse(mangled.as_bytes(), NONCE) {
             Parsed::Truncated { why, .. } => assert_eq!(why, "11 of the 12 fact lines arrived intact"),
             other => panic!("{other:?}"),
@@ -288,7 +315,10 @@ mod tests {
             "GOLDIFY-VERIFY n0nce machine-id",
             "debian login: GOLDIFY-VERIFY n0nce machine-id",
         );
-        assert_eq!(parse(log.as_bytes(), NONCE).facts().unwrap().machine_id.as_deref(), Some("1234"));
+        assert_eq!(
+            parse(log.as_bytes(), NONCE).facts().unwrap().machine_id.as_deref(),
+            Some("1234")
+        );
     }
 
     #[test]
@@ -301,7 +331,10 @@ mod tests {
         assert_ne!(a.host_keys, b.host_keys);
         // A log holding two blocks (the script ran twice): the last one wins.
         let both = format!("{}{}", block("aaaa", KEY), block("bbbb", KEY));
-        assert_eq!(parse(both.as_bytes(), NONCE).facts().unwrap().machine_id.as_deref(), Some("bbbb"));
+        assert_eq!(
+            parse(both.as_bytes(), NONCE).facts().unwrap().machine_id.as_deref(),
+            Some("bbbb")
+        );
     }
 
     #[test]

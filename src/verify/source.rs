@@ -21,7 +21,12 @@ fn read_line(guest: &dyn Guest, path: &str) -> Result<Option<String>> {
         Some(m) if m.kind == crate::guest::Kind::File => {
             let bytes = guest.read(path, LIMIT).with_context(|| format!("reading {path}"))?;
             let text = String::from_utf8_lossy(&bytes);
-            Ok(text.lines().next().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string))
+            Ok(text
+                .lines()
+                .next()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string))
         }
         _ => Ok(None),
     }
@@ -61,7 +66,10 @@ mod tests {
         let s = read(&g, "used.qcow2").unwrap();
         assert_eq!(s.machine_id.as_deref(), Some("8b6971173e924847abfee27c84b16345"));
         assert_eq!(s.host_keys.len(), 1);
-        assert_eq!(s.host_keys[0].fingerprint, "SHA256:VS3Ax7V4J4AufF2qn+jLWpv6OrWPdEHYKLM29ilaODc");
+        assert_eq!(
+            s.host_keys[0].fingerprint,
+            "SHA256:VS3Ax7V4J4AufF2qn+jLWpv6OrWPdEHYKLM29ilaODc"
+        );
         assert_eq!(s.cloud_init_instance_id.as_deref(), Some("iid-1"));
     }
 

@@ -19,7 +19,10 @@ pub fn require(program: &str, why: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         .unwrap_or(false);
-    assert!(found, "{program} is not installed, and {why}: run scripts/setup-host.sh");
+    assert!(
+        found,
+        "{program} is not installed, and {why}: run scripts/setup-host.sh"
+    );
 }
 
 /// The tail of a program's output, for failure messages.
@@ -56,16 +59,25 @@ pub fn fixture(script: &str, args: &[&str]) -> PathBuf {
         tail(&out.stderr, 25)
     );
     let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(image.is_file(), "fixture {script} printed {image:?}, which is not a file");
+    assert!(
+        image.is_file(),
+        "fixture {script} printed {image:?}, which is not a file"
+    );
     image
 }
 
 /// SHA-256 and mtime of a file: proof that nothing wrote it.
 pub fn fingerprint(path: &Path) -> (String, std::time::SystemTime) {
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let out = run(Command::new("sha256sum").arg(path));
     assert!(out.status.success(), "sha256sum {} failed", path.display());
-    let hash = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let hash = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     (hash, mtime)
 }
 
