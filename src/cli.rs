@@ -106,13 +106,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DISK")]
     pub source: Option<PathBuf>,
     /// Stop a clone that has not reported and powered off after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(30..))]
     pub timeout: u64,
     /// How many clones to boot (side by side, one per host core).
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub clones: usize,
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub clones: u16,
     /// Memory of each clone.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(128..))]
     pub memory: u32,
     /// Keep every clone's serial console log in DIR (a failed clone's is always kept).
     #[arg(long, value_name = "DIR")]
@@ -240,7 +240,7 @@ impl Cli {
                 let report = crate::verify::verify(&crate::verify::VerifyOptions {
                     template: a.template,
                     source: a.source,
-                    clones: a.clones,
+                    clones: a.clones.into(),
                     timeout: std::time::Duration::from_secs(a.timeout),
                     keep_logs: a.keep_logs,
                     memory_mib: a.memory,

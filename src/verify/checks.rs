@@ -57,6 +57,23 @@ fn fail(name: &'static str, detail: impl Into<String>) -> Check {
     }
 }
 
+/// A complete report from a boot that finished (the report unit stops waiting for it
+/// before goldify's time limit, and then says what was still pending).
+fn settled(f: &Facts) -> Check {
+    match f.system_state.as_deref() {
+        Some("initializing" | "starting") => {
+            let jobs = if f.pending_jobs.is_empty() {
+                "none listed".to_string()
+            } else {
+                f.pending_jobs.join(", ")
+            };
+            fail("report", format!("the boot never finished; pending jobs: {jobs}"))
+        }
+        Some(state) => pass("report", format!("complete, system {state}")),
+        None => pass("report", "complete"),
+    }
+}
+
 /// A machine ID: 32 lowercase hex digits (machine-id(5)), not all zeros.
 fn is_machine_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) && s.bytes().any(|b| b != b'0')
@@ -69,7 +86,7 @@ pub fn evaluate(clones: &[Input], source: Option<&SourceFacts>) -> Vec<Vec<Check
         .enumerate()
         .map(|(i, c)| {
             let report = match (c.parsed, c.boot_problem) {
-                (Parsed::Complete { .. }, _) => pass("report", "complete"),
+                (Parsed::Complete { facts }, _) => settled(facts),
                 (Parsed::Truncated { why, .. }, Some(p)) => fail("report", format!("{p}; {why}")),
                 (Parsed::Truncated { why, .. }, None) => fail("report", why.clone()),
                 (Parsed::Absent, Some(p)) => fail("report", p.to_string()),
@@ -333,6 +350,21 @@ mod tests {
         }
         assert_eq!(status(&r[0], "failed-units").1, "ssh.service, cloud-config.service");
         assert!(status(&r[0], "cloud-init").1.contains("status error"));
+    }
+
+    #[test]
+    fn a_boot_that_never_settles_fails_with_its_pending_jobs() {
+        let mut f = facts(A, "SHA256:a");
+        f.system_state = Some("starting".into());
+        f.pending_jobs = vec!["network-online.target".into(), "ifup@eth0.service".into()];
+        let r = run(&[Parsed::Complete { facts: f }], None);
+        assert_eq!(
+            status(&r[0], "report"),
+            (
+                Status::Fail,
+                "the boot never finished; pending jobs: network-online.target, ifup@eth0.service".into()
+            )
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ fn prepare_base(
     template: &Path,
     work: &Path,
     nonce: &str,
+    settle: u64,
     verbose: u8,
 ) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
     let base = disk::prepare(template, work, false, false)?;
@@ -133,7 +134,7 @@ fn prepare_base(
         },
     )?;
     let facts = guest.facts().clone();
-    probe::install(&guest, nonce).tag(Exit::Input)?;
+    probe::install(&guest, nonce, settle).tag(Exit::Input)?;
     guest.close().context("writing the report unit").tag(Exit::Output)?;
     Ok((base, facts))
 }
@@ -182,7 +183,10 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
                 read_source(p, work, opts.verbose).with_context(|| format!("reading source {}", p.display()))
             })
         });
-        let base = prepare_base(&opts.template, work.path(), &nonce, opts.verbose)
+        // The clone reports by itself when its boot has not settled after two thirds of the
+        // per-boot limit: pending jobs are a better answer than a timeout.
+        let settle = (opts.timeout.as_secs() * 2 / 3).max(30);
+        let base = prepare_base(&opts.template, work.path(), &nonce, settle, opts.verbose)
             .with_context(|| format!("preparing clones of {}", opts.template.display()));
         let src = src
             .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("reading the source panicked"))))
@@ -365,7 +369,7 @@ impl VerifyReport {
         const COL: usize = 40;
         write!(out, "{:<14}", "")?;
         for c in &self.clones {
-            write!(out, "{:<w$}", c.name, w = COL + 7)?;
+            write!(out, "{:<w$}", c.name, w = COL + 9)?;
         }
         writeln!(out)?;
         let mut long = Vec::new();
@@ -381,7 +385,7 @@ impl VerifyReport {
                 if check.detail.chars().count() > COL && check.status == Status::Fail {
                     long.push(format!("{} {}: {}", c.name, name, check.detail));
                 }
-                write!(out, "{mark:<5}  {:<COL$}", cut(&check.detail, COL))?;
+                write!(out, "{mark:<5}  {:<COL$}  ", cut(&check.detail, COL))?;
             }
             writeln!(out)?;
         }
@@ -392,7 +396,7 @@ impl VerifyReport {
             let secs = |s: Option<f64>| s.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "?".into());
             write!(
                 out,
-                "       {:<COL$}",
+                "       {:<COL$}  ",
                 format!("{} (kernel up {})", secs(c.report_after), secs(c.running_after))
             )?;
         }
@@ -430,5 +434,112 @@ impl VerifyReport {
             writeln!(out, "verify: FAIL: {}", failed.join("; "))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(second_id: &str) -> VerifyReport {
+        let facts = |id: &str| serial::Facts {
+            machine_id: Some(id.into()),
+            host_keys: vec![serial::HostKey {
+                kind: "ssh-ed25519".into(),
+                fingerprint: format!("SHA256:{id}"),
+            }],
+            sshd: Some("ssh.service active".into()),
+            nic: Some("eth0".into()),
+            ipv4: Some("10.0.2.15/24".into()),
+            ipv4_dynamic: true,
+            uptime: Some(61.0),
+            ..Default::default()
+        };
+        let parsed = [
+            Parsed::Complete {
+                facts: facts("8b6971173e924847abfee27c84b16345"),
+            },
+            Parsed::Complete {
+                facts: facts(second_id),
+            },
+        ];
+        let inputs: Vec<checks::Input> = parsed
+            .iter()
+            .zip(["clone1", "clone2"])
+            .map(|(p, name)| checks::Input {
+                name,
+                parsed: p,
+                boot_problem: None,
+            })
+            .collect();
+        let results = checks::evaluate(&inputs, None);
+        let clones = parsed
+            .into_iter()
+            .zip(results)
+            .enumerate()
+            .map(|(i, (p, checks))| CloneReport {
+                name: format!("clone{}", i + 1),
+                ok: checks.iter().all(|c| c.status != Status::Fail),
+                checks,
+                report: p,
+                offered_instance_id: None,
+                running_after: Some(61.0),
+                report_after: Some(75.0),
+                boot_seconds: 80.0,
+                serial_log: None,
+            })
+            .collect::<Vec<_>>();
+        VerifyReport {
+            goldify_version: "0",
+            template: "golden.qcow2".into(),
+            os: "debian 12.0 x86_64".into(),
+            accel: Accel {
+                name: "tcg",
+                reason: "test".into(),
+            },
+            source: None,
+            ok: clones.iter().all(|c| c.ok),
+            clones,
+            timings: VerifyTimings::default(),
+        }
+    }
+
+    fn human(r: &VerifyReport) -> String {
+        let mut out = Vec::new();
+        r.print_human(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn table_shows_every_check_per_clone_and_the_verdict() {
+        let text = human(&report("9ea687333948498fb57b4a3119e78a35"));
+        for name in checks::NAMES {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name} row missing:\n{text}");
+        }
+        assert!(
+            text.contains("\nrunning after        75 s (kernel up 61 s)    "),
+            "{text}"
+        );
+        let last = text.trim_end().lines().last().unwrap();
+        assert_eq!(
+            last,
+            "verify: PASS: 2 clones booted as distinct, healthy machines (0 s)"
+        );
+
+        let text = human(&report("8b6971173e924847abfee27c84b16345"));
+        assert!(
+            text.contains("\nmachine-id    FAIL   8b6971173e924847abfee27c84b16345 also o…  FAIL"),
+            "{text}"
+        );
+        // A detail cut in the table is printed in full below it.
+        assert!(
+            text.contains("\n  clone1 machine-id: 8b6971173e924847abfee27c84b16345 also on clone2\n"),
+            "{text}"
+        );
+        let last = text.trim_end().lines().last().unwrap();
+        assert_eq!(
+            last,
+            "verify: FAIL: clone1 (machine-id, host-keys); clone2 (machine-id, host-keys)"
+        );
     }
 }

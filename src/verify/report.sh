@@ -5,19 +5,26 @@
 # POSIX sh; every probe is allowed to fail (a missing fact is reported as missing).
 NONCE=@NONCE@
 OUT=/dev/ttyS0
+[ -c "$OUT" ] || OUT=/dev/console
 
 # Wait for the boot to settle. Not `is-system-running --wait`: it needs systemd 240.
 # This unit is Type=simple, so it is not itself a pending job that would keep the
-# system "starting".
+# system "starting". Bounded, so that a boot that never finishes is still reported
+# (with its pending jobs) before goldify's per-boot timeout.
+SETTLE=@SETTLE@
 i=0
-while [ "$i" -lt 600 ]; do
+while [ "$i" -lt "$SETTLE" ]; do
     state=$(systemctl is-system-running 2>/dev/null)
     case $state in initializing | starting) sleep 1; i=$((i + 1)) ;; *) break ;; esac
 done
 has_cloud_init=no
 if command -v cloud-init >/dev/null 2>&1; then
     has_cloud_init=yes
-    cloud-init status --wait >/dev/null 2>&1
+    if command -v timeout >/dev/null 2>&1; then
+        timeout "$SETTLE" cloud-init status --wait >/dev/null 2>&1
+    else
+        cloud-init status --wait >/dev/null 2>&1
+    fi
 fi
 state=$(systemctl is-system-running 2>/dev/null)
 
@@ -81,6 +88,13 @@ if [ "$has_cloud_init" = yes ]; then
     emit cloud-init-semaphores "new=$new old=$old"
 fi
 emit system-state "$state"
+case $state in
+initializing | starting)
+    for job in $(systemctl list-jobs --no-legend --no-pager 2>/dev/null | awk '{ print $2 }'); do
+        emit pending-job "$job"
+    done
+    ;;
+esac
 emit uptime "$(cut -d' ' -f1 /proc/uptime)"
 emit systemd-analyze "$(systemd-analyze time 2>/dev/null | head -n 1)"
 emit hostname "$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null)"

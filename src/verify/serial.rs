@@ -50,8 +50,10 @@ pub struct Facts {
     pub failed_units: Vec<String>,
     /// `None` when cloud-init is not installed.
     pub cloud_init: Option<CloudInit>,
-    /// `systemctl is-system-running` once the boot settled.
+    /// `systemctl is-system-running` once the boot settled (or the wait for it ended).
     pub system_state: Option<String>,
+    /// Jobs still queued when the boot had not settled in time.
+    pub pending_jobs: Vec<String>,
     /// Seconds since the kernel started, when the system was up and the report began.
     pub uptime: Option<f64>,
     /// The first line of `systemd-analyze time`.
@@ -167,6 +169,11 @@ fn apply(f: &mut Facts, key: &str, v: &str) {
             }
         }
         "system-state" => f.system_state = non_empty(v),
+        "pending-job" => {
+            if !v.is_empty() {
+                f.pending_jobs.push(v.to_string());
+            }
+        }
         "uptime" => f.uptime = v.parse().ok(),
         "systemd-analyze" => f.systemd_analyze = non_empty(v),
         "hostname" => f.hostname = non_empty(v),
