@@ -149,11 +149,7 @@ fn apply(f: &mut Facts, key: &str, v: &str) {
         "ipv4" => f.ipv4 = non_empty(v),
         "ipv4-dynamic" => f.ipv4_dynamic = v == "yes",
         "dhcp-lease" => f.dhcp_lease = non_empty(v),
-        "failed-unit" => {
-            if !v.is_empty() {
-                f.failed_units.push(v.to_string());
-            }
-        }
+        "failed-unit" => f.failed_units.extend(non_empty(v)),
         "cloud-init" => f.cloud_init = (v == "yes").then(ci),
         "cloud-init-status" => f.cloud_init.get_or_insert_with(ci).status = non_empty(v),
         "cloud-init-instance-id" => f.cloud_init.get_or_insert_with(ci).instance_id = non_empty(v),
@@ -169,11 +165,7 @@ fn apply(f: &mut Facts, key: &str, v: &str) {
             }
         }
         "system-state" => f.system_state = non_empty(v),
-        "pending-job" => {
-            if !v.is_empty() {
-                f.pending_jobs.push(v.to_string());
-            }
-        }
+        "pending-job" => f.pending_jobs.extend(non_empty(v)),
         "uptime" => f.uptime = v.parse().ok(),
         "systemd-analyze" => f.systemd_analyze = non_empty(v),
         "hostname" => f.hostname = non_empty(v),
@@ -346,9 +338,12 @@ mod tests {
 
     #[test]
     fn bad_host_key_lines_are_dropped() {
-        let log = block("1", "zz").replace("end count=12", "end count=12");
-        let f = parse(log.as_bytes(), NONCE);
-        assert!(f.facts().unwrap().host_keys.is_empty());
+        // Not hex, or not a SHA-256: the line counts (the block is complete), the key does not.
+        for bad in ["zz", "abcd"] {
+            let f = parse(block("1", bad).as_bytes(), NONCE);
+            assert!(matches!(f, Parsed::Complete { .. }), "{f:?}");
+            assert!(f.facts().unwrap().host_keys.is_empty());
+        }
     }
 
     #[test]
