@@ -145,6 +145,9 @@ t_skeleton() {
     bin /usr/bin/ls
     bin /usr/bin/bash /usr/bin/bash
     lnk bash /usr/bin/sh
+    # systemd as init (goldify decides machine-id and first-boot units on it).
+    bin /usr/lib/systemd/systemd
+    lnk ../lib/systemd/systemd /usr/sbin/init
     [ "$G_FAMILY" != rhel ] || text /usr/bin/dnf $'#!/usr/bin/python3\n# phony dnf placeholder' 0755
 }
 
