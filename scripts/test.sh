@@ -15,6 +15,10 @@ bash vm-fixtures/debian12.sh >/dev/null
 bash vm-fixtures/debian12.sh --no-cloud-init >/dev/null
 echo "test.sh: fixtures ready in $(( $(date +%s) - start )) s"
 
-# Two test threads: each integration test launches a libguestfs appliance or boots
-# QEMU, and the machine has two cores.
+# Two test threads: each integration test launches a libguestfs appliance, and the
+# machine has two cores.
 cargo test --locked --all-targets -- --test-threads="${GOLDIFY_TEST_THREADS:-2}"
+
+# The QEMU boot tier: golden images booted as clones and checked from inside
+# (`goldify verify --boot`). Ignored by a plain `cargo test` because it takes minutes.
+cargo test --locked --test boot -- --ignored
