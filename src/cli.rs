@@ -166,8 +166,11 @@ impl Cli {
         crate::progress::set_quiet(self.quiet);
         match self.command {
             Command::Run(a) => {
-                let disk =
-                    crate::packer::input_disk(a.disk.as_deref(), a.packer_manifest.as_deref(), a.packer_build.as_deref())?;
+                let disk = crate::packer::input_disk(
+                    a.disk.as_deref(),
+                    a.packer_manifest.as_deref(),
+                    a.packer_build.as_deref(),
+                )?;
                 let report = crate::run::run(&crate::run::RunOptions {
                     recipe: a.recipe,
                     disk,

@@ -80,13 +80,21 @@ where
         .collect();
     let started = std::time::Instant::now();
     loop {
-        if handle.try_wait().with_context(|| format!("waiting for {line}"))?.is_some() {
+        if handle
+            .try_wait()
+            .with_context(|| format!("waiting for {line}"))?
+            .is_some()
+        {
             break;
         }
         if started.elapsed() >= limit || crate::interrupt::interrupted() {
             let _ = handle.kill();
             crate::interrupt::check()?;
-            return Err(TimedOut { line, seconds: limit.as_secs() }.into());
+            return Err(TimedOut {
+                line,
+                seconds: limit.as_secs(),
+            }
+            .into());
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -99,7 +107,10 @@ where
             tail(&out.stderr, 3).unwrap_or_else(|| "no error output".into())
         );
     }
-    Ok(Output { stdout: out.stdout, stderr: out.stderr })
+    Ok(Output {
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 fn command_line(program: &str, args: &[OsString]) -> String {

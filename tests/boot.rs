@@ -10,10 +10,10 @@
 
 mod support;
 
-use support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use support::*;
 
 /// Per-boot limit given to `goldify verify`: generous, the host may be busy.
 const BOOT_TIMEOUT: &str = "900";

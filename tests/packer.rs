@@ -4,9 +4,9 @@
 
 mod support;
 
-use support::*;
 use std::path::Path;
 use std::process::Command;
+use support::*;
 
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest;

@@ -11,7 +11,7 @@ name: user-steps
 vars: {greeting: hello, owner: alice}
 steps:
   - delete: {paths: ["/home/*/.bash_history", /var/cache/apt/*.bin], required: true}
-  - truncate: {paths: ["/var/log/dpkg.log"]}
+  - truncate: {paths: ["/var/log/cloud-init*.log"]}
   - write: {path: /etc/motd, content: "${greeting} from goldify\n", mode: "0600", owner: "${owner}:sudo"}
   - edit: {path: /etc/hosts, regex: "(?m)^127\\.0\\.0\\.1\\s+localhost$", replace: "127.0.0.1 localhost template"}
   - mkdir: {path: /srv/app/data, mode: "0750", owner: alice}
@@ -33,7 +33,8 @@ fn user_steps_in_a_real_image() {
 
     assert!(!img.exists("/home/alice/.bash_history"));
     assert!(!img.exists("/var/cache/apt/pkgcache.bin"));
-    assert_eq!(img.meta("/var/log/dpkg.log").size, 0);
+    assert_eq!(img.meta("/var/log/cloud-init.log").size, 0);
+    assert_eq!(img.meta("/var/log/cloud-init-output.log").size, 0);
     assert_eq!(img.text("/etc/motd"), "hello from goldify\n");
     let motd = img.meta("/etc/motd");
     let passwd = img.text("/etc/passwd");

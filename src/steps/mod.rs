@@ -226,7 +226,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Replace a file's content only when it differs; records an edit.
+    /// Replace a file's content (callers compare first); records an edit.
     pub fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
         if !self.dry_run {
             self.guest.write(path, new)?;
@@ -400,15 +400,16 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
     };
-    let lookup = |ctx: &mut Ctx, file: &str, name: &str| -> Result<Option<(u32, u32)>> {
+    // passwd: name:x:uid:gid:…; group: name:x:gid:members. Returns (id, primary gid).
+    let lookup = |ctx: &mut Ctx, file: &str, name: &str| -> Result<Option<(u32, Option<u32>)>> {
         if let Ok(n) = name.parse::<u32>() {
-            return Ok(Some((n, n)));
+            return Ok(Some((n, Some(n))));
         }
         let text = ctx.read_text(file)?.unwrap_or_default();
         Ok(text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
-                Some((f[2].parse().ok()?, f[3].parse().ok()?))
+            if f.len() >= 3 && f[0] == name {
+                Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok())))
             } else {
                 None
             }
@@ -417,7 +418,7 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
     let (uid, primary_gid) = lookup(ctx, "/etc/passwd", user)?
         .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no user {user:?} in the guest's /etc/passwd"))?;
     let gid = match group {
-        None => primary_gid,
+        None => primary_gid.ok_or_else(|| anyhow::anyhow!("owner {owner:?}: {user:?} has no primary group"))?,
         Some(g) => lookup(ctx, "/etc/group", g)?
             .map(|(gid, _)| gid)
             .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no group {g:?} in the guest's /etc/group"))?,
@@ -425,7 +426,7 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// One path or a list of them, in user steps' `paths:`.
+/// Absolute, normalized guest paths (globs allowed) in user steps' `paths:`.
 pub fn check_abs(paths: &[String]) -> Result<()> {
     for p in paths {
         guest::components(p.trim_end_matches('/')).with_context(|| format!("path {p:?}"))?;
