@@ -11,6 +11,7 @@ pub mod guest;
 pub mod inspect;
 pub mod interrupt;
 pub mod progress;
+pub mod publish;
 pub mod recipe;
 pub mod report;
 pub mod run;
