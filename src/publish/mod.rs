@@ -4,3 +4,4 @@ pub mod atomic;
 pub mod codec;
 pub mod hash;
 pub mod stream;
+pub mod settings;
