@@ -5,3 +5,4 @@ pub mod codec;
 pub mod hash;
 pub mod stream;
 pub mod settings;
+pub mod repo;
