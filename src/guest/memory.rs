@@ -307,7 +307,7 @@ impl Guest for MemoryGuest {
                 }
             }
         }
-        tar.into_inner()?.sync_all()?;
+        std::io::Write::flush(&mut tar.into_inner()?)?;
         Ok(())
     }
 }

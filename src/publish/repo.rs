@@ -42,8 +42,7 @@ pub fn read(dir: &Path) -> Result<Option<Value>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow!("{} is not valid JSON: {e}", path.display()))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| anyhow!("{} is not valid JSON: {e}", path.display()))?;
     if !v.is_object() {
         bail!("{} is not a JSON object", path.display());
     }
@@ -213,20 +212,41 @@ impl Listing {
 
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let kind = self.kind.map(|k| k.name()).unwrap_or("unknown");
-        writeln!(out, "{} ({kind} repository, {} entries)", self.dir, self.rows.iter().filter(|r| r.name.is_some()).count())?;
-        let w = self.rows.iter().map(|r| r.name.as_deref().unwrap_or("-").len()).max().unwrap_or(4).max(4);
+        writeln!(
+            out,
+            "{} ({kind} repository, {} entries)",
+            self.dir,
+            self.rows.iter().filter(|r| r.name.is_some()).count()
+        )?;
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.name.as_deref().unwrap_or("-").len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         let fw = self.rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
         writeln!(out, "  {:<w$}  {:<fw$}  {:>10}  STATUS", "NAME", "FILE", "SIZE")?;
         for r in &self.rows {
             let size = r.size.map(crate::report::human_bytes).unwrap_or_else(|| "-".into());
-            writeln!(out, "  {:<w$}  {:<fw$}  {:>10}  {}", r.name.as_deref().unwrap_or("-"), r.file, size, r.status.describe())?;
+            writeln!(
+                out,
+                "  {:<w$}  {:<fw$}  {:>10}  {}",
+                r.name.as_deref().unwrap_or("-"),
+                r.file,
+                size,
+                r.status.describe()
+            )?;
         }
         Ok(())
     }
 }
 
 fn entries(doc: &Value) -> Vec<&Map<String, Value>> {
-    doc.get("os").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_object).collect()).unwrap_or_default()
+    doc.get("os")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default()
 }
 
 fn file_of(entry: &Map<String, Value>) -> Option<&str> {
@@ -245,7 +265,9 @@ fn unreferenced(dir: &Path, doc: &Value) -> Result<Vec<(String, u64)>> {
     for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let e = e.with_context(|| format!("listing {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let meta = e.metadata().with_context(|| format!("reading {}", e.path().display()))?;
+        let meta = e
+            .metadata()
+            .with_context(|| format!("reading {}", e.path().display()))?;
         if !meta.is_file() || is_bookkeeping(&name) || referenced.contains(name.as_str()) {
             continue;
         }
@@ -256,7 +278,9 @@ fn unreferenced(dir: &Path, doc: &Value) -> Result<Vec<(String, u64)>> {
 }
 
 fn load(dir: &Path) -> Result<Value> {
-    read(dir).tag(Exit::Input)?.ok_or_else(|| crate::error::tagged(anyhow!("{} has no {METADATA}", dir.display()), Exit::Input))
+    read(dir)
+        .tag(Exit::Input)?
+        .ok_or_else(|| crate::error::tagged(anyhow!("{} has no {METADATA}", dir.display()), Exit::Input))
 }
 
 /// `goldify repo list` (sizes only) and `goldify repo verify` (checksums too).
@@ -267,12 +291,25 @@ pub fn list(dir: &Path, verify: bool) -> Result<Listing> {
     for e in entries(&doc) {
         let name = e.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
         let Some(file) = file_of(e) else {
-            rows.push(Row { name: Some(name), file: "-".into(), size: None, status: Status::FileMissing });
+            rows.push(Row {
+                name: Some(name),
+                file: "-".into(),
+                size: None,
+                status: Status::FileMissing,
+            });
             continue;
         };
         // A file name from metadata must not lead out of the repository.
-        let path = if file.contains('/') || file.starts_with('.') { None } else { Some(dir.join(file)) };
-        let size = path.as_ref().and_then(|p| std::fs::metadata(p).ok()).filter(|m| m.is_file()).map(|m| m.len());
+        let path = if file.contains('/') || file.starts_with('.') {
+            None
+        } else {
+            Some(dir.join(file))
+        };
+        let size = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
         let status = match size {
             None => Status::FileMissing,
             Some(s) if !size_matches(e, s) => Status::SizeMismatch,
@@ -281,12 +318,26 @@ pub fn list(dir: &Path, verify: bool) -> Result<Listing> {
             }
             Some(_) => Status::Available,
         };
-        rows.push(Row { name: Some(name), file: file.to_string(), size, status });
+        rows.push(Row {
+            name: Some(name),
+            file: file.to_string(),
+            size,
+            status,
+        });
     }
     for (file, size) in unreferenced(dir, &doc)? {
-        rows.push(Row { name: None, file, size: Some(size), status: Status::UnreferencedFile });
+        rows.push(Row {
+            name: None,
+            file,
+            size: Some(size),
+            status: Status::UnreferencedFile,
+        });
     }
-    Ok(Listing { dir: dir.display().to_string(), kind, rows })
+    Ok(Listing {
+        dir: dir.display().to_string(),
+        kind,
+        rows,
+    })
 }
 
 /// `archive_size_mib` is whole MiB; accept a rounding either way.
@@ -320,7 +371,10 @@ fn checksum_matches(entry: &Map<String, Value>, path: &Path) -> Result<bool> {
 pub fn remove(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let _lock = lock(dir).tag(Exit::Output)?;
     let mut doc = load(dir)?;
-    let list = doc.get_mut("os").and_then(Value::as_array_mut).ok_or_else(|| anyhow!("no entries"))?;
+    let list = doc
+        .get_mut("os")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| anyhow!("no entries"))?;
     let before = list.len();
     let mut files = Vec::new();
     list.retain(|e| {
@@ -333,9 +387,16 @@ pub fn remove(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
         !hit
     });
     if list.len() == before {
-        let names: Vec<&str> = entries(&doc).iter().filter_map(|e| e.get("name").and_then(Value::as_str)).collect();
+        let names: Vec<&str> = entries(&doc)
+            .iter()
+            .filter_map(|e| e.get("name").and_then(Value::as_str))
+            .collect();
         match crate::recipe::nearest(name, &names) {
-            Some(n) => crate::bail_tag!(Exit::Usage, "no entry `{name}` in {}, did you mean `{n}`?", dir.display()),
+            Some(n) => crate::bail_tag!(
+                Exit::Usage,
+                "no entry `{name}` in {}, did you mean `{n}`?",
+                dir.display()
+            ),
             None => crate::bail_tag!(Exit::Usage, "no entry `{name}` in {}", dir.display()),
         }
     }
@@ -352,7 +413,11 @@ pub fn remove(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
         match std::fs::remove_file(&p) {
             Ok(()) => removed.push(p),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())).tag(Exit::Output),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing {}", p.display()))
+                    .tag(Exit::Output)
+            }
         }
     }
     atomic::sync_dir(dir)?;
@@ -368,7 +433,9 @@ pub fn gc(dir: &Path, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
     for (f, size) in unreferenced(dir, &doc)? {
         let p = dir.join(&f);
         if !dry_run {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display())).tag(Exit::Output)?;
+            std::fs::remove_file(&p)
+                .with_context(|| format!("removing {}", p.display()))
+                .tag(Exit::Output)?;
         }
         out.push((p, size));
     }
@@ -384,7 +451,10 @@ mod tests {
     use serde_json::json;
 
     fn entry(name: &str, file: &str) -> Map<String, Value> {
-        json!({"name": name, "file_name": file, "archive_size_mib": 1}).as_object().unwrap().clone()
+        json!({"name": name, "file_name": file, "archive_size_mib": 1})
+            .as_object()
+            .unwrap()
+            .clone()
     }
 
     #[test]
@@ -401,8 +471,15 @@ mod tests {
         assert_eq!(os[0]["custom"], true);
         assert_eq!(os[1]["name"], "alma-9");
         let fresh = merge(None, RepoType::Lxd, entry("a", "a.tar.gz")).unwrap();
-        assert_eq!(fresh, json!({"type": "lxd", "os": [{"name": "a", "file_name": "a.tar.gz", "archive_size_mib": 1}]}));
-        assert_eq!(serde_json::to_string(&fresh).unwrap().find("\"type\""), Some(1), "type comes first");
+        assert_eq!(
+            fresh,
+            json!({"type": "lxd", "os": [{"name": "a", "file_name": "a.tar.gz", "archive_size_mib": 1}]})
+        );
+        assert_eq!(
+            serde_json::to_string(&fresh).unwrap().find("\"type\""),
+            Some(1),
+            "type comes first"
+        );
     }
 
     #[test]
@@ -440,7 +517,11 @@ mod tests {
         let doc = read(dir.path()).unwrap().unwrap();
         assert_eq!(entries(&doc).len(), 8);
         let listing = list(dir.path(), false).unwrap();
-        assert!(listing.rows.iter().all(|r| r.status == Status::Available), "{:?}", listing.rows);
+        assert!(
+            listing.rows.iter().all(|r| r.status == Status::Available),
+            "{:?}",
+            listing.rows
+        );
     }
 
     #[test]

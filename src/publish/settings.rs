@@ -8,7 +8,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const TARGETS: [&str; 7] = ["vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster", "checksums", "manifest"];
+pub const TARGETS: [&str; 7] = [
+    "vmmanager",
+    "vmmanager-lxd",
+    "disk",
+    "deckhouse",
+    "vcluster",
+    "checksums",
+    "manifest",
+];
 
 fn default_xz_preset() -> u32 {
     6
@@ -37,7 +45,11 @@ pub struct XzSettings {
 
 impl Default for XzSettings {
     fn default() -> Self {
-        XzSettings { preset: default_xz_preset(), extreme: false, threads: 0 }
+        XzSettings {
+            preset: default_xz_preset(),
+            extreme: false,
+            threads: 0,
+        }
     }
 }
 
@@ -52,7 +64,10 @@ pub struct GzipSettings {
 
 impl Default for GzipSettings {
     fn default() -> Self {
-        GzipSettings { level: default_gzip_level(), threads: 0 }
+        GzipSettings {
+            level: default_gzip_level(),
+            threads: 0,
+        }
     }
 }
 
@@ -186,7 +201,10 @@ fn default_algorithms() -> Vec<Algo> {
 
 impl Default for Checksums {
     fn default() -> Self {
-        Checksums { dir: None, algorithms: default_algorithms() }
+        Checksums {
+            dir: None,
+            algorithms: default_algorithms(),
+        }
     }
 }
 
@@ -249,7 +267,9 @@ pub fn parse(recipe: &Path, value: Option<&serde_yaml::Value>, selected: &[Strin
         None | Some(serde_yaml::Value::Null) => {}
         Some(serde_yaml::Value::Mapping(m)) => {
             for (k, v) in m {
-                let k = k.as_str().ok_or_else(|| anyhow!("{where_}: publish: target names must be strings"))?;
+                let k = k
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{where_}: publish: target names must be strings"))?;
                 check_name(k).map_err(|e| anyhow!("{where_}: publish: {e}"))?;
                 map.insert(k.to_string(), v.clone());
             }
@@ -259,7 +279,11 @@ pub fn parse(recipe: &Path, value: Option<&serde_yaml::Value>, selected: &[Strin
     for s in selected {
         check_name(s).map_err(|e| anyhow!("--publish: {e}"))?;
     }
-    let wanted: Vec<String> = if selected.is_empty() { map.keys().cloned().collect() } else { selected.to_vec() };
+    let wanted: Vec<String> = if selected.is_empty() {
+        map.keys().cloned().collect()
+    } else {
+        selected.to_vec()
+    };
     let mut t = Targets::default();
     for name in wanted {
         let v = match map.get(&name) {
@@ -330,7 +354,9 @@ fn validate(t: &Targets) -> Result<()> {
     if let Some(d) = &t.deckhouse {
         http_url("deckhouse", &d.base_url)?;
         match (d.kind, &d.namespace) {
-            (DeckhouseKind::VirtualImage, None) => bail!("publish target `deckhouse`: a VirtualImage needs `namespace`"),
+            (DeckhouseKind::VirtualImage, None) => {
+                bail!("publish target `deckhouse`: a VirtualImage needs `namespace`")
+            }
             (DeckhouseKind::ClusterVirtualImage, Some(_)) => {
                 bail!("publish target `deckhouse`: a ClusterVirtualImage is cluster-wide; drop `namespace` or use kind: VirtualImage")
             }
@@ -397,9 +423,22 @@ fn dns_label(target: &str, what: &str, v: &str, max: usize) -> Result<()> {
 
 /// A name made safe for a file name: letters, digits, `.`, `_`, `-`.
 pub fn file_safe(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).collect();
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let s = s.trim_matches(|c| c == '-' || c == '.').to_string();
-    if s.is_empty() { "template".into() } else { s }
+    if s.is_empty() {
+        "template".into()
+    } else {
+        s
+    }
 }
 
 /// A name made into an RFC 1123 label.
@@ -415,7 +454,11 @@ pub fn dns_safe(name: &str) -> String {
     }
     s.truncate(63);
     let s = s.trim_end_matches('-').to_string();
-    if s.is_empty() { "template".into() } else { s }
+    if s.is_empty() {
+        "template".into()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -447,7 +490,17 @@ checksums: {algorithms: [sha256, sha1, sha512]}
             &[],
         )
         .unwrap();
-        assert_eq!(t.names(), ["vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster", "checksums"]);
+        assert_eq!(
+            t.names(),
+            [
+                "vmmanager",
+                "vmmanager-lxd",
+                "disk",
+                "deckhouse",
+                "vcluster",
+                "checksums"
+            ]
+        );
         assert_eq!(t.vmmanager.unwrap().compression.preset, 9);
         assert_eq!(t.deckhouse.unwrap().kind, DeckhouseKind::VirtualImage);
     }
@@ -461,7 +514,10 @@ checksums: {algorithms: [sha256, sha1, sha512]}
 
     #[test]
     fn bad_settings_are_one_line_errors() {
-        assert_eq!(err("vmmanger: {}", &[]), "r.yaml: publish: unknown publish target `vmmanger`, did you mean `vmmanager`?");
+        assert_eq!(
+            err("vmmanger: {}", &[]),
+            "r.yaml: publish: unknown publish target `vmmanger`, did you mean `vmmanager`?"
+        );
         assert!(err("deckhouse: {}", &[]).contains("publish target `deckhouse`: missing field `base_url`"));
         assert!(err("{}", &["deckhouse"]).contains("missing field `base_url`"));
         assert!(err("vmmanager: {compresion: {}}", &[]).contains("unknown field `compresion`"));
@@ -472,7 +528,8 @@ checksums: {algorithms: [sha256, sha1, sha512]}
         assert!(err("vcluster: {base_url: 'http://x', checksum_type: sha1}", &[]).contains("md5, sha256 or sha512"));
         assert!(err("disk: {format: raw, compress: true}", &[]).contains("qcow2 only"));
         assert!(err("checksums: {algorithms: [crc]}", &[]).contains("unknown variant `crc`"));
-        assert!(err("{}", &["vcluser"]).starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"));
+        assert!(err("{}", &["vcluser"])
+            .starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"));
         for e in [err("deckhouse: {}", &[]), err("vmmanger: {}", &[])] {
             assert!(!e.contains('\n'), "{e}");
         }
