@@ -34,6 +34,11 @@ pub fn phase(msg: impl Into<String>) -> Phase {
 }
 
 impl Phase {
+    /// Hide the spinner while `f` draws its own progress.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+
     pub fn set(&self, msg: impl Into<String>) {
         let msg = msg.into();
         tracing::debug!("{msg}");

@@ -20,6 +20,7 @@ pub struct RunOptions {
     pub format: Option<Format>,
     pub name: Option<String>,
     pub verbose: u8,
+    pub publish: crate::publish::Request,
 }
 
 /// The base name of the golden disk: the input's name without its extensions.
@@ -36,6 +37,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let recipe = Recipe::load(&opts.recipe)?;
+    // Publish settings are checked now, before anything long starts.
+    let disk_name = opts.name.clone().unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+    let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
+        .map(|p| p.with_name(opts.name.clone()));
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
@@ -44,7 +49,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
     let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
     let writes_output = !opts.dry_run && !opts.in_place;
-    let dest = if writes_output {
+    // When publishing, the golden disk file is the `disk` target's business.
+    let dest = if writes_output && plan.is_none() {
         std::fs::create_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
@@ -63,9 +69,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         None
     };
     // Work files live next to the output (or the input, for in-place and dry runs).
-    let work_parent = match &dest {
-        Some(_) => opts.outdir.clone(),
-        None => std::env::temp_dir(),
+    let work_parent = match (&dest, &plan) {
+        (Some(_), _) => opts.outdir.clone(),
+        (None, Some(p)) if writes_output => p.dir.clone(),
+        _ => std::env::temp_dir(),
     };
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
@@ -95,6 +102,21 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         return Err(e);
     }
 
+    // What publish targets need from the guest is read now, while it is open.
+    let published = match &plan {
+        Some(p) => {
+            phase.set("reading the disk layout for publishing");
+            let info = crate::publish::gather(&guest)?;
+            let tree = if opts.dry_run {
+                None
+            } else {
+                phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
+            };
+            Some((info, tree))
+        }
+        None => None,
+    };
+
     phase.set("closing the appliance");
     let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
@@ -111,8 +133,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         artifacts.push(Artifact { kind: format!("disk-{}", format.name()), path: dest.display().to_string(), size, checksums: Default::default() });
     }
     drop(phase);
+    if let (Some(p), Some((info, tree))) = (&plan, published) {
+        if opts.dry_run {
+            tracing::warn!("dry run: would publish {}", p.describe());
+        } else {
+            let t = Instant::now();
+            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree)?);
+            timings.publish = t.elapsed().as_secs_f64();
+        }
+    }
     timings.total = t0.elapsed().as_secs_f64();
-    Ok(RunReport {
+    let mut report = RunReport {
         goldify_version: env!("CARGO_PKG_VERSION"),
         input: opts.disk.display().to_string(),
         recipe: recipe.path.display().to_string(),
@@ -123,7 +154,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         steps: reports,
         artifacts,
         timings,
-    })
+    };
+    if let (Some(p), false) = (&plan, opts.dry_run) {
+        let manifest = crate::publish::write_manifest(p, &report)?;
+        report.artifacts.push(manifest);
+    }
+    Ok(report)
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the

@@ -199,7 +199,8 @@ enum Commit {
     },
 }
 
-/// After the appliance is closed: produce every artifact, then commit them all.
+/// After the appliance is closed: produce every artifact, then commit them all. A failure
+/// or an interruption before the commit leaves every destination as it was, and says so.
 pub fn execute(
     plan: &Plan,
     info: &GuestInfo,
@@ -207,7 +208,26 @@ pub fn execute(
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
 ) -> Result<Vec<Artifact>> {
-    produce(plan, info, work, scratch_parent, tree).tag(Exit::Output)
+    let (mut artifacts, commits) = produce(plan, info, work, scratch_parent, tree)
+        .context("nothing was published, every destination is as it was")
+        .tag(Exit::Output)?;
+    // Everything is written and synced: rename into place. There is no interruption point
+    // from here on, so a Ctrl-C now lets the renames finish and then exits.
+    for c in commits {
+        match c {
+            Commit::Repo { dir, kind, entry, files } => repo::publish(&dir, kind, entry, files),
+            Commit::File(f) => f.commit(),
+            Commit::Dir(d) => d.commit(),
+        }
+        .context("publishing stopped part way")
+        .tag(Exit::Output)?;
+    }
+    if let Some(c) = &plan.targets.checksums {
+        let dir = plan.dir_of(&c.dir);
+        let sums = checksums::write(&dir, &c.algorithms, &artifacts).tag(Exit::Output)?;
+        artifacts.extend(sums);
+    }
+    Ok(artifacts)
 }
 
 fn produce(
@@ -216,7 +236,7 @@ fn produce(
     work: &WorkDisk,
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
-) -> Result<Vec<Artifact>> {
+) -> Result<(Vec<Artifact>, Vec<Commit>)> {
     let t = &plan.targets;
     let algos = plan.algos();
     let updated_at = vmmanager::utc_now();
@@ -452,27 +472,7 @@ fn produce(
         yaml("vcluster", dir.join(format!("{name}.osimage.yaml")), text, &mut commits)?;
     }
     crate::interrupt::check()?;
-
-    // Everything is written and synced: rename into place. No interruption point from
-    // here on, so a Ctrl-C now finishes the commit and then exits.
-    for c in commits {
-        match c {
-            Commit::Repo {
-                dir,
-                kind,
-                entry,
-                files,
-            } => repo::publish(&dir, kind, entry, files)?,
-            Commit::File(f) => f.commit()?,
-            Commit::Dir(d) => d.commit()?,
-        }
-    }
-    if let Some(c) = &t.checksums {
-        let dir = plan.dir_of(&c.dir);
-        let sums = checksums::write(&dir, &c.algorithms, &artifacts)?;
-        artifacts.extend(sums);
-    }
-    Ok(artifacts)
+    Ok((artifacts, commits))
 }
 
 /// Record the run in the JSON manifest (last, so it lists every artifact).

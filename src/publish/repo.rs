@@ -445,6 +445,43 @@ pub fn gc(dir: &Path, dry_run: bool) -> Result<Vec<(PathBuf, u64)>> {
     Ok(out)
 }
 
+/// `goldify repo …`: run the action and print its result.
+pub fn command(action: crate::cli::RepoAction) -> Result<Exit> {
+    use crate::cli::RepoAction;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let print = |out: &mut dyn Write, l: &Listing, json: bool| -> Result<Exit> {
+        if json {
+            writeln!(out, "{}", serde_json::to_string_pretty(l)?)?;
+        } else {
+            l.print_human(out)?;
+        }
+        Ok(if l.ok() { Exit::Success } else { Exit::Verify })
+    };
+    match action {
+        RepoAction::List { dir, json } => print(&mut out, &list(&dir, false)?, json),
+        RepoAction::Verify { dir, json } => print(&mut out, &list(&dir, true)?, json),
+        RepoAction::Rm { dir, name } => {
+            let removed = remove(&dir, &name)?;
+            writeln!(out, "removed entry {name} from {}", dir.join(METADATA).display())?;
+            for p in removed {
+                writeln!(out, "removed {}", p.display())?;
+            }
+            Ok(Exit::Success)
+        }
+        RepoAction::Gc { dir, dry_run } => {
+            let files = gc(&dir, dry_run)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for (p, size) in &files {
+                writeln!(out, "{verb} {} ({})", p.display(), crate::report::human_bytes(*size))?;
+            }
+            let total: u64 = files.iter().map(|f| f.1).sum();
+            writeln!(out, "{verb} {} unreferenced file(s), {}", files.len(), crate::report::human_bytes(total))?;
+            Ok(Exit::Success)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
