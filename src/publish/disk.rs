@@ -56,6 +56,8 @@ pub fn convert(raw: &Path, r: &Request) -> Result<Staged> {
     let bar = crate::progress::bytes(total, &format!("writing {name}"));
     crate::disk::convert(raw, Format::Raw, staged.temp_path(), r.format, r.compress, &bar)?;
     bar.finish_and_clear();
+    let mut staged = staged;
+    staged.sync()?;
     Ok(staged)
 }
 

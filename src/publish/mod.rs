@@ -467,12 +467,27 @@ fn produce(
             .get(s.checksum_type.name())
             .cloned()
             .unwrap_or_default();
-        let display = format!("{} {}", info.os.product_name, info.os.version());
+        let display = display_name(&info.os);
         let text = vcluster::manifest(s, name, &display, &deckhouse::url(&s.base_url, &file), &sum)?;
         yaml("vcluster", dir.join(format!("{name}.osimage.yaml")), text, &mut commits)?;
     }
     crate::interrupt::check()?;
     Ok((artifacts, commits))
+}
+
+/// A human name for the OS: libguestfs' product name, prefixed with the distro when the
+/// product name does not say it (Debian's is just "12.5").
+fn display_name(os: &OsFacts) -> String {
+    let mut distro = os.distro.clone();
+    if let Some(first) = distro.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    let product = if os.product_name == "unknown" || os.product_name.is_empty() { os.version() } else { os.product_name.clone() };
+    if product.to_lowercase().contains(&os.distro.to_lowercase()) {
+        product
+    } else {
+        format!("{distro} {product}")
+    }
 }
 
 /// Record the run in the JSON manifest (last, so it lists every artifact).
