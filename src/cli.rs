@@ -195,6 +195,8 @@ impl Cli {
             }
             Command::Check(a) => {
                 let recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                let publish = crate::publish::settings::parse(&recipe.path, recipe.publish.as_ref(), &[]);
+                let publish = crate::error::Tag::tag(publish, Exit::Usage)?.names();
                 let steps: Vec<serde_json::Value> = recipe
                     .ordered()
                     .iter()
@@ -208,12 +210,15 @@ impl Cli {
                     })
                     .collect();
                 if a.json {
-                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps}))?;
+                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps, "publish": publish}))?;
                 } else {
                     println!("{}: recipe `{}` is valid, {} steps:", a.recipe.display(), recipe.name, steps.len());
                     for s in recipe.ordered() {
                         let when = s.when.as_ref().map(|w| format!("  (when {})", w.describe())).unwrap_or_default();
                         println!("  {}{when}", s.name);
+                    }
+                    if !publish.is_empty() {
+                        println!("publishes to: {}", publish.join(", "));
                     }
                 }
                 Ok(success())

@@ -5,6 +5,7 @@
 //!   gets each block's payload from liblzma's raw LZMA2 encoder;
 //! - gzip: one gzip member per block (RFC 1952 §2.2: a file is a series of members);
 //! - zstd: one frame per block (RFC 8878 §3: concatenated frames decode as one stream).
+//!
 //! Stock `xz -d`, `gzip -d` and `zstd -d` decode the result to exactly the input.
 
 use anyhow::{bail, Context, Result};

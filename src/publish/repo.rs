@@ -253,9 +253,14 @@ fn file_of(entry: &Map<String, Value>) -> Option<&str> {
     entry.get("file_name").and_then(Value::as_str)
 }
 
-/// Whether a file in the repository directory is goldify's own bookkeeping.
+/// Whether a file in the repository directory is bookkeeping, not an orphan: the
+/// metadata, its lock, and what a run publishing into this directory writes beside the
+/// archives (the run manifest, checksum lists).
 fn is_bookkeeping(name: &str) -> bool {
-    name == METADATA || name == LOCK
+    name == METADATA
+        || name == LOCK
+        || name == super::manifest::DEFAULT_FILE
+        || super::hash::Algo::ALL.iter().any(|a| a.sums_file() == name)
 }
 
 /// Files in the directory no entry references (our temporary leftovers included).
@@ -570,6 +575,8 @@ mod tests {
         std::fs::write(d.join("bad.xz"), &data).unwrap();
         std::fs::write(d.join("short.xz"), b"x").unwrap();
         std::fs::write(d.join("stray.bin"), b"x").unwrap();
+        std::fs::write(d.join("SHA256SUMS"), b"x").unwrap();
+        std::fs::write(d.join("goldify-manifest.json"), b"{}").unwrap();
         std::fs::write(d.join(".goldify-tmp-abc"), b"x").unwrap();
         let sha1 = {
             let mut h = crate::publish::hash::Hashes::new([Algo::Sha1]);
@@ -601,6 +608,7 @@ mod tests {
         let collected = gc(d, false).unwrap();
         assert_eq!(collected.len(), 2);
         assert!(!d.join("stray.bin").exists() && d.join("good.xz").exists());
+        assert!(d.join("SHA256SUMS").exists() && d.join("goldify-manifest.json").exists(), "gc keeps run bookkeeping");
         let mut out = Vec::new();
         list(d, true).unwrap().print_human(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -254,6 +254,9 @@ impl Targets {
         if self.checksums.is_some() {
             v.push("checksums");
         }
+        if self.manifest.is_some() {
+            v.push("manifest");
+        }
         v
     }
 }
