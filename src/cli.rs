@@ -40,6 +40,7 @@ pub enum Command {
     Inspect(InspectArgs),
     Doctor(DoctorArgs),
     Verify(VerifyArgs),
+    Repo(RepoArgs),
 }
 
 /// Apply a recipe to a disk in one appliance launch, trim it, and write the golden disk.
@@ -47,6 +48,15 @@ pub enum Command {
 /// The input is opened read-only and never modified: goldify works on a qcow2 overlay in a
 /// temporary directory inside OUTDIR and writes OUTDIR/<name>-golden.<format>. A failed or
 /// interrupted run leaves no partial files.
+///
+/// Publishing: the targets in the recipe's `publish:` section (or those given with
+/// --publish) are produced in the same run — vmmanager (<image_name>.xz + metadata.json),
+/// vmmanager-lxd (root tree .tar.gz), disk (qcow2/raw/vmdk/vdi), deckhouse
+/// (ClusterVirtualImage/VirtualImage YAML + containerDisk OCI image), vcluster (OSImage
+/// YAML), checksums (SHA256SUMS…), and a JSON manifest of the run (goldify-manifest.json).
+/// When publishing, the golden disk file itself is written only by the `disk` target.
+/// Settings are checked before the appliance starts; nothing is renamed into place
+/// until everything is written.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The recipe (YAML).
@@ -82,6 +92,54 @@ pub struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Publish to TARGET (repeatable): vmmanager, vmmanager-lxd, disk, deckhouse, vcluster,
+    /// checksums, manifest. Settings come from the recipe's `publish:` section, defaults
+    /// otherwise. Without --publish, every target the recipe lists is published.
+    #[arg(long = "publish", value_name = "TARGET")]
+    pub publish: Vec<String>,
+    /// Where targets without a directory of their own (`repo:`/`dir:`) write
+    /// (default: OUTDIR).
+    #[arg(long, value_name = "DIR")]
+    pub publish_dir: Option<PathBuf>,
+    /// Publish nothing, whatever the recipe lists.
+    #[arg(long, conflicts_with_all = ["publish", "publish_dir"])]
+    pub no_publish: bool,
+}
+
+/// Inspect and tidy a VMmanager template repository: metadata.json and the archives
+/// beside it.
+///
+/// Statuses: available, file missing, checksum mismatch (verify only), size mismatch,
+/// unreferenced file. `list` and `verify` exit 6 when any entry is not available.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    #[command(subcommand)]
+    pub action: RepoAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoAction {
+    /// List entries and files with their status (sizes only: quick).
+    List {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every archive's size and checksum against metadata.json.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an entry from metadata.json, then its archive.
+    Rm { dir: PathBuf, name: String },
+    /// Remove files no entry references (leftovers of killed runs included).
+    Gc {
+        dir: PathBuf,
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Boot clones of a golden template under QEMU and check that they come up as distinct,
@@ -180,6 +238,11 @@ impl Cli {
                     format: a.format,
                     name: a.name,
                     verbose: self.verbose,
+                    publish: crate::publish::Request {
+                        targets: a.publish,
+                        dir: a.publish_dir,
+                        none: a.no_publish,
+                    },
                 })?;
                 if a.json {
                     print_json(&report)?;
@@ -190,6 +253,8 @@ impl Cli {
             }
             Command::Check(a) => {
                 let recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                let publish = crate::publish::settings::parse(&recipe.path, recipe.publish.as_ref(), &[]);
+                let publish = crate::error::Tag::tag(publish, Exit::Usage)?.names();
                 let steps: Vec<serde_json::Value> = recipe
                     .ordered()
                     .iter()
@@ -203,7 +268,7 @@ impl Cli {
                     })
                     .collect();
                 if a.json {
-                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps}))?;
+                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps, "publish": publish}))?;
                 } else {
                     println!(
                         "{}: recipe `{}` is valid, {} steps:",
@@ -218,6 +283,9 @@ impl Cli {
                             .map(|w| format!("  (when {})", w.describe()))
                             .unwrap_or_default();
                         println!("  {}{when}", s.name);
+                    }
+                    if !publish.is_empty() {
+                        println!("publishes to: {}", publish.join(", "));
                     }
                 }
                 Ok(success())
@@ -265,6 +333,7 @@ impl Cli {
                 }
                 Ok(if report.ok { success() } else { Exit::Verify })
             }
+            Command::Repo(a) => crate::publish::repo::command(a.action),
         }
     }
 }

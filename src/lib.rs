@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod packer;
 pub mod progress;
+pub mod publish;
 pub mod recipe;
 pub mod report;
 pub mod run;

@@ -34,6 +34,11 @@ pub fn phase(msg: impl Into<String>) -> Phase {
 }
 
 impl Phase {
+    /// Hide the spinner while `f` draws its own progress.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+
     pub fn set(&self, msg: impl Into<String>) {
         let msg = msg.into();
         tracing::debug!("{msg}");
@@ -56,5 +61,16 @@ pub fn bytes(total: u64, msg: &str) -> ProgressBar {
             .progress_chars("=> "),
     );
     pb.set_message(msg.to_string());
+    pb
+}
+
+/// A byte-counting spinner (rate, no ETA) for streams of unknown length.
+pub fn bytes_unknown(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, target());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec} ({elapsed})").expect("static template"),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
     pb
 }

@@ -20,6 +20,7 @@ pub struct RunOptions {
     pub format: Option<Format>,
     pub name: Option<String>,
     pub verbose: u8,
+    pub publish: crate::publish::Request,
 }
 
 /// The base name of the golden disk: the input's name without its extensions.
@@ -43,6 +44,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let recipe = Recipe::load(&opts.recipe)?;
+    // Publish settings are checked now, before anything long starts.
+    let disk_name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+    let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
+        .map(|p| p.with_name(opts.name.clone()));
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
@@ -51,7 +59,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
     let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
     let writes_output = !opts.dry_run && !opts.in_place;
-    let dest = if writes_output {
+    // When publishing, the golden disk file is the `disk` target's business.
+    let dest = if writes_output && plan.is_none() {
         std::fs::create_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
@@ -85,7 +94,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     timings.prepare = t0.elapsed().as_secs_f64();
 
     let watch = work.watch_space();
-    let (facts, reports) = guest_phase(opts, &recipe, &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    let (facts, reports, published) =
+        guest_phase(opts, &recipe, plan.as_ref(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();
@@ -104,8 +114,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         });
     }
     drop(phase);
+    if let (Some(p), Some((info, tree))) = (&plan, published) {
+        if opts.dry_run {
+            tracing::warn!("dry run: would publish {}", p.describe());
+        } else {
+            let t = Instant::now();
+            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree)?);
+            timings.publish = t.elapsed().as_secs_f64();
+        }
+    }
     timings.total = t0.elapsed().as_secs_f64();
-    Ok(RunReport {
+    let mut report = RunReport {
         goldify_version: env!("CARGO_PKG_VERSION"),
         input: opts.disk.display().to_string(),
         recipe: recipe.path.display().to_string(),
@@ -116,17 +135,27 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         steps: reports,
         artifacts,
         timings,
-    })
+    };
+    if let (Some(p), false) = (&plan, opts.dry_run) {
+        let manifest = crate::publish::write_manifest(p, &report)?;
+        report.artifacts.push(manifest);
+    }
+    Ok(report)
 }
 
-/// Everything that happens while the appliance runs: launch, steps, close.
+/// What publish targets read from the guest while it is open.
+type Published = Option<(crate::publish::GuestInfo, Option<crate::publish::lxd::Exported>)>;
+
+/// Everything that happens while the appliance runs: launch, steps, what publishing needs
+/// from the guest, close.
 fn guest_phase(
     opts: &RunOptions,
     recipe: &Recipe,
+    plan: Option<&crate::publish::Plan>,
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
     timings: &mut Timings,
-) -> Result<(crate::guest::OsFacts, Vec<StepReport>)> {
+) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Published)> {
     phase.set("launching the libguestfs appliance");
     let t = Instant::now();
     let guest = GuestfsGuest::open(
@@ -161,11 +190,26 @@ fn guest_phase(
         return Err(e);
     }
 
+    // What publish targets need from the guest is read now, while it is open.
+    let published = match plan {
+        Some(p) => {
+            phase.set("reading the disk layout for publishing");
+            let info = crate::publish::gather(&guest)?;
+            let tree = if opts.dry_run {
+                None
+            } else {
+                phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
+            };
+            Some((info, tree))
+        }
+        None => None,
+    };
+
     phase.set("closing the appliance");
     let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
     timings.close = t.elapsed().as_secs_f64();
-    Ok((facts, reports))
+    Ok((facts, reports, published))
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the

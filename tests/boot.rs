@@ -281,7 +281,7 @@ fn publish_vmmanager(used: &Path, dir: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the vmmanager publish target (issue 4); then part of the QEMU boot tier"]
+#[ignore = "QEMU boot tier: cargo test --test boot -- --ignored"]
 fn vmmanager_template_decompressed_with_stock_xz_boots() {
     require_publish();
     preflight();

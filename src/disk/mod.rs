@@ -324,3 +324,78 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
     File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+/// Bytes of data (not holes, not unallocated clusters) in an image, as `qemu-img map` sees them.
+pub fn data_size(path: &Path, format: Format) -> Result<u64> {
+    let out = exec::run(
+        "qemu-img",
+        [
+            "map".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
+    )
+    .with_context(|| format!("mapping {}", path.display()))?;
+    let map: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("parsing qemu-img map")?;
+    Ok(map
+        .iter()
+        .filter(|e| {
+            e.get("data").and_then(|d| d.as_bool()) == Some(true)
+                && e.get("zero").and_then(|z| z.as_bool()) != Some(true)
+        })
+        .filter_map(|e| e.get("length").and_then(|l| l.as_u64()))
+        .sum())
+}
+
+/// Convert `src` into `dest` (an existing temporary file the caller renames) with
+/// qemu-img. Zeros and unallocated areas stay sparse; `bar` follows the bytes written.
+pub fn convert(
+    src: &Path,
+    src_format: Format,
+    dest: &Path,
+    format: Format,
+    compress: bool,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "convert".into(),
+        "-f".into(),
+        src_format.name().into(),
+        "-O".into(),
+        format.name().into(),
+    ];
+    if compress && format == Format::Qcow2 {
+        args.push("-c".into());
+    }
+    if format == Format::Qcow2 {
+        args.push("-o".into());
+        args.push("compat=1.1".into());
+    }
+    args.push(src.into());
+    args.push(dest.into());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // qemu-img prints its progress only at the end when not on a terminal; follow the
+        // output file's allocated size instead.
+        s.spawn(|| {
+            use std::os::unix::fs::MetadataExt;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(m) = std::fs::metadata(dest) {
+                    bar.set_position((m.blocks() * 512).min(bar.length().unwrap_or(u64::MAX)));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let r = exec::run("qemu-img", args).with_context(|| format!("converting to {}", dest.display()));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    })?;
+    Ok(())
+}
+
+/// Export the golden disk as a sparse raw file (the one pass of publishing reads it).
+pub fn export_raw(work: &WorkDisk, dest: &Path, bar: &indicatif::ProgressBar) -> Result<()> {
+    convert(&work.path, work.format, dest, Format::Raw, false, bar)
+}

@@ -4,7 +4,7 @@
 //! appliance, not the guest).
 
 use super::facts::{Family, Init, OsFacts};
-use super::{components, Entry, Filesystem, Guest, Kind, Meta, Unsafe};
+use super::{components, Entry, Filesystem, Guest, Kind, Layout, Meta, Partition, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -980,6 +980,111 @@ impl Guest for GuestfsGuest {
             .mkswap(device, guestfs::MkswapOptArgs { label, uuid })
             .api()
             .with_context(|| format!("recreating swap on {device}"))
+    }
+
+    fn layout(&self) -> Result<Layout> {
+        let g = &self.g;
+        let devices = g.list_devices().api().context("listing disks")?;
+        let disk = devices.first().ok_or_else(|| anyhow!("the appliance sees no disk"))?;
+        let table = g.part_get_parttype(disk).ok();
+        let mut partitions = Vec::new();
+        for device in g.list_partitions().api().context("listing partitions")? {
+            if g.part_to_dev(&device).ok().as_deref() != Some(disk.as_str()) {
+                continue;
+            }
+            let number = g
+                .part_to_partnum(&device)
+                .api()
+                .with_context(|| format!("reading {device}"))?;
+            let size = g.blockdev_getsize64(&device).map(|s| s.max(0) as u64).unwrap_or(0);
+            // The EFI system partition type: UEFI spec §5.3.3 (GPT) and the MBR type 0xef.
+            let esp = match table.as_deref() {
+                Some("gpt") => g
+                    .part_get_gpt_type(disk, number)
+                    .map(|t| t.eq_ignore_ascii_case("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"))
+                    .unwrap_or(false),
+                Some("msdos") => g.part_get_mbr_id(disk, number).map(|id| id == 0xef).unwrap_or(false),
+                _ => false,
+            };
+            let fstype = g.vfs_type(&device).ok().filter(|t| !t.is_empty());
+            partitions.push(Partition {
+                device,
+                number: number.max(0) as u32,
+                size,
+                fstype,
+                esp,
+            });
+        }
+        let root = self.facts.root.strip_prefix("btrfsvol:").unwrap_or(&self.facts.root);
+        let root_partition = if let Some(p) = partitions
+            .iter()
+            .find(|p| root == p.device || root.starts_with(&format!("{}/", p.device)))
+        {
+            Some(p.device.clone())
+        } else if g.is_lv(root).unwrap_or(false) {
+            // The physical volume under root's volume group (the first, if it spans several).
+            let lv = g
+                .lvm_canonical_lv_name(root)
+                .api()
+                .with_context(|| format!("naming {root}"))?;
+            let vg = lv
+                .trim_start_matches("/dev/")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let wanted: Vec<String> = g
+                .vgpvuuids(&vg)
+                .api()
+                .unwrap_or_default()
+                .iter()
+                .map(|u| u.replace('-', ""))
+                .collect();
+            g.pvs()
+                .api()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|pv| {
+                    g.pvuuid(pv)
+                        .map(|u| wanted.contains(&u.replace('-', "")))
+                        .unwrap_or(false)
+                })
+                .map(|pv| g.canonical_device_name(&pv).unwrap_or(pv))
+                .find(|pv| partitions.iter().any(|p| &p.device == pv))
+        } else {
+            None
+        };
+        Ok(Layout {
+            table,
+            partitions,
+            root_partition,
+        })
+    }
+
+    fn tar_out(&self, dir: &str, dest: &Path) -> Result<()> {
+        match self.must_exist(dir)?.kind {
+            Kind::Dir => self.check(dir)?,
+            Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
+            _ => bail!("{dir} is not a directory"),
+        }
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not UTF-8", dest.display()))?;
+        self.g
+            .tar_out(
+                dir,
+                dest_str,
+                guestfs::TarOutOptArgs {
+                    compress: None,
+                    numericowner: Some(true),
+                    excludes: None,
+                    xattrs: Some(true),
+                    selinux: Some(true),
+                    acls: Some(true),
+                },
+            )
+            .api()
+            .with_context(|| format!("exporting {dir} as tar"))
     }
 }
 

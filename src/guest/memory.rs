@@ -2,7 +2,7 @@
 //! reads are bounded), so step logic can be unit-tested in milliseconds. Integration tests
 //! prove each step again inside real images.
 
-use super::{components, join, parent, Entry, Filesystem, Guest, Kind, Meta, OsFacts, Unsafe};
+use super::{components, join, parent, Entry, Filesystem, Guest, Kind, Layout, Meta, OsFacts, Unsafe};
 use anyhow::{anyhow, bail, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ pub struct MemoryGuest {
     pub nodes: RefCell<BTreeMap<String, Node>>,
     pub filesystems: Vec<Filesystem>,
     pub trimmed: RefCell<Vec<String>>,
+    pub layout: Layout,
 }
 
 fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
@@ -48,6 +49,7 @@ impl MemoryGuest {
             nodes: RefCell::new(nodes),
             filesystems: Vec::new(),
             trimmed: RefCell::new(Vec::new()),
+            layout: Layout::default(),
         }
     }
 
@@ -303,6 +305,49 @@ impl Guest for MemoryGuest {
 
     fn recreate_swap(&self, device: &str, _uuid: Option<&str>, _label: Option<&str>) -> Result<()> {
         self.trimmed.borrow_mut().push(device.into());
+        Ok(())
+    }
+
+    fn layout(&self) -> Result<Layout> {
+        Ok(self.layout.clone())
+    }
+
+    /// A tar of the tree (files, directories, symlinks with their owners and modes).
+    fn tar_out(&self, dir: &str, dest: &std::path::Path) -> Result<()> {
+        let file = std::fs::File::create(dest)?;
+        let mut tar = tar::Builder::new(file);
+        for e in self.walk(dir)? {
+            let node = self
+                .nodes
+                .borrow()
+                .get(&e.path)
+                .cloned()
+                .ok_or_else(|| anyhow!("{} vanished", e.path))?;
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(node.meta.mode);
+            h.set_uid(node.meta.uid as u64);
+            h.set_gid(node.meta.gid as u64);
+            h.set_mtime(0);
+            let name = format!(".{}", e.path.strip_prefix(dir.trim_end_matches('/')).unwrap_or(&e.path));
+            match node.meta.kind {
+                Kind::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    tar.append_data(&mut h, &name, std::io::empty())?;
+                }
+                Kind::Symlink => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    tar.append_link(&mut h, &name, &node.target)?;
+                }
+                _ => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(node.data.len() as u64);
+                    tar.append_data(&mut h, &name, node.data.as_slice())?;
+                }
+            }
+        }
+        std::io::Write::flush(&mut tar.into_inner()?)?;
         Ok(())
     }
 }

@@ -57,6 +57,30 @@ pub struct Filesystem {
     pub mountpoint: Option<String>,
 }
 
+/// One partition of the guest's disk, as publish targets need to describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Partition {
+    /// As the appliance names it, e.g. `/dev/sda2`.
+    pub device: String,
+    pub number: u32,
+    pub size: u64,
+    pub fstype: Option<String>,
+    /// An EFI system partition (GPT type C12A7328-… or MBR type 0xef).
+    pub esp: bool,
+}
+
+/// The guest disk's partitioning, gathered while the guest is open so that publishing
+/// never reopens it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Layout {
+    /// `gpt`, `msdos`, or `None` for a filesystem on the whole disk.
+    pub table: Option<String>,
+    pub partitions: Vec<Partition>,
+    /// The partition that holds the root filesystem (the LVM physical volume under it
+    /// when root is a logical volume); `None` when root is not on a partition.
+    pub root_partition: Option<String>,
+}
+
 /// Raised (inside anyhow) when a path would follow a guest symlink or leave the guest tree.
 #[derive(Debug, thiserror::Error)]
 #[error("refusing to follow guest symlink {path}")]
@@ -112,6 +136,17 @@ pub trait Guest {
     fn trim(&self) -> Result<Vec<String>>;
     /// Discard a swap device and recreate it with the same UUID and label.
     fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()>;
+
+    /// The disk's partitions and which one holds root (for publish targets).
+    fn layout(&self) -> Result<Layout> {
+        bail!("this guest cannot describe its disk layout")
+    }
+    /// Write the tree below `dir` as an uncompressed tar to `dest` (a file or a FIFO on the
+    /// host), keeping numeric owners, modes, xattrs, SELinux labels, ACLs and device nodes.
+    fn tar_out(&self, dir: &str, dest: &std::path::Path) -> Result<()> {
+        let _ = (dir, dest);
+        bail!("this guest cannot export its tree as tar")
+    }
 }
 
 /// Resolve `path` the way the guest itself would (symlinks followed, absolute targets taken

@@ -1,0 +1,131 @@
+//! The run's JSON manifest, shaped like Packer's manifest post-processor output
+//! (<https://developer.hashicorp.com/packer/docs/post-processors/manifest>): a `builds`
+//! list that each run appends to, with `name`, `builder_type`, `build_time`, `files`,
+//! `artifact_id`, `custom_data`, and `last_run_uuid`; goldify adds what the run did (input,
+//! recipe, OS, every step and what it changed, artifacts with checksums, timings).
+
+use super::atomic;
+use super::hash::{Algo, Hashes};
+use crate::report::{Artifact, RunReport};
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+
+pub const DEFAULT_FILE: &str = "goldify-manifest.json";
+
+/// A random (version 4) UUID for the run.
+pub fn run_uuid() -> String {
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+pub fn build(report: &RunReport, recipe_name: &str, run_uuid: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let files: Vec<Value> = report
+        .artifacts
+        .iter()
+        .map(|a| json!({"name": a.path, "size": a.size}))
+        .collect();
+    json!({
+        "name": recipe_name,
+        "builder_type": "goldify",
+        "build_time": now,
+        "files": files,
+        "artifact_id": report.artifacts.first().map(|a| a.path.clone()).unwrap_or_default(),
+        "packer_run_uuid": run_uuid,
+        "custom_data": {},
+        "goldify": {
+            "version": report.goldify_version,
+            "input": report.input,
+            "recipe": report.recipe,
+            "accel": report.accel,
+            "os": report.os,
+            "steps": report.steps,
+            "artifacts": report.artifacts,
+            "timings": report.timings,
+        },
+    })
+}
+
+/// Append this run to the manifest at `path` (a manifest that is not ours or not JSON is
+/// replaced, with a warning, as Packer does with an unreadable one).
+pub fn write(path: &Path, report: &RunReport, recipe_name: &str) -> Result<Artifact> {
+    let uuid = run_uuid();
+    let mut doc = match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) if v.get("builds").is_some_and(Value::is_array) => v,
+            _ => {
+                tracing::warn!("{} is not a manifest; starting a new one", path.display());
+                json!({"builds": []})
+            }
+        },
+        Err(_) => json!({"builds": []}),
+    };
+    doc["builds"]
+        .as_array_mut()
+        .expect("checked above")
+        .push(build(report, recipe_name, &uuid));
+    doc["last_run_uuid"] = json!(uuid);
+    let mut text = serde_json::to_vec_pretty(&doc).context("serializing the manifest")?;
+    text.push(b'\n');
+    atomic::write_file(path, &text)?;
+    let mut h = Hashes::new([Algo::Sha256]);
+    h.update(&text);
+    Ok(Artifact {
+        kind: "manifest".into(),
+        path: path.display().to_string(),
+        size: text.len() as u64,
+        checksums: h.finish(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(DEFAULT_FILE);
+        let report = RunReport {
+            goldify_version: "0",
+            input: "in.qcow2".into(),
+            recipe: "r.yaml".into(),
+            dry_run: false,
+            in_place: false,
+            accel: "tcg".into(),
+            os: None,
+            steps: vec![],
+            artifacts: vec![Artifact {
+                kind: "vmmanager".into(),
+                path: "/r/x.xz".into(),
+                size: 5,
+                checksums: Default::default(),
+            }],
+            timings: Default::default(),
+        };
+        write(&p, &report, "debian").unwrap();
+        write(&p, &report, "debian").unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["builds"].as_array().unwrap().len(), 2);
+        assert_eq!(v["builds"][1]["packer_run_uuid"], v["last_run_uuid"]);
+        assert_eq!(v["builds"][0]["files"][0]["name"], "/r/x.xz");
+        assert_eq!(v["last_run_uuid"].as_str().unwrap().len(), 36);
+    }
+}

@@ -1,0 +1,501 @@
+//! One pass over the golden disk: read it once, chunk by chunk, compress every chunk on
+//! several threads for every output at once, and hash each output while it is written.
+//!
+//! Holes of a sparse file are never read (SEEK_DATA/SEEK_HOLE), and a chunk that is all
+//! zero (a hole, or zeros that were written) costs one cache lookup per output: its
+//! compressed form is computed once per length and reused. A 40 GiB disk holding 1 GiB
+//! of data therefore costs about what its 1 GiB costs.
+
+use super::codec::{BlockCodec, Encoded, Record};
+use super::hash::{Algo, HashWriter};
+use anyhow::{anyhow, Context, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+pub enum Chunk {
+    /// `len` zero bytes (a hole, or data that turned out to be all zero).
+    Zero(usize),
+    Data(Vec<u8>),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Zero(n) => *n,
+            Chunk::Data(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where the bytes come from, in order.
+pub trait ChunkSource: Send {
+    /// The next chunk of at most `size` bytes (exactly `size` except at the end).
+    fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>>;
+    /// How many bytes will actually be read (data, not holes), for the progress bar.
+    fn data_len(&self) -> Option<u64>;
+}
+
+/// A sparse file read through its data extents only.
+pub struct SparseFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    /// Data extents, sorted, as (start, end).
+    extents: Vec<(u64, u64)>,
+    pos: u64,
+}
+
+impl SparseFile {
+    pub fn open(path: &Path) -> Result<SparseFile> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading the size of {}", path.display()))?
+            .len();
+        let extents = data_extents(&file, len).with_context(|| format!("mapping the data in {}", path.display()))?;
+        Ok(SparseFile {
+            file,
+            path: path.to_path_buf(),
+            len,
+            extents,
+            pos: 0,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn extents(&self) -> &[(u64, u64)] {
+        &self.extents
+    }
+}
+
+/// The file's data extents via lseek(SEEK_DATA/SEEK_HOLE); the whole file where the
+/// filesystem cannot tell.
+fn data_extents(file: &File, len: u64) -> Result<Vec<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    let mut out = Vec::new();
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        let start = match lseek(file, pos, Whence::SeekData) {
+            Ok(s) => s,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(nix::errno::Errno::EINVAL) if pos == 0 => return Ok(vec![(0, len)]),
+            Err(e) => return Err(e).context("seeking to data"),
+        };
+        let end = match lseek(file, start, Whence::SeekHole) {
+            Ok(e) => e,
+            Err(e) => return Err(e).context("seeking to a hole"),
+        };
+        out.push((start as u64, (end as u64).min(len)));
+        pos = end;
+    }
+    Ok(out)
+}
+
+impl ChunkSource for SparseFile {
+    fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>> {
+        if self.pos >= self.len {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let end = (start + size as u64).min(self.len);
+        self.pos = end;
+        let n = (end - start) as usize;
+        // Extents are sorted: skip those that end before this chunk.
+        let first = self.extents.partition_point(|e| e.1 <= start);
+        let overlapping: Vec<(u64, u64)> = self.extents[first..]
+            .iter()
+            .take_while(|e| e.0 < end)
+            .map(|e| (e.0.max(start), e.1.min(end)))
+            .collect();
+        if overlapping.is_empty() {
+            return Ok(Some(Chunk::Zero(n)));
+        }
+        let mut buf = vec![0u8; n];
+        for (s, e) in overlapping {
+            let dst = &mut buf[(s - start) as usize..(e - start) as usize];
+            self.file
+                .read_exact_at(dst, s)
+                .with_context(|| format!("reading {} at {s}", self.path.display()))?;
+        }
+        Ok(Some(Chunk::Data(buf)))
+    }
+
+    fn data_len(&self) -> Option<u64> {
+        Some(self.extents.iter().map(|e| e.1 - e.0).sum())
+    }
+}
+
+/// Any reader (a FIFO carrying a tar stream), read in full chunks.
+pub struct ReadSource<R> {
+    reader: R,
+    done: bool,
+}
+
+impl<R: Read + Send> ReadSource<R> {
+    pub fn new(reader: R) -> Self {
+        ReadSource { reader, done: false }
+    }
+}
+
+impl<R: Read + Send> ChunkSource for ReadSource<R> {
+    fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; size];
+        let mut n = 0;
+        while n < size {
+            match self.reader.read(&mut buf[n..]) {
+                Ok(0) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("reading the input stream"),
+            }
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(Chunk::Data(buf)))
+    }
+
+    fn data_len(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// One compressed output of the pass.
+pub struct Output<'a> {
+    pub codec: Box<dyn BlockCodec>,
+    pub sink: &'a mut (dyn Write + Send),
+    pub algos: Vec<Algo>,
+}
+
+/// What was written to one output.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub size: u64,
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// What the pass saw.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Bytes of input (holes included).
+    pub input: u64,
+    /// Bytes of input that were all-zero chunks, compressed once and reused.
+    pub zero: u64,
+    pub outputs: Vec<Written>,
+}
+
+type Job = (u64, Chunk);
+type Done = (u64, usize, bool, Result<Vec<Arc<Encoded>>>);
+
+/// Compress `source` into every output in one pass on `threads` threads.
+pub fn compress(
+    source: &mut dyn ChunkSource,
+    outputs: Vec<Output<'_>>,
+    threads: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<Summary> {
+    let threads = threads.max(1);
+    // One chunk feeds every codec; each cuts it into its own blocks.
+    let chunk_size = outputs.iter().map(|o| o.codec.block_size()).max().unwrap_or(1 << 20);
+    let mut sinks: Vec<(HashWriter<&mut (dyn Write + Send)>, Vec<Record>)> = Vec::new();
+    let mut codec_boxes = Vec::new();
+    for o in outputs {
+        sinks.push((HashWriter::new(o.sink, o.algos), Vec::new()));
+        codec_boxes.push(o.codec);
+    }
+    let codecs: Vec<&dyn BlockCodec> = codec_boxes.iter().map(|c| c.as_ref()).collect();
+    for (i, (w, _)) in sinks.iter_mut().enumerate() {
+        w.write_all(&codecs[i].header())
+            .context("writing the compressed output")?;
+    }
+
+    let abort = AtomicBool::new(false);
+    let zero_cache: Mutex<HashMap<(usize, usize), Arc<Encoded>>> = Mutex::new(HashMap::new());
+    // At most this many chunks exist at once (read, compressing, or waiting to be written).
+    let in_flight = 2 * threads + 2;
+    let (slot_tx, slot_rx) = mpsc::sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        slot_tx.send(()).expect("fresh channel");
+    }
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let mut summary = Summary::default();
+    let (sinks_ref, summary_ref) = (&mut sinks, &mut summary);
+
+    let result: Result<()> = std::thread::scope(|s| {
+        // The reader owns the only job sender: when it stops, the workers run dry and stop.
+        let reader = {
+            let abort = &abort;
+            s.spawn(move || -> Result<()> {
+                let mut index = 0u64;
+                loop {
+                    if abort.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    crate::interrupt::check()?;
+                    // No free slot and no writer left to free one: stop.
+                    if slot_rx.recv().is_err() {
+                        return Ok(());
+                    }
+                    let Some(chunk) = source.next_chunk(chunk_size)? else {
+                        return Ok(());
+                    };
+                    if job_tx.send((index, chunk)).is_err() {
+                        return Ok(());
+                    }
+                    index += 1;
+                }
+            })
+        };
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let (job_rx, codecs, zero_cache, abort) = (&job_rx, &codecs, &zero_cache, &abort);
+            s.spawn(move || loop {
+                let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((index, chunk)) = job else { return };
+                // After a failure, keep draining so that the reader is never stuck on a full queue.
+                if abort.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let len = chunk.len();
+                let (zero, result) = encode_chunk(chunk, codecs, zero_cache);
+                if done_tx.send((index, len, zero, result)).is_err() {
+                    abort.store(true, Ordering::SeqCst);
+                }
+            });
+        }
+        drop(done_tx);
+
+        // The writer: results in order into every sink. It owns the slot sender and the
+        // result receiver, so returning early (full disk) releases the reader and workers.
+        let written = (move || -> Result<()> {
+            let mut pending: BTreeMap<u64, (usize, bool, Vec<Arc<Encoded>>)> = BTreeMap::new();
+            let mut next = 0u64;
+            for (index, len, zero, result) in done_rx.iter() {
+                pending.insert(index, (len, zero, result?));
+                while let Some((len, zero, encoded)) = pending.remove(&next) {
+                    for ((w, records), e) in sinks_ref.iter_mut().zip(&encoded) {
+                        w.write_all(&e.bytes).context("writing the compressed output")?;
+                        records.extend_from_slice(&e.records);
+                    }
+                    summary_ref.input += len as u64;
+                    if zero {
+                        summary_ref.zero += len as u64;
+                    } else {
+                        progress.inc(len as u64);
+                    }
+                    next += 1;
+                    let _ = slot_tx.send(());
+                }
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        let read = reader.join().map_err(|_| anyhow!("the reading thread panicked"))?;
+        written?;
+        read
+    });
+    result?;
+    crate::interrupt::check()?;
+
+    for (i, (mut w, records)) in sinks.into_iter().enumerate() {
+        w.write_all(&codecs[i].trailer(&records))
+            .context("writing the compressed output")?;
+        w.flush().context("writing the compressed output")?;
+        let (_, size, checksums) = w.finish();
+        summary.outputs.push(Written { size, checksums });
+    }
+    Ok(summary)
+}
+
+/// Compress one chunk for every codec; all-zero chunks come from the cache.
+fn encode_chunk(
+    chunk: Chunk,
+    codecs: &[&dyn BlockCodec],
+    cache: &Mutex<HashMap<(usize, usize), Arc<Encoded>>>,
+) -> (bool, Result<Vec<Arc<Encoded>>>) {
+    let len = chunk.len();
+    let zero = match &chunk {
+        Chunk::Zero(_) => true,
+        Chunk::Data(d) => is_zero(d),
+    };
+    let r = codecs
+        .iter()
+        .enumerate()
+        .map(|(i, codec)| {
+            if zero {
+                if let Some(e) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(i, len)) {
+                    return Ok(e.clone());
+                }
+                let e = Arc::new(codec.encode(&vec![0u8; len])?);
+                Ok(cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry((i, len))
+                    .or_insert(e)
+                    .clone())
+            } else {
+                let Chunk::Data(d) = &chunk else {
+                    unreachable!("zero chunks are handled above")
+                };
+                Ok(Arc::new(codec.encode(d)?))
+            }
+        })
+        .collect();
+    (zero, r)
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    // Compare in u128 words: the compiler vectorizes this; a byte loop would not be.
+    let (head, body, tail) = unsafe { data.align_to::<u128>() };
+    head.iter().all(|b| *b == 0) && body.iter().all(|w| *w == 0) && tail.iter().all(|b| *b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::codec::{Gzip, Xz, Zstd};
+
+    fn sparse_file(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let path = dir.join("disk.raw");
+        let f = File::create(&path).unwrap();
+        let len: u64 = 40 << 20;
+        f.set_len(len).unwrap();
+        let mut whole = vec![0u8; len as usize];
+        for (off, byte) in [(0u64, 1u8), (5 << 20, 2), (30 << 20, 3)] {
+            let data: Vec<u8> = (0..300_000u32).map(|i| byte.wrapping_add((i % 251) as u8)).collect();
+            f.write_all_at(&data, off).unwrap();
+            whole[off as usize..off as usize + data.len()].copy_from_slice(&data);
+        }
+        (path, whole)
+    }
+
+    #[test]
+    fn sparse_file_reads_only_data_and_keeps_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, whole) = sparse_file(dir.path());
+        let mut src = SparseFile::open(&path).unwrap();
+        assert!(
+            src.data_len().unwrap() < 4 << 20,
+            "holes are not data: {:?}",
+            src.extents()
+        );
+        let mut back = Vec::new();
+        let mut zero_chunks = 0;
+        while let Some(c) = src.next_chunk(1 << 20).unwrap() {
+            match c {
+                Chunk::Zero(n) => {
+                    zero_chunks += 1;
+                    back.resize(back.len() + n, 0)
+                }
+                Chunk::Data(d) => back.extend(d),
+            }
+        }
+        assert_eq!(back, whole);
+        assert!(zero_chunks > 30, "{zero_chunks}");
+    }
+
+    #[test]
+    fn one_pass_feeds_three_codecs_and_their_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, whole) = sparse_file(dir.path());
+        let mut src = SparseFile::open(&path).unwrap();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let outputs = vec![
+            Output {
+                codec: Box::new(Xz::new(1, false).unwrap()),
+                sink: &mut a,
+                algos: vec![Algo::Sha1, Algo::Sha256],
+            },
+            Output {
+                codec: Box::new(Gzip::new(1).unwrap()),
+                sink: &mut b,
+                algos: vec![Algo::Sha256],
+            },
+            Output {
+                codec: Box::new(Zstd::new(1).unwrap()),
+                sink: &mut c,
+                algos: vec![],
+            },
+        ];
+        let bar = indicatif::ProgressBar::hidden();
+        let summary = compress(&mut src, outputs, 3, &bar).unwrap();
+        assert_eq!(summary.input, whole.len() as u64);
+        assert!(summary.zero >= 20 << 20, "{}", summary.zero);
+        assert_eq!(summary.outputs[0].size, a.len() as u64);
+        let sha1 = {
+            let mut h = crate::publish::hash::Hashes::new([Algo::Sha1]);
+            h.update(&a);
+            h.finish()
+        };
+        assert_eq!(summary.outputs[0].checksums["sha1"], sha1["sha1"]);
+        for (tool, data) in [("xz", &a), ("gzip", &b), ("zstd", &c)] {
+            let f = dir.path().join(format!("out.{tool}"));
+            std::fs::write(&f, data).unwrap();
+            let out = std::process::Command::new(tool).arg("-dc").arg(&f).output().unwrap();
+            assert!(out.status.success(), "{tool}");
+            assert!(out.stdout == whole, "{tool} output differs");
+        }
+    }
+
+    #[test]
+    fn reader_source_and_write_errors() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7) as u8).collect();
+        let mut src = ReadSource::new(std::io::Cursor::new(data.clone()));
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let outputs = vec![Output {
+            codec: Box::new(Gzip::new(1).unwrap()),
+            sink: &mut full,
+            algos: vec![],
+        }];
+        let err = compress(&mut src, outputs, 2, &indicatif::ProgressBar::hidden()).unwrap_err();
+        assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+
+        let mut src = ReadSource::new(std::io::Cursor::new(data.clone()));
+        let mut out = Vec::new();
+        let outputs = vec![Output {
+            codec: Box::new(Zstd::new(3).unwrap()),
+            sink: &mut out,
+            algos: vec![],
+        }];
+        compress(&mut src, outputs, 2, &indicatif::ProgressBar::hidden()).unwrap();
+        assert_eq!(zstd::stream::decode_all(out.as_slice()).unwrap(), data);
+    }
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[0u8; 1000]));
+        let mut v = vec![0u8; 1000];
+        v[999] = 1;
+        assert!(!is_zero(&v));
+        v[999] = 0;
+        v[3] = 1;
+        assert!(!is_zero(&v[1..]));
+    }
+}
