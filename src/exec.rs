@@ -18,9 +18,29 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    let child = start(program, args)?;
+    tracing::debug!("running {}", child.line);
+    let out = child
+        .handle
+        .into_output()
+        .with_context(|| format!("waiting for {}", child.line))?;
+    finish(&child.line, out)
+}
+
+/// A started child, registered so that Ctrl-C stops it.
+struct Child {
+    line: String,
+    handle: duct::Handle,
+    _guards: Vec<crate::interrupt::ChildGuard>,
+}
+
+fn start<I, S>(program: &str, args: I) -> Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let line = command_line(program, &args);
-    tracing::debug!("running {line}");
     let handle = duct::cmd(program, &args)
         .stdin_null()
         .stdout_capture()
@@ -28,12 +48,20 @@ where
         .unchecked()
         .start()
         .with_context(|| format!("starting {program} (is it installed?)"))?;
-    let _guards: Vec<_> = handle
+    let guards = handle
         .pids()
         .into_iter()
         .map(|p| crate::interrupt::register_child(p as i32))
         .collect();
-    let out = handle.into_output().with_context(|| format!("waiting for {line}"))?;
+    Ok(Child {
+        line,
+        handle,
+        _guards: guards,
+    })
+}
+
+/// The child's output, or an error with its command line and the tail of its stderr.
+fn finish(line: &str, out: std::process::Output) -> Result<Output> {
     crate::interrupt::check()?;
     if !out.status.success() {
         bail!(
@@ -63,21 +91,8 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let line = command_line(program, &args);
+    let Child { line, handle, _guards } = start(program, args)?;
     tracing::debug!("running {line} (time limit {} s)", limit.as_secs());
-    let handle = duct::cmd(program, &args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .start()
-        .with_context(|| format!("starting {program} (is it installed?)"))?;
-    let _guards: Vec<_> = handle
-        .pids()
-        .into_iter()
-        .map(|p| crate::interrupt::register_child(p as i32))
-        .collect();
     let started = std::time::Instant::now();
     loop {
         if handle
@@ -99,18 +114,7 @@ where
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let out = handle.into_output().with_context(|| format!("waiting for {line}"))?;
-    crate::interrupt::check()?;
-    if !out.status.success() {
-        bail!(
-            "{line} failed ({}): {}",
-            out.status,
-            tail(&out.stderr, 3).unwrap_or_else(|| "no error output".into())
-        );
-    }
-    Ok(Output {
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
+    finish(&line, out)
 }
 
 fn command_line(program: &str, args: &[OsString]) -> String {

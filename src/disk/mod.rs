@@ -106,22 +106,9 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
     }
     let temp = temp_dir(work_parent)?;
     let overlay = temp.path().join("overlay.qcow2");
-    exec::run(
-        "qemu-img",
-        [
-            "create".as_ref(),
-            "-q".as_ref(),
-            "-f".as_ref(),
-            "qcow2".as_ref(),
-            "-F".as_ref(),
-            format.name().as_ref(),
-            "-b".as_ref(),
-            abs.as_os_str(),
-            overlay.as_os_str(),
-        ],
-    )
-    .context("creating the overlay over the input")
-    .tag(Exit::Output)?;
+    create_overlay(&abs, format.name(), &overlay)
+        .context("creating the overlay over the input")
+        .tag(Exit::Output)?;
     Ok(WorkDisk {
         path: overlay,
         format: Format::Qcow2,
@@ -225,6 +212,26 @@ fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
     Ok(())
 }
 
+/// A qcow2 overlay over `backing`: writes go to the overlay, the backing file is only read.
+pub fn create_overlay(backing: &Path, backing_format: &str, overlay: &Path) -> Result<()> {
+    exec::run(
+        "qemu-img",
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            backing_format.as_ref(),
+            "-b".as_ref(),
+            backing.as_os_str(),
+            overlay.as_os_str(),
+        ],
+    )
+    .map(drop)
+    .with_context(|| format!("creating an overlay over {}", backing.display()))
+}
+
 /// Virtual size of a disk image in bytes.
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(
@@ -298,24 +305,14 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let tmp_path = tmp.path().to_path_buf();
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "convert".into(),
-        "-f".into(),
-        work.format.name().into(),
-        "-O".into(),
-        format.name().into(),
-    ];
-    if compress && format == Format::Qcow2 {
-        args.push("-c".into());
-    }
-    if format == Format::Qcow2 {
-        // The golden image stands alone: no backing file, no dependency on the overlay.
-        args.push("-o".into());
-        args.push("compat=1.1".into());
-    }
-    args.push(work.path.clone().into());
-    args.push(tmp_path.clone().into());
-    exec::run("qemu-img", args).with_context(|| format!("writing {}", dest.display()))?;
+    // The golden image stands alone: no backing file, no dependency on the overlay.
+    let bar = crate::progress::bytes(
+        data_size(&work.path, work.format).unwrap_or(0),
+        "writing the golden disk",
+    );
+    convert(&work.path, work.format, &tmp_path, format, compress, &bar)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    bar.finish_and_clear();
     File::open(&tmp_path)?.sync_all()?;
     // tempfile creates 0600; a golden image is meant to be shared.
     std::fs::set_permissions(&tmp_path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;

@@ -34,23 +34,7 @@ pub struct Booted {
 
 /// A qcow2 overlay over `backing`: the clone writes there, the backing file is only read.
 pub fn create_overlay(backing: &Path, backing_format: &str, overlay: &Path) -> Result<()> {
-    exec::run(
-        "qemu-img",
-        [
-            "create".as_ref(),
-            "-q".as_ref(),
-            "-f".as_ref(),
-            "qcow2".as_ref(),
-            "-F".as_ref(),
-            backing_format.as_ref(),
-            "-b".as_ref(),
-            backing.as_os_str(),
-            overlay.as_os_str(),
-        ],
-    )
-    .with_context(|| format!("creating overlay {}", overlay.display()))
-    .tag(Exit::Output)
-    .map(|_| ())
+    crate::disk::create_overlay(backing, backing_format, overlay).tag(Exit::Output)
 }
 
 /// A path as a QEMU option value: commas are doubled (QEMU's escape).
