@@ -99,6 +99,11 @@ pub struct GuestfsGuest {
     /// appliance, which under TCG is milliseconds.
     stat_cache: RefCell<HashMap<String, Option<Meta>>>,
     list_cache: RefCell<HashMap<String, Vec<String>>>,
+    /// (device, type) of every filesystem, and each one's UUID and label, asked for once:
+    /// the steps do not change them (a swap area is recreated with its UUID and label), and
+    /// a command run in the guest forgets them.
+    fs_table: RefCell<Option<Vec<(String, String)>>>,
+    fs_ids: RefCell<HashMap<String, (Option<String>, Option<String>)>>,
     /// Mountpoint → device, in mount order.
     mounted: Vec<(String, String)>,
     scratch: tempfile::TempDir,
@@ -180,6 +185,8 @@ impl GuestfsGuest {
             safe_dirs: RefCell::new(HashSet::new()),
             stat_cache: RefCell::new(HashMap::new()),
             list_cache: RefCell::new(HashMap::new()),
+            fs_table: RefCell::new(None),
+            fs_ids: RefCell::new(HashMap::new()),
             mounted: Vec::new(),
             scratch: tempfile::Builder::new()
                 .prefix("goldify-guest-")
@@ -217,8 +224,8 @@ impl GuestfsGuest {
                         (root.clone(), mps.into_iter().collect(), true)
                     }
                     [] => {
-                        let fs = guest.g.list_filesystems().api().unwrap_or_default();
-                        if fs.values().any(|t| t == "crypto_LUKS") {
+                        let fs = guest.fs_table().unwrap_or_default();
+                        if fs.iter().any(|(_, t)| t == "crypto_LUKS") {
                             crate::bail_tag!(
                                 Exit::Input,
                                 "{} is encrypted (LUKS); goldify needs an unencrypted disk",
@@ -252,10 +259,8 @@ impl GuestfsGuest {
             "/etc/SuSE-release",
             "/etc/arch-release",
         ];
-        let mut fs: Vec<(String, String)> = self.g.list_filesystems().api()?.into_iter().collect();
-        fs.sort();
         let mut roots = Vec::new();
-        for (dev, fstype) in fs {
+        for (dev, fstype) in self.fs_table()? {
             if !ROOT_FS.contains(&fstype.as_str()) || self.g.mount_ro(&dev, "/").is_err() {
                 continue;
             }
@@ -591,6 +596,57 @@ impl GuestfsGuest {
         self.list_cache.borrow_mut().clear();
     }
 
+    /// (device, type) of every filesystem on the disk, sorted by device, as libguestfs'
+    /// `list_filesystems` gives them; asked for once.
+    fn fs_table(&self) -> Result<Vec<(String, String)>> {
+        if let Some(t) = self.fs_table.borrow().as_ref() {
+            return Ok(t.clone());
+        }
+        let mut t = match self.plain_filesystems()? {
+            Some(t) => t,
+            None => self.g.list_filesystems().api()?.into_iter().collect(),
+        };
+        t.sort();
+        *self.fs_table.borrow_mut() = Some(t.clone());
+        Ok(t)
+    }
+
+    /// The filesystems of a disk made of plain partitions (or one unpartitioned
+    /// filesystem), typed with one blkid each. `None` when anything on the disk needs
+    /// libguestfs' full scan: LVM, md or other RAID members, btrfs (subvolumes), or a type
+    /// this does not know. `list_filesystems` does that scan on every call, running the LVM,
+    /// md and LDM tools, which under TCG costs a second or more even on a plain disk.
+    fn plain_filesystems(&self) -> Result<Option<Vec<(String, String)>>> {
+        const PLAIN: [&str; 9] = ["ext2", "ext3", "ext4", "xfs", "vfat", "swap", "f2fs", "crypto_LUKS", ""];
+        let parts = self.g.list_partitions().api().context("listing partitions")?;
+        let mut candidates = Vec::new();
+        for dev in self.g.list_devices().api().context("listing devices")? {
+            let own: Vec<&String> = parts.iter().filter(|p| is_partition_of(p, &dev)).collect();
+            if own.is_empty() {
+                candidates.push(dev);
+            } else {
+                candidates.extend(own.into_iter().cloned());
+            }
+        }
+        let mut out = Vec::new();
+        for dev in candidates {
+            // blkid finding nothing (a BIOS boot or extended partition) is an empty type.
+            let fstype = self.g.vfs_type(&dev).unwrap_or_default();
+            if !PLAIN.contains(&fstype.as_str()) {
+                return Ok(None);
+            }
+            out.push((
+                dev,
+                if fstype.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    fstype
+                },
+            ));
+        }
+        Ok(Some(out))
+    }
+
     fn must_exist(&self, path: &str) -> Result<Meta> {
         self.lstat(path)?
             .ok_or_else(|| anyhow!("{path}: no such file or directory"))
@@ -613,6 +669,13 @@ impl GuestfsGuest {
         }
         Ok(out)
     }
+}
+
+/// `part` is a partition of the appliance device `dev` (/dev/sda1 of /dev/sda; the
+/// appliance names every disk sdX).
+fn is_partition_of(part: &str, dev: &str) -> bool {
+    part.strip_prefix(dev)
+        .is_some_and(|rest| !rest.is_empty() && rest.trim_start_matches('p').bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn kind_of(mode: i64) -> Kind {
@@ -901,6 +964,8 @@ impl Guest for GuestfsGuest {
         }
         // A command may change anything.
         self.forget_all();
+        self.fs_table.borrow_mut().take();
+        self.fs_ids.borrow_mut().clear();
         self.g
             .sh(command)
             .api()
@@ -909,22 +974,22 @@ impl Guest for GuestfsGuest {
 
     fn filesystems(&self) -> Result<Vec<Filesystem>> {
         let mut out = Vec::new();
-        let mut fs: Vec<(String, String)> = self
-            .g
-            .list_filesystems()
-            .api()
-            .context("listing filesystems")?
-            .into_iter()
-            .collect();
-        fs.sort();
-        for (device, fstype) in fs {
+        for (device, fstype) in self.fs_table().context("listing filesystems")? {
             if fstype == "unknown" || fstype.is_empty() {
                 continue;
             }
-            let nonempty = |r: std::result::Result<String, guestfs::Error>| r.ok().filter(|s| !s.is_empty());
+            let (uuid, label) = self
+                .fs_ids
+                .borrow_mut()
+                .entry(device.clone())
+                .or_insert_with(|| {
+                    let nonempty = |r: std::result::Result<String, guestfs::Error>| r.ok().filter(|s| !s.is_empty());
+                    (nonempty(self.g.vfs_uuid(&device)), nonempty(self.g.vfs_label(&device)))
+                })
+                .clone();
             out.push(Filesystem {
-                uuid: nonempty(self.g.vfs_uuid(&device)),
-                label: nonempty(self.g.vfs_label(&device)),
+                uuid,
+                label,
                 mountpoint: self.mounted.iter().find(|(_, d)| *d == device).map(|(m, _)| m.clone()),
                 device,
                 fstype,
