@@ -88,6 +88,9 @@ pub struct OpenOptions<'a> {
     pub verbose: bool,
 }
 
+/// A filesystem's UUID and label.
+type FsIds = (Option<String>, Option<String>);
+
 pub struct GuestfsGuest {
     g: guestfs::Handle,
     facts: OsFacts,
@@ -103,7 +106,7 @@ pub struct GuestfsGuest {
     /// the steps do not change them (a swap area is recreated with its UUID and label), and
     /// a command run in the guest forgets them.
     fs_table: RefCell<Option<Vec<(String, String)>>>,
-    fs_ids: RefCell<HashMap<String, (Option<String>, Option<String>)>>,
+    fs_ids: RefCell<HashMap<String, FsIds>>,
     /// Mountpoint → device, in mount order.
     mounted: Vec<(String, String)>,
     scratch: tempfile::TempDir,
