@@ -53,7 +53,9 @@ impl Staged {
             .with_context(|| format!("writing {name}"))?;
         // By path, not through our handle: an external writer (qemu-img) may have replaced
         // the file it was given.
-        File::open(self.tmp.path()).and_then(|f| f.sync_all()).with_context(|| format!("syncing {name}"))?;
+        File::open(self.tmp.path())
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {name}"))?;
         std::fs::set_permissions(self.tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .with_context(|| format!("setting the mode of {name}"))?;
         Ok(())

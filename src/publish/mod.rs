@@ -14,6 +14,7 @@ pub mod codec;
 pub mod deckhouse;
 pub mod disk;
 pub mod hash;
+pub mod headstart;
 pub mod lxd;
 pub mod manifest;
 pub mod oci;
@@ -93,8 +94,10 @@ pub fn plan(recipe: &Recipe, req: &Request, outdir: &Path, disk_name: &str, dry_
 }
 
 impl Plan {
-    pub fn with_name(mut self, name: Option<String>) -> Plan {
+    /// The run's `--name` (default template name) and `--format` (default `disk` format).
+    pub fn with_run(mut self, name: Option<String>, format: Option<crate::disk::Format>) -> Plan {
         self.run_name = name;
+        self.output.format = format.or(self.output.format);
         self
     }
 
@@ -145,9 +148,10 @@ impl Plan {
         v
     }
 
+    /// The one streaming pass (vmmanager) reads a sparse raw export; disk images are then
+    /// converted from it too. Without vmmanager, images convert straight from the golden disk.
     fn needs_raw(&self) -> bool {
-        let t = &self.targets;
-        t.vmmanager.is_some() || t.disk.is_some() || t.deckhouse.is_some() || t.vcluster.is_some()
+        self.targets.vmmanager.is_some()
     }
 
     fn template_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
@@ -207,15 +211,21 @@ pub fn execute(
     work: &WorkDisk,
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
+    pre: Option<&stream::Precompressed>,
 ) -> Result<Vec<Artifact>> {
-    let (mut artifacts, commits) = produce(plan, info, work, scratch_parent, tree)
+    let (mut artifacts, commits) = produce(plan, info, work, scratch_parent, tree, pre)
         .context("nothing was published, every destination is as it was")
         .tag(Exit::Output)?;
     // Everything is written and synced: rename into place. There is no interruption point
     // from here on, so a Ctrl-C now lets the renames finish and then exits.
     for c in commits {
         match c {
-            Commit::Repo { dir, kind, entry, files } => repo::publish(&dir, kind, entry, files),
+            Commit::Repo {
+                dir,
+                kind,
+                entry,
+                files,
+            } => repo::publish(&dir, kind, entry, files),
             Commit::File(f) => f.commit(),
             Commit::Dir(d) => d.commit(),
         }
@@ -236,6 +246,7 @@ fn produce(
     work: &WorkDisk,
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
+    pre: Option<&stream::Precompressed>,
 ) -> Result<(Vec<Artifact>, Vec<Commit>)> {
     let t = &plan.targets;
     let algos = plan.algos();
@@ -255,14 +266,19 @@ fn produce(
         .tempdir_in(scratch_parent)
         .with_context(|| format!("creating a work directory in {}", scratch_parent.display()))?;
     let raw = scratch.path().join("golden.raw");
+    let data = crate::disk::data_size(&work.path, work.format).unwrap_or(0);
     if plan.needs_raw() {
-        let total = crate::disk::data_size(&work.path, work.format).unwrap_or(0);
+        let total = data;
         let bar = crate::progress::bytes(total, "converting the golden disk to raw");
         crate::disk::export_raw(work, &raw, &bar).context("exporting the golden disk")?;
         bar.finish_and_clear();
     }
     crate::interrupt::check()?;
-    let virtual_size = std::fs::metadata(&raw).map(|m| m.len()).unwrap_or(0);
+    let virtual_size = if plan.needs_raw() {
+        std::fs::metadata(&raw).map(|m| m.len()).unwrap_or(0)
+    } else {
+        crate::disk::virtual_size(&work.path, work.format).unwrap_or(0)
+    };
 
     // vmmanager: the one pass over the raw disk.
     if let Some(s) = &t.vmmanager {
@@ -283,6 +299,7 @@ fn produce(
             codec,
             sink: &mut staged,
             algos: out_algos,
+            reuse: pre,
         }];
         let summary = stream::compress(&mut src, outputs, lxd::threads(s.compression.threads), &bar)
             .with_context(|| format!("writing {}", repo_dir.join(&file_name).display()))?;
@@ -290,9 +307,10 @@ fn produce(
         staged.sync()?;
         let w = &summary.outputs[0];
         tracing::info!(
-            "{file_name}: {} of {} were zero, compressed once",
+            "{file_name}: {} of {} were zero, compressed once; {} compressed ahead, during the appliance run",
             crate::report::human_bytes(summary.zero),
-            crate::report::human_bytes(summary.input)
+            crate::report::human_bytes(summary.input),
+            crate::report::human_bytes(summary.reused)
         );
         let entry = vmmanager::entry(
             s,
@@ -381,7 +399,13 @@ fn produce(
         Default::default();
     for (who, r) in disk::dedup(requests).tag(Exit::Usage)? {
         crate::interrupt::check()?;
-        let staged = disk::convert(&raw, &r).with_context(|| format!("writing {}", r.dest.display()))?;
+        let (src, src_format) = if plan.needs_raw() {
+            (raw.as_path(), crate::disk::Format::Raw)
+        } else {
+            (work.path.as_path(), work.format)
+        };
+        let staged =
+            disk::convert(src, src_format, data, &r).with_context(|| format!("writing {}", r.dest.display()))?;
         let mut want = algos.clone();
         want.extend([Algo::Md5, Algo::Sha512]);
         let (size, sums) = match (&t.deckhouse, &deckhouse_name) {
@@ -482,7 +506,11 @@ fn display_name(os: &OsFacts) -> String {
     if let Some(first) = distro.get_mut(..1) {
         first.make_ascii_uppercase();
     }
-    let product = if os.product_name == "unknown" || os.product_name.is_empty() { os.version() } else { os.product_name.clone() };
+    let product = if os.product_name == "unknown" || os.product_name.is_empty() {
+        os.version()
+    } else {
+        os.product_name.clone()
+    };
     if product.to_lowercase().contains(&os.distro.to_lowercase()) {
         product
     } else {

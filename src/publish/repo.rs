@@ -481,7 +481,12 @@ pub fn command(action: crate::cli::RepoAction) -> Result<Exit> {
                 writeln!(out, "{verb} {} ({})", p.display(), crate::report::human_bytes(*size))?;
             }
             let total: u64 = files.iter().map(|f| f.1).sum();
-            writeln!(out, "{verb} {} unreferenced file(s), {}", files.len(), crate::report::human_bytes(total))?;
+            writeln!(
+                out,
+                "{verb} {} unreferenced file(s), {}",
+                files.len(),
+                crate::report::human_bytes(total)
+            )?;
             Ok(Exit::Success)
         }
     }
@@ -608,7 +613,10 @@ mod tests {
         let collected = gc(d, false).unwrap();
         assert_eq!(collected.len(), 2);
         assert!(!d.join("stray.bin").exists() && d.join("good.xz").exists());
-        assert!(d.join("SHA256SUMS").exists() && d.join("goldify-manifest.json").exists(), "gc keeps run bookkeeping");
+        assert!(
+            d.join("SHA256SUMS").exists() && d.join("goldify-manifest.json").exists(),
+            "gc keeps run bookkeeping"
+        );
         let mut out = Vec::new();
         list(d, true).unwrap().print_human(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
