@@ -14,8 +14,8 @@ use crate::disk::Format;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub struct HeadStart {
@@ -31,6 +31,7 @@ pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadSta
         return Ok(None);
     };
     let codec = Xz::new(s.compression.preset, s.compression.extreme)?;
+    let threads = super::lxd::threads(s.compression.threads);
     let scratch = tempfile::Builder::new()
         .prefix(".goldify-publish-")
         .tempdir_in(&plan.dir)
@@ -48,28 +49,56 @@ pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadSta
             unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
             let bar = indicatif::ProgressBar::hidden();
             crate::disk::convert(&input, format, &raw, Format::Raw, false, &bar).context("reading the input as raw")?;
-            let mut src = SparseFile::open(&raw)?;
             let chunk_size = codec.block_size();
-            let mut blocks = HashMap::new();
             // Last chunk first: filesystems keep their busiest metadata (superblock, group
             // descriptors, bitmaps) near the start, and cleaning changes it.
-            for index in src.data_chunks(chunk_size).into_iter().rev() {
-                if flag.load(Ordering::Relaxed) {
-                    break;
+            let order: Vec<u64> = SparseFile::open(&raw)?
+                .data_chunks(chunk_size)
+                .into_iter()
+                .rev()
+                .collect();
+            let next = AtomicUsize::new(0);
+            let blocks = Mutex::new(HashMap::new());
+            // As many workers as the final pass has: at nice 19 they only take CPU time the
+            // appliance leaves idle.
+            std::thread::scope(|scope| -> Result<()> {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let (codec, flag, order, next, blocks, raw) = (&codec, &flag, &order, &next, &blocks, &raw);
+                        scope.spawn(move || -> Result<()> {
+                            unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
+                            let mut src = SparseFile::open(raw)?;
+                            while !flag.load(Ordering::Relaxed) {
+                                let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                                    break;
+                                };
+                                let Some(Chunk::Data(d)) = src.chunk_at(index, chunk_size)? else {
+                                    continue;
+                                };
+                                if d.iter().all(|b| *b == 0) {
+                                    continue;
+                                }
+                                match codec.encode_until(&d, flag)? {
+                                    Some(e) => {
+                                        blocks
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .insert(index, Arc::new(e));
+                                    }
+                                    None => break,
+                                }
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.join()
+                        .map_err(|_| anyhow::anyhow!("a head-start worker panicked"))??;
                 }
-                let Some(Chunk::Data(d)) = src.chunk_at(index, chunk_size)? else {
-                    continue;
-                };
-                if d.iter().all(|b| *b == 0) {
-                    continue;
-                }
-                match codec.encode_until(&d, &flag)? {
-                    Some(e) => {
-                        blocks.insert(index, Arc::new(e));
-                    }
-                    None => break,
-                }
-            }
+                Ok(())
+            })?;
+            let blocks = blocks.into_inner().unwrap_or_else(|e| e.into_inner());
             let file = std::fs::File::open(&raw).with_context(|| format!("opening {}", raw.display()))?;
             Ok(Precompressed {
                 file,
