@@ -254,6 +254,8 @@ pub struct Summary {
 type Job = (u64, Chunk);
 /// Index, length, all zero, reused, the encoded blocks (one per output).
 type Done = (u64, usize, bool, bool, Result<Vec<Arc<Encoded>>>);
+/// A chunk ready to be written: length, all zero, reused, blocks.
+type Ready = (usize, bool, bool, Vec<Arc<Encoded>>);
 
 /// Compress `source` into every output in one pass on `threads` threads.
 pub fn compress(
@@ -340,7 +342,7 @@ pub fn compress(
         // The writer: results in order into every sink. It owns the slot sender and the
         // result receiver, so returning early (full disk) releases the reader and workers.
         let written = (move || -> Result<()> {
-            let mut pending: BTreeMap<u64, (usize, bool, bool, Vec<Arc<Encoded>>)> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Ready> = BTreeMap::new();
             let mut next = 0u64;
             for (index, len, zero, reused, result) in done_rx.iter() {
                 pending.insert(index, (len, zero, reused, result?));
