@@ -571,6 +571,46 @@ mod tests {
         );
     }
 
+    /// Not a test on its own: the body of each process in `processes_publishing_at_once`.
+    #[test]
+    fn lock_helper_process() {
+        let Ok(dir) = std::env::var("GOLDIFY_LOCK_HELPER_DIR") else { return };
+        let me = std::env::var("GOLDIFY_LOCK_HELPER_ID").unwrap();
+        let d = Path::new(&dir);
+        for i in 0..20 {
+            let file = format!("p{me}-{i}.xz");
+            let mut s = Staged::new(&d.join(&file)).unwrap();
+            std::io::Write::write_all(&mut s, b"archive").unwrap();
+            s.sync().unwrap();
+            publish(d, RepoType::Os, entry(&format!("p{me}-{i}"), &file), vec![s]).unwrap();
+        }
+    }
+
+    /// Separate processes (flock is per open file description, so threads would pass
+    /// too; processes are what users run): every entry of every run survives.
+    #[test]
+    fn processes_publishing_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|id| {
+                std::process::Command::new(&exe)
+                    .args(["--exact", "publish::repo::tests::lock_helper_process", "--quiet"])
+                    .env("GOLDIFY_LOCK_HELPER_DIR", dir.path())
+                    .env("GOLDIFY_LOCK_HELPER_ID", id.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let doc = read(dir.path()).unwrap().unwrap();
+        assert_eq!(entries(&doc).len(), 80);
+        assert!(list(dir.path(), false).unwrap().ok());
+    }
+
     #[test]
     fn list_verify_rm_gc() {
         let dir = tempfile::tempdir().unwrap();
