@@ -105,7 +105,8 @@ impl Plan {
         d.clone().unwrap_or_else(|| self.dir.clone())
     }
 
-    /// Directories exist and are writable; repositories' metadata is sound.
+    /// Repositories' metadata is sound (read-only checks first, so that a bad setting
+    /// creates nothing); then every directory exists and is writable.
     fn check(&self) -> Result<()> {
         let t = &self.targets;
         let vm = t.vmmanager.as_ref().map(|v| self.dir_of(&v.repo));
@@ -125,7 +126,8 @@ impl Plan {
         if let Some(d) = &lxd {
             repo::check(d, repo::RepoType::Lxd)?;
         }
-        let mut dirs = vec![self.dir.clone()];
+        let mut dirs: Vec<PathBuf> = vm.iter().chain(&lxd).cloned().collect();
+        dirs.push(self.dir.clone());
         dirs.extend(t.disk.as_ref().map(|d| self.dir_of(&d.dir)));
         dirs.extend(t.deckhouse.as_ref().map(|d| self.dir_of(&d.dir)));
         dirs.extend(t.vcluster.as_ref().map(|d| self.dir_of(&d.dir)));

@@ -63,10 +63,9 @@ pub fn repo_type(doc: &Value) -> Option<RepoType> {
     }
 }
 
-/// Checks done before the long work: the directory exists (created if needed) and is
-/// writable, and its metadata (if any) is valid and of the right type.
+/// Checks done before the long work, reading only: the repository's metadata (if any) is
+/// valid and of the right type. [`ensure_writable_dir`] is the other half.
 pub fn check(dir: &Path, want: RepoType) -> Result<()> {
-    ensure_writable_dir(dir)?;
     if let Some(doc) = read(dir).tag(Exit::Output)? {
         if let Some(t) = repo_type(&doc) {
             if t != want {
@@ -531,6 +530,7 @@ mod tests {
 
     #[test]
     fn invalid_metadata_is_refused() {
+        assert!(check(Path::new("/nonexistent/repo"), RepoType::Os).is_ok(), "a new repository is fine");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(METADATA), "{\"type\": \"os\", ").unwrap();
         let e = format!("{:#}", check(dir.path(), RepoType::Os).unwrap_err());
@@ -539,7 +539,7 @@ mod tests {
         let e = format!("{:#}", check(dir.path(), RepoType::Os).unwrap_err());
         assert!(e.contains("is a `lxd` repository"), "{e}");
         let not_dir = dir.path().join(METADATA).join("sub");
-        assert!(check(&not_dir, RepoType::Os).is_err());
+        assert!(ensure_writable_dir(&not_dir).is_err());
     }
 
     /// Two publishers at once, each through the lock: both entries survive.
