@@ -290,10 +290,7 @@ fn produce(
         let repo_dir = plan.dir_of(&s.repo);
         let mut staged = atomic::Staged::new(&repo_dir.join(&file_name))?;
         let mut src = stream::SparseFile::open(&raw)?;
-        let bar = crate::progress::bytes(
-            stream::ChunkSource::data_len(&src).unwrap_or(0),
-            &format!("compressing {file_name}"),
-        );
+        let bar = crate::progress::bytes(0, &format!("compressing {file_name}"));
         let mut out_algos = algos.clone();
         out_algos.push(Algo::Sha1);
         let codec = Box::new(codec::Xz::new(s.compression.preset, s.compression.extreme)?);

@@ -530,7 +530,10 @@ mod tests {
 
     #[test]
     fn invalid_metadata_is_refused() {
-        assert!(check(Path::new("/nonexistent/repo"), RepoType::Os).is_ok(), "a new repository is fine");
+        assert!(
+            check(Path::new("/nonexistent/repo"), RepoType::Os).is_ok(),
+            "a new repository is fine"
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(METADATA), "{\"type\": \"os\", ").unwrap();
         let e = format!("{:#}", check(dir.path(), RepoType::Os).unwrap_err());
@@ -574,7 +577,9 @@ mod tests {
     /// Not a test on its own: the body of each process in `processes_publishing_at_once`.
     #[test]
     fn lock_helper_process() {
-        let Ok(dir) = std::env::var("GOLDIFY_LOCK_HELPER_DIR") else { return };
+        let Ok(dir) = std::env::var("GOLDIFY_LOCK_HELPER_DIR") else {
+            return;
+        };
         let me = std::env::var("GOLDIFY_LOCK_HELPER_ID").unwrap();
         let d = Path::new(&dir);
         for i in 0..20 {

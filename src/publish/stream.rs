@@ -40,8 +40,9 @@ impl Chunk {
 pub trait ChunkSource: Send {
     /// The next chunk of at most `size` bytes (exactly `size` except at the end).
     fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>>;
-    /// How many bytes will actually be read (data, not holes), for the progress bar.
-    fn data_len(&self) -> Option<u64>;
+    /// How many bytes of `size`-byte chunks hold data (chunks that are only holes are
+    /// not read): the progress bar's total. `None` when unknown (a stream).
+    fn data_len(&self, size: usize) -> Option<u64>;
 }
 
 /// A sparse file read through its data extents only.
@@ -154,8 +155,14 @@ impl ChunkSource for SparseFile {
         Ok(Some(Chunk::Data(buf)))
     }
 
-    fn data_len(&self) -> Option<u64> {
-        Some(self.extents.iter().map(|e| e.1 - e.0).sum())
+    fn data_len(&self, size: usize) -> Option<u64> {
+        let chunks = self.data_chunks(size);
+        Some(
+            chunks
+                .iter()
+                .map(|i| (self.len - i * size as u64).min(size as u64))
+                .sum(),
+        )
     }
 }
 
@@ -196,7 +203,7 @@ impl<R: Read + Send> ChunkSource for ReadSource<R> {
         Ok(Some(Chunk::Data(buf)))
     }
 
-    fn data_len(&self) -> Option<u64> {
+    fn data_len(&self, _: usize) -> Option<u64> {
         None
     }
 }
@@ -252,10 +259,10 @@ pub struct Summary {
 }
 
 type Job = (u64, Chunk);
-/// Index, length, all zero, reused, the encoded blocks (one per output).
-type Done = (u64, usize, bool, bool, Result<Vec<Arc<Encoded>>>);
-/// A chunk ready to be written: length, all zero, reused, blocks.
-type Ready = (usize, bool, bool, Vec<Arc<Encoded>>);
+/// Index, length, read (not a hole), all zero, reused, the encoded blocks (one per output).
+type Done = (u64, usize, bool, bool, bool, Result<Vec<Arc<Encoded>>>);
+/// A chunk ready to be written: length, read, all zero, reused, blocks.
+type Ready = (usize, bool, bool, bool, Vec<Arc<Encoded>>);
 
 /// Compress `source` into every output in one pass on `threads` threads.
 pub fn compress(
@@ -267,6 +274,9 @@ pub fn compress(
     let threads = threads.max(1);
     // One chunk feeds every codec; each cuts it into its own blocks.
     let chunk_size = outputs.iter().map(|o| o.codec.block_size()).max().unwrap_or(1 << 20);
+    if let Some(total) = source.data_len(chunk_size) {
+        progress.set_length(total);
+    }
     let mut sinks: Vec<(HashWriter<&mut (dyn Write + Send)>, Vec<Record>)> = Vec::new();
     let mut codec_boxes = Vec::new();
     let mut reuses = Vec::new();
@@ -331,8 +341,9 @@ pub fn compress(
                     continue;
                 }
                 let len = chunk.len();
+                let read = matches!(chunk, Chunk::Data(_));
                 let (zero, reused, result) = encode_chunk(index, chunk_size, chunk, codecs, reuses, zero_cache);
-                if done_tx.send((index, len, zero, reused, result)).is_err() {
+                if done_tx.send((index, len, read, zero, reused, result)).is_err() {
                     abort.store(true, Ordering::SeqCst);
                 }
             });
@@ -344,9 +355,9 @@ pub fn compress(
         let written = (move || -> Result<()> {
             let mut pending: BTreeMap<u64, Ready> = BTreeMap::new();
             let mut next = 0u64;
-            for (index, len, zero, reused, result) in done_rx.iter() {
-                pending.insert(index, (len, zero, reused, result?));
-                while let Some((len, zero, reused, encoded)) = pending.remove(&next) {
+            for (index, len, read, zero, reused, result) in done_rx.iter() {
+                pending.insert(index, (len, read, zero, reused, result?));
+                while let Some((len, read, zero, reused, encoded)) = pending.remove(&next) {
                     for ((w, records), e) in sinks_ref.iter_mut().zip(&encoded) {
                         w.write_all(&e.bytes).context("writing the compressed output")?;
                         records.extend_from_slice(&e.records);
@@ -357,7 +368,8 @@ pub fn compress(
                     }
                     if zero {
                         summary_ref.zero += len as u64;
-                    } else {
+                    }
+                    if read {
                         progress.inc(len as u64);
                     }
                     next += 1;
@@ -462,7 +474,7 @@ mod tests {
         let (path, whole) = sparse_file(dir.path());
         let mut src = SparseFile::open(&path).unwrap();
         assert!(
-            src.data_len().unwrap() < 4 << 20,
+            src.data_len(1 << 20).unwrap() <= 3 << 20,
             "holes are not data: {:?}",
             src.extents()
         );
