@@ -36,6 +36,8 @@ want pkg-config pkg-config
 want liblzma-dev /usr/include/lzma.h
 want python3 python3
 want jq jq
+want time /usr/bin/time
+want bc bc
 
 if [ ${#missing_pkgs[@]} -eq 0 ] && [ ${#backports_pkgs[@]} -eq 0 ]; then
     echo "setup-host: all system packages present"

@@ -39,6 +39,7 @@ pub enum Command {
     Steps(StepsArgs),
     Inspect(InspectArgs),
     Doctor(DoctorArgs),
+    Verify(VerifyArgs),
     Repo(RepoArgs),
 }
 
@@ -61,8 +62,18 @@ pub struct RunArgs {
     /// The recipe (YAML).
     pub recipe: PathBuf,
     /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
-    /// (detected from content).
-    pub disk: PathBuf,
+    /// (detected from content). Not with --packer-manifest.
+    #[arg(required_unless_present = "packer_manifest", conflicts_with = "packer_manifest")]
+    pub disk: Option<PathBuf>,
+    /// Take the disk from a Packer manifest (the `manifest` post-processor's output):
+    /// the files of the last run's build. Relative names are taken from the current
+    /// directory (where Packer and `shell-local` run), then beside the manifest.
+    #[arg(long, value_name = "FILE")]
+    pub packer_manifest: Option<PathBuf>,
+    /// The build to take from the manifest (default: $PACKER_BUILD_NAME inside Packer,
+    /// else the last run's only build).
+    #[arg(long, value_name = "NAME", requires = "packer_manifest")]
+    pub packer_build: Option<String>,
     /// Where the golden disk is written.
     #[arg(short, long, default_value = ".")]
     pub outdir: PathBuf,
@@ -131,6 +142,44 @@ pub enum RepoAction {
     },
 }
 
+/// Boot clones of a golden template under QEMU and check that they come up as distinct,
+/// healthy machines.
+///
+/// Each clone is a qcow2 overlay (the template is only read) holding a one-shot unit that
+/// prints the clone's machine-id, SSH host keys, sshd state, DHCP address, failed units and
+/// cloud-init state on the serial console once the system is up, then powers it off.
+/// Checks: machine-ids and host keys differ between clones and from the source's, sshd is
+/// active, the first NIC has an IPv4 address by DHCP, no unit failed, cloud-init (where
+/// installed) ran a new instance and is done. Exits 6 when a check fails; the serial
+/// console log of a failed clone is kept and its path printed.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Boot clones (the verification this command does; required).
+    #[arg(long, required = true)]
+    pub boot: bool,
+    /// The golden template: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed.
+    pub template: PathBuf,
+    /// The used disk the template was made from: its machine-id, host keys and cloud-init
+    /// instance are read offline, and no clone may carry them.
+    #[arg(long, value_name = "DISK")]
+    pub source: Option<PathBuf>,
+    /// Stop a clone that has not reported and powered off after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(30..))]
+    pub timeout: u64,
+    /// How many clones to boot (side by side, one per host core).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub clones: u16,
+    /// Memory of each clone.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(128..))]
+    pub memory: u32,
+    /// Keep every clone's serial console log in DIR (a failed clone's is always kept).
+    #[arg(long, value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Validate a recipe (and what it extends) without touching any disk.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -175,16 +224,25 @@ impl Cli {
         crate::progress::set_quiet(self.quiet);
         match self.command {
             Command::Run(a) => {
+                let disk = crate::packer::input_disk(
+                    a.disk.as_deref(),
+                    a.packer_manifest.as_deref(),
+                    a.packer_build.as_deref(),
+                )?;
                 let report = crate::run::run(&crate::run::RunOptions {
                     recipe: a.recipe,
-                    disk: a.disk,
+                    disk,
                     outdir: a.outdir,
                     in_place: a.in_place,
                     dry_run: a.dry_run,
                     format: a.format,
                     name: a.name,
                     verbose: self.verbose,
-                    publish: crate::publish::Request { targets: a.publish, dir: a.publish_dir, none: a.no_publish },
+                    publish: crate::publish::Request {
+                        targets: a.publish,
+                        dir: a.publish_dir,
+                        none: a.no_publish,
+                    },
                 })?;
                 if a.json {
                     print_json(&report)?;
@@ -212,9 +270,18 @@ impl Cli {
                 if a.json {
                     print_json(&serde_json::json!({"name": recipe.name, "steps": steps, "publish": publish}))?;
                 } else {
-                    println!("{}: recipe `{}` is valid, {} steps:", a.recipe.display(), recipe.name, steps.len());
+                    println!(
+                        "{}: recipe `{}` is valid, {} steps:",
+                        a.recipe.display(),
+                        recipe.name,
+                        steps.len()
+                    );
                     for s in recipe.ordered() {
-                        let when = s.when.as_ref().map(|w| format!("  (when {})", w.describe())).unwrap_or_default();
+                        let when = s
+                            .when
+                            .as_ref()
+                            .map(|w| format!("  (when {})", w.describe()))
+                            .unwrap_or_default();
                         println!("  {}{when}", s.name);
                     }
                     if !publish.is_empty() {
@@ -248,6 +315,23 @@ impl Cli {
                     report.print_human(&mut std::io::stdout().lock())?;
                 }
                 Ok(if report.ok { success() } else { Exit::Environment })
+            }
+            Command::Verify(a) => {
+                let report = crate::verify::verify(&crate::verify::VerifyOptions {
+                    template: a.template,
+                    source: a.source,
+                    clones: a.clones.into(),
+                    timeout: std::time::Duration::from_secs(a.timeout),
+                    keep_logs: a.keep_logs,
+                    memory_mib: a.memory,
+                    verbose: self.verbose,
+                })?;
+                if a.json {
+                    print_json(&report)?;
+                } else {
+                    report.print_human(&mut std::io::stdout().lock())?;
+                }
+                Ok(if report.ok { success() } else { Exit::Verify })
             }
             Command::Repo(a) => crate::publish::repo::command(a.action),
         }

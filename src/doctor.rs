@@ -23,9 +23,18 @@ fn version_of(program: &str, args: &[&str]) -> Check {
         Ok(out) => Check {
             name: "",
             ok: true,
-            detail: String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string(),
+            detail: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
         },
-        Err(e) => Check { name: "", ok: false, detail: format!("{e:#}") },
+        Err(e) => Check {
+            name: "",
+            ok: false,
+            detail: format!("{e:#}"),
+        },
     }
 }
 
@@ -33,16 +42,38 @@ pub fn doctor(launch: bool) -> DoctorReport {
     let mut checks = Vec::new();
     let lib = match guestfs::Handle::create() {
         Ok(g) => match g.version() {
-            Ok(v) => Check { name: "libguestfs", ok: true, detail: format!("{}.{}.{}{}", v.major, v.minor, v.release, v.extra) },
-            Err(e) => Check { name: "libguestfs", ok: false, detail: format!("{:#}", crate::guest::guestfs::api_error(e)) },
+            Ok(v) => Check {
+                name: "libguestfs",
+                ok: true,
+                detail: format!("{}.{}.{}{}", v.major, v.minor, v.release, v.extra),
+            },
+            Err(e) => Check {
+                name: "libguestfs",
+                ok: false,
+                detail: format!("{:#}", crate::guest::guestfs::api_error(e)),
+            },
         },
-        Err(_) => Check { name: "libguestfs", ok: false, detail: "cannot create a handle".into() },
+        Err(_) => Check {
+            name: "libguestfs",
+            ok: false,
+            detail: "cannot create a handle".into(),
+        },
     };
     checks.push(lib);
-    checks.push(Check { name: "qemu-img", ..version_of("qemu-img", &["--version"]) });
-    checks.push(Check { name: "qemu-system-x86_64", ..version_of("qemu-system-x86_64", &["--version"]) });
+    checks.push(Check {
+        name: "qemu-img",
+        ..version_of("qemu-img", &["--version"])
+    });
+    checks.push(Check {
+        name: "qemu-system-x86_64",
+        ..version_of("qemu-system-x86_64", &["--version"])
+    });
     let accel = crate::guest::launch::accel().clone();
-    checks.push(Check { name: "kvm", ok: true, detail: format!("{}: {}", accel.name, accel.reason) });
+    checks.push(Check {
+        name: "kvm",
+        ok: true,
+        detail: format!("{}: {}", accel.name, accel.reason),
+    });
     if launch {
         checks.push(launch_check());
     }
@@ -66,15 +97,29 @@ fn launch_check() -> Check {
         Ok(())
     })();
     match result {
-        Ok(()) => Check { name: "appliance", ok: true, detail: format!("launched in {:.1} s", t.elapsed().as_secs_f64()) },
-        Err(e) => Check { name: "appliance", ok: false, detail: format!("{e:#}") },
+        Ok(()) => Check {
+            name: "appliance",
+            ok: true,
+            detail: format!("launched in {:.1} s", t.elapsed().as_secs_f64()),
+        },
+        Err(e) => Check {
+            name: "appliance",
+            ok: false,
+            detail: format!("{e:#}"),
+        },
     }
 }
 
 impl DoctorReport {
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         for c in &self.checks {
-            writeln!(out, "{:<20} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail)?;
+            writeln!(
+                out,
+                "{:<20} {:<4} {}",
+                c.name,
+                if c.ok { "ok" } else { "FAIL" },
+                c.detail
+            )?;
         }
         writeln!(out, "goldify will use: {} ({})", self.accel.name, self.accel.reason)?;
         Ok(())

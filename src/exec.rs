@@ -1,6 +1,7 @@
 //! The one way goldify starts external programs (qemu-img, qemu, xz for tests…): the command
 //! is logged, stdin is closed, stdout and stderr are captured, the child is stopped on Ctrl-C,
-//! and a failure carries the command line and the tail of stderr.
+//! and a failure carries the command line and the tail of stderr. Long-running children (a
+//! booting clone) go through [`run_limited`], which also stops them at a time limit.
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -17,9 +18,29 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    let child = start(program, args)?;
+    tracing::debug!("running {}", child.line);
+    let out = child
+        .handle
+        .into_output()
+        .with_context(|| format!("waiting for {}", child.line))?;
+    finish(&child.line, out)
+}
+
+/// A started child, registered so that Ctrl-C stops it.
+struct Child {
+    line: String,
+    handle: duct::Handle,
+    _guards: Vec<crate::interrupt::ChildGuard>,
+}
+
+fn start<I, S>(program: &str, args: I) -> Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let line = command_line(program, &args);
-    tracing::debug!("running {line}");
     let handle = duct::cmd(program, &args)
         .stdin_null()
         .stdout_capture()
@@ -27,12 +48,20 @@ where
         .unchecked()
         .start()
         .with_context(|| format!("starting {program} (is it installed?)"))?;
-    let _guards: Vec<_> = handle
+    let guards = handle
         .pids()
         .into_iter()
         .map(|p| crate::interrupt::register_child(p as i32))
         .collect();
-    let out = handle.into_output().with_context(|| format!("waiting for {line}"))?;
+    Ok(Child {
+        line,
+        handle,
+        _guards: guards,
+    })
+}
+
+/// The child's output, or an error with its command line and the tail of its stderr.
+fn finish(line: &str, out: std::process::Output) -> Result<Output> {
     crate::interrupt::check()?;
     if !out.status.success() {
         bail!(
@@ -41,7 +70,51 @@ where
             tail(&out.stderr, 3).unwrap_or_else(|| "no error output".into())
         );
     }
-    Ok(Output { stdout: out.stdout, stderr: out.stderr })
+    Ok(Output {
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
+}
+
+/// Raised by [`run_limited`] when the child ran past its time limit and was stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{line} was still running after {seconds} s and was stopped")]
+pub struct TimedOut {
+    pub line: String,
+    pub seconds: u64,
+}
+
+/// Like [`run`], for long-running children (a booting VM): the child is killed once
+/// `limit` has passed, and the error is then a [`TimedOut`]. Ctrl-C stops it as well.
+pub fn run_limited<I, S>(program: &str, args: I, limit: std::time::Duration) -> Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let Child { line, handle, _guards } = start(program, args)?;
+    tracing::debug!("running {line} (time limit {} s)", limit.as_secs());
+    let started = std::time::Instant::now();
+    loop {
+        if handle
+            .try_wait()
+            .with_context(|| format!("waiting for {line}"))?
+            .is_some()
+        {
+            break;
+        }
+        if started.elapsed() >= limit || crate::interrupt::interrupted() {
+            let _ = handle.kill();
+            crate::interrupt::check()?;
+            return Err(TimedOut {
+                line,
+                seconds: limit.as_secs(),
+            }
+            .into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = handle.into_output().with_context(|| format!("waiting for {line}"))?;
+    finish(&line, out)
 }
 
 fn command_line(program: &str, args: &[OsString]) -> String {
@@ -86,6 +159,17 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("sh -c"), "{msg}");
         assert!(msg.contains("first / bad thing"), "{msg}");
+    }
+
+    #[test]
+    fn limited_run_stops_a_child_that_overruns() {
+        let t = std::time::Instant::now();
+        let err = run_limited("sleep", ["30"], std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(err.downcast_ref::<TimedOut>().is_some(), "{err:#}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        let out = run_limited("sh", ["-c", "printf ok"], std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(out.stdout, b"ok");
+        assert!(run_limited("sh", ["-c", "exit 2"], std::time::Duration::from_secs(10)).is_err());
     }
 
     #[test]

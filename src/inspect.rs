@@ -56,8 +56,16 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
     let phase = crate::progress::phase(format!("inspecting {}", path.display()));
     let work = disk::prepare(path, &std::env::temp_dir(), false, true)?;
     let virtual_size = disk::virtual_size(&work.path, work.format).tag(Exit::Input)?;
-    let guest = GuestfsGuest::open(&work.path, &OpenOptions { format: work.format.name(), readonly: true, in_place: false, verbose: false })
-        .with_context(|| format!("opening {}", path.display()))?;
+    let guest = GuestfsGuest::open(
+        &work.path,
+        &OpenOptions {
+            format: work.format.name(),
+            readonly: true,
+            in_place: false,
+            verbose: false,
+        },
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
     let fstab = match guest.lstat("/etc/fstab") {
         Ok(Some(m)) if m.kind == crate::guest::Kind::File => {
             let bytes = guest.read("/etc/fstab", crate::steps::READ_LIMIT)?;
@@ -81,14 +89,35 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
 impl InspectReport {
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let os = &self.os;
-        writeln!(out, "disk:        {} ({}, {} virtual)", self.disk, self.format, crate::report::human_bytes(self.virtual_size))?;
-        writeln!(out, "os:          {} ({} {}, family {})", os.product_name, os.distro, os.version(), os.family)?;
+        writeln!(
+            out,
+            "disk:        {} ({}, {} virtual)",
+            self.disk,
+            self.format,
+            crate::report::human_bytes(self.virtual_size)
+        )?;
+        writeln!(
+            out,
+            "os:          {} ({} {}, family {})",
+            os.product_name,
+            os.distro,
+            os.version(),
+            os.family
+        )?;
         writeln!(out, "arch:        {}", os.arch)?;
         writeln!(out, "packages:    {} ({})", os.package_management, os.package_format)?;
         writeln!(out, "init:        {:?}", os.init)?;
         writeln!(out, "hostname:    {}", os.hostname)?;
-        writeln!(out, "cloud-init:  {}", if os.cloud_init { "installed" } else { "not installed" })?;
-        writeln!(out, "selinux:     {}", if os.selinux { "configured" } else { "not configured" })?;
+        writeln!(
+            out,
+            "cloud-init:  {}",
+            if os.cloud_init { "installed" } else { "not installed" }
+        )?;
+        writeln!(
+            out,
+            "selinux:     {}",
+            if os.selinux { "configured" } else { "not configured" }
+        )?;
         writeln!(out, "root:        {}", os.root)?;
         writeln!(out, "filesystems:")?;
         for f in &self.filesystems {
@@ -99,7 +128,10 @@ impl InspectReport {
                 f.fstype,
                 f.uuid.as_deref().unwrap_or("-"),
                 f.label.as_deref().unwrap_or("-"),
-                f.mountpoint.as_deref().map(|m| format!("mounted on {m}")).unwrap_or_default()
+                f.mountpoint
+                    .as_deref()
+                    .map(|m| format!("mounted on {m}"))
+                    .unwrap_or_default()
             )?;
         }
         writeln!(out, "fstab:")?;

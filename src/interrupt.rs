@@ -41,6 +41,12 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Stop every registered child (the appliance, qemu-img…) without marking an interruption.
+pub fn kill_children() {
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    children.into_iter().for_each(kill);
+}
+
 fn kill(pid: i32) {
     use nix::sys::signal::{kill, Signal};
     let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
@@ -51,15 +57,13 @@ pub fn install() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::iterator::Signals;
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                INTERRUPTED.store(true, Ordering::SeqCst);
-                eprintln!("goldify: interrupted, cleaning up");
-                let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                children.into_iter().for_each(kill);
-            }
-        })?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("goldify: interrupted, cleaning up");
+            let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            children.into_iter().for_each(kill);
+        }
+    })?;
     Ok(())
 }

@@ -10,12 +10,14 @@ pub mod exec;
 pub mod guest;
 pub mod inspect;
 pub mod interrupt;
+pub mod packer;
 pub mod progress;
 pub mod publish;
 pub mod recipe;
 pub mod report;
 pub mod run;
 pub mod steps;
+pub mod verify;
 
 /// Log lines on stderr: warnings by default, more with -v / -vv. RUST_LOG overrides.
 pub fn init_logging(verbose: u8) {

@@ -67,7 +67,9 @@ pub fn bytes(total: u64, msg: &str) -> ProgressBar {
 /// A byte-counting spinner (rate, no ETA) for streams of unknown length.
 pub fn bytes_unknown(msg: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(None, target());
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec} ({elapsed})").expect("static template"));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec} ({elapsed})").expect("static template"),
+    );
     pb.set_message(msg.to_string());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb

@@ -81,7 +81,15 @@ pub struct RunReport {
 impl RunReport {
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         if let Some(os) = &self.os {
-            writeln!(out, "{} ({} {}, {}) on {}", self.input, os.distro, os.version(), os.arch, os.root)?;
+            writeln!(
+                out,
+                "{} ({} {}, {}) on {}",
+                self.input,
+                os.distro,
+                os.version(),
+                os.arch,
+                os.root
+            )?;
         }
         let verb = if self.dry_run { "would change" } else { "changed" };
         for s in &self.steps {
@@ -107,7 +115,12 @@ impl RunReport {
             }
         }
         let freed: u64 = self.steps.iter().map(|s| s.freed).sum();
-        writeln!(out, "total: freed {} in {:.1} s", human_bytes(freed), self.timings.total)?;
+        writeln!(
+            out,
+            "total: freed {} in {:.1} s",
+            human_bytes(freed),
+            self.timings.total
+        )?;
         for a in &self.artifacts {
             writeln!(out, "wrote {} ({}, {})", a.path, a.kind, human_bytes(a.size))?;
         }

@@ -25,12 +25,19 @@ pub struct RunOptions {
 
 /// The base name of the golden disk: the input's name without its extensions.
 fn stem(input: &Path) -> String {
-    let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "disk".into());
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".into());
     let mut s = name.as_str();
     for ext in [".gz", ".xz", ".qcow2", ".img", ".raw", ".vmdk", ".vdi", ".qcow"] {
         s = s.strip_suffix(ext).unwrap_or(s);
     }
-    if s.is_empty() { "disk".into() } else { s.to_string() }
+    if s.is_empty() {
+        "disk".into()
+    } else {
+        s.to_string()
+    }
 }
 
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
@@ -38,7 +45,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let mut timings = Timings::default();
     let recipe = Recipe::load(&opts.recipe)?;
     // Publish settings are checked now, before anything long starts.
-    let disk_name = opts.name.clone().unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+    let disk_name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
     let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
         .map(|p| p.with_run(opts.name.clone(), opts.format));
     if opts.in_place && opts.dry_run {
@@ -54,26 +64,30 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         std::fs::create_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
-        let name = opts.name.clone().unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
         if name.contains('/') || name.starts_with('.') {
             crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
         }
         let dest = opts.outdir.join(format!("{name}.{}", format.extension()));
         if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
             if a == b {
-                crate::bail_tag!(Exit::Usage, "the output {} would overwrite the input; use --in-place to edit it", dest.display());
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "the output {} would overwrite the input; use --in-place to edit it",
+                    dest.display()
+                );
             }
         }
         Some(dest)
     } else {
         None
     };
-    // Work files live next to the output (or the input, for in-place and dry runs).
-    let work_parent = match (&dest, &plan) {
-        (Some(_), _) => opts.outdir.clone(),
-        (None, Some(p)) if writes_output => p.dir.clone(),
-        _ => std::env::temp_dir(),
-    };
+    // Work files live in $TMPDIR, never in OUTDIR: even a killed run leaves no partial
+    // files there.
+    let work_parent = std::env::temp_dir();
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
@@ -81,52 +95,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
     // Publishing a VMmanager archive: compress the input's chunks while the appliance works.
     let head_start = match (&plan, &work.input_format) {
-        (Some(p), disk::detect::Detected::Disk(f)) if writes_output => crate::publish::headstart::begin(p, &opts.disk, *f)?,
+        (Some(p), disk::detect::Detected::Disk(f)) if writes_output => {
+            crate::publish::headstart::begin(p, &opts.disk, *f)?
+        }
         _ => None,
     };
 
-    phase.set("launching the libguestfs appliance");
-    let t = Instant::now();
-    let guest = GuestfsGuest::open(
-        &work.path,
-        &OpenOptions { format: work.format.name(), readonly: opts.dry_run, in_place: opts.in_place, verbose: opts.verbose >= 2 },
-    )
-    .with_context(|| format!("opening {}", opts.disk.display()))?;
-    timings.launch = t.elapsed().as_secs_f64();
-    let facts = guest.facts().clone();
-    tracing::info!("found {} {} ({}) on {}", facts.distro, facts.version(), facts.arch, facts.root);
-
-    let t = Instant::now();
-    let mut reports = Vec::new();
-    let result = apply_steps(&recipe, &guest, opts.dry_run, &phase, &mut reports);
-    timings.steps = t.elapsed().as_secs_f64();
-    if let Err(e) = result {
-        if opts.in_place {
-            // Leave the user's disk consistent: flush what was written before failing.
-            let _ = guest.close();
-        }
-        return Err(e);
-    }
-
-    // What publish targets need from the guest is read now, while it is open.
-    let published = match &plan {
-        Some(p) => {
-            phase.set("reading the disk layout for publishing");
-            let info = crate::publish::gather(&guest)?;
-            let tree = if opts.dry_run {
-                None
-            } else {
-                phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
-            };
-            Some((info, tree))
-        }
-        None => None,
-    };
-
-    phase.set("closing the appliance");
-    let t = Instant::now();
-    guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
-    timings.close = t.elapsed().as_secs_f64();
+    let watch = work.watch_space();
+    let (facts, reports, published) =
+        guest_phase(opts, &recipe, plan.as_ref(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    drop(watch);
 
     let mut artifacts = Vec::new();
     if let Some(dest) = &dest {
@@ -136,7 +114,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         disk::export(&work, format, compress, dest).tag(Exit::Output)?;
         timings.export = t.elapsed().as_secs_f64();
         let size = std::fs::metadata(dest)?.len();
-        artifacts.push(Artifact { kind: format!("disk-{}", format.name()), path: dest.display().to_string(), size, checksums: Default::default() });
+        artifacts.push(Artifact {
+            kind: format!("disk-{}", format.name()),
+            path: dest.display().to_string(),
+            size,
+            checksums: Default::default(),
+        });
     }
     drop(phase);
     if let (Some(p), Some((info, tree))) = (&plan, published) {
@@ -167,6 +150,75 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         report.artifacts.push(manifest);
     }
     Ok(report)
+}
+
+/// What publish targets read from the guest while it is open.
+type Published = Option<(crate::publish::GuestInfo, Option<crate::publish::lxd::Exported>)>;
+
+/// Everything that happens while the appliance runs: launch, steps, what publishing needs
+/// from the guest, close.
+fn guest_phase(
+    opts: &RunOptions,
+    recipe: &Recipe,
+    plan: Option<&crate::publish::Plan>,
+    work: &disk::WorkDisk,
+    phase: &crate::progress::Phase,
+    timings: &mut Timings,
+) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Published)> {
+    phase.set("launching the libguestfs appliance");
+    let t = Instant::now();
+    let guest = GuestfsGuest::open(
+        &work.path,
+        &OpenOptions {
+            format: work.format.name(),
+            readonly: opts.dry_run,
+            in_place: opts.in_place,
+            verbose: opts.verbose >= 2,
+        },
+    )
+    .with_context(|| format!("opening {}", opts.disk.display()))?;
+    timings.launch = t.elapsed().as_secs_f64();
+    let facts = guest.facts().clone();
+    tracing::info!(
+        "found {} {} ({}) on {}",
+        facts.distro,
+        facts.version(),
+        facts.arch,
+        facts.root
+    );
+
+    let t = Instant::now();
+    let mut reports = Vec::new();
+    let result = apply_steps(recipe, &guest, opts.dry_run, phase, &mut reports);
+    timings.steps = t.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        if opts.in_place {
+            // Leave the user's disk consistent: flush what was written before failing.
+            let _ = guest.close();
+        }
+        return Err(e);
+    }
+
+    // What publish targets need from the guest is read now, while it is open.
+    let published = match plan {
+        Some(p) => {
+            phase.set("reading the disk layout for publishing");
+            let info = crate::publish::gather(&guest)?;
+            let tree = if opts.dry_run {
+                None
+            } else {
+                phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
+            };
+            Some((info, tree))
+        }
+        None => None,
+    };
+
+    phase.set("closing the appliance");
+    let t = Instant::now();
+    guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
+    timings.close = t.elapsed().as_secs_f64();
+    Ok((facts, reports, published))
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the
@@ -203,6 +255,33 @@ pub fn apply_steps(
 
 #[cfg(test)]
 mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::OsFacts;
+
+    #[test]
+    fn when_and_families_decide_which_steps_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(
+            &path,
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [/etc/a]}\n    when: {family: rhel}\n  - delete: {paths: [/etc/b]}\n    when: {distro: debian, version: '>= 12'}\n",
+        )
+        .unwrap();
+        let recipe = crate::recipe::Recipe::load(&path).unwrap();
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/a", b"a")
+            .file("/etc/b", b"b")
+            .file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n");
+        let phase = crate::progress::phase("test");
+        let mut reports = Vec::new();
+        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
+        assert!(g.exists("/etc/a") && !g.exists("/etc/b"));
+        let names: Vec<&str> = reports.iter().map(|r| r.step.as_str()).collect();
+        assert_eq!(names, ["delete", "delete", "machine-id"]);
+        assert!(reports[0].skipped.as_deref().unwrap().contains("rhel"));
+        assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
+    }
+
     #[test]
     fn stems() {
         assert_eq!(super::stem(std::path::Path::new("/x/debian.qcow2")), "debian");

@@ -87,8 +87,14 @@ mod tests {
         let mut vdi = vec![0u8; 0x50];
         vdi[0x40..0x44].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
         assert_eq!(classify(&vdi).unwrap(), Detected::Disk(Format::Vdi));
-        assert_eq!(classify(&[0x1f, 0x8b, 8]).unwrap(), Detected::Compressed(Compression::Gzip));
-        assert_eq!(classify(b"\xfd7zXZ\x00\x00").unwrap(), Detected::Compressed(Compression::Xz));
+        assert_eq!(
+            classify(&[0x1f, 0x8b, 8]).unwrap(),
+            Detected::Compressed(Compression::Gzip)
+        );
+        assert_eq!(
+            classify(b"\xfd7zXZ\x00\x00").unwrap(),
+            Detected::Compressed(Compression::Xz)
+        );
         assert_eq!(classify(&[0u8; 512]).unwrap(), Detected::Disk(Format::Raw));
         assert!(classify(b"LUKS\xba\xbe\x00\x01").is_err());
         assert!(classify(b"").is_err());

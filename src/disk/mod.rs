@@ -51,53 +51,131 @@ pub struct WorkDisk {
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
-/// next to the output (same filesystem, so the space the user chose is the space used);
-/// `in_place` edits the input itself; compressed inputs are decompressed first.
+/// under `work_parent` ($TMPDIR), never in the output directory, so that even a killed
+/// run leaves no partial files there; `in_place` edits the input itself; compressed
+/// inputs are decompressed first.
 pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) -> Result<WorkDisk> {
     let detected = detect::detect(input).tag(Exit::Input)?;
     let format = match detected {
         detect::Detected::Disk(f) => f,
         detect::Detected::Compressed(c) => {
             if in_place {
-                crate::bail_tag!(Exit::Usage, "--in-place cannot edit a {}-compressed input ({})", c.name(), input.display());
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "--in-place cannot edit a {}-compressed input ({})",
+                    c.name(),
+                    input.display()
+                );
             }
             let temp = temp_dir(work_parent)?;
             let raw = temp.path().join("input.raw");
-            decompress(input, c, &raw).with_context(|| format!("decompressing {}", input.display())).tag(Exit::Input)?;
+            decompress(input, c, &raw)
+                .with_context(|| format!("decompressing {}", input.display()))
+                .tag(Exit::Input)?;
             let inner = detect::detect(&raw).tag(Exit::Input)?;
             let detect::Detected::Disk(inner_format) = inner else {
-                crate::bail_tag!(Exit::Input, "{} decompresses to another compressed file", input.display());
+                crate::bail_tag!(
+                    Exit::Input,
+                    "{} decompresses to another compressed file",
+                    input.display()
+                );
             };
             qemu_img_check(&raw, inner_format).tag(Exit::Input)?;
             // The decompressed copy is ours: work on it directly.
-            return Ok(WorkDisk { path: raw, format: inner_format, input_format: detected, _temp: Some(temp) });
+            return Ok(WorkDisk {
+                path: raw,
+                format: inner_format,
+                input_format: detected,
+                _temp: Some(temp),
+            });
         }
     };
     qemu_img_check(input, format).tag(Exit::Input)?;
-    let abs = input.canonicalize().with_context(|| format!("resolving {}", input.display())).tag(Exit::Input)?;
+    let abs = input
+        .canonicalize()
+        .with_context(|| format!("resolving {}", input.display()))
+        .tag(Exit::Input)?;
     if in_place || dry_run {
         // Dry runs open the input read-only; nothing needs an overlay.
-        return Ok(WorkDisk { path: abs, format, input_format: detected, _temp: None });
+        return Ok(WorkDisk {
+            path: abs,
+            format,
+            input_format: detected,
+            _temp: None,
+        });
     }
     let temp = temp_dir(work_parent)?;
     let overlay = temp.path().join("overlay.qcow2");
-    exec::run(
-        "qemu-img",
-        [
-            "create".as_ref(),
-            "-q".as_ref(),
-            "-f".as_ref(),
-            "qcow2".as_ref(),
-            "-F".as_ref(),
-            format.name().as_ref(),
-            "-b".as_ref(),
-            abs.as_os_str(),
-            overlay.as_os_str(),
-        ],
-    )
-    .context("creating the overlay over the input")
-    .tag(Exit::Output)?;
-    Ok(WorkDisk { path: overlay, format: Format::Qcow2, input_format: detected, _temp: Some(temp) })
+    create_overlay(&abs, format.name(), &overlay)
+        .context("creating the overlay over the input")
+        .tag(Exit::Output)?;
+    Ok(WorkDisk {
+        path: overlay,
+        format: Format::Qcow2,
+        input_format: detected,
+        _temp: Some(temp),
+    })
+}
+
+/// qemu pauses a VM whose disk hits ENOSPC (werror=enospc, which libguestfs does not let
+/// us change), and libguestfs then waits forever. While the appliance runs, this watches
+/// the filesystem the work disk lives on and stops the appliance before it fills.
+pub struct SpaceWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    exhausted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dir: PathBuf,
+}
+
+/// Below this much free space the run stops (the appliance's writes are small; the margin
+/// keeps the filesystem usable for everybody else too).
+const MIN_FREE: u64 = 32 << 20;
+
+impl WorkDisk {
+    pub fn watch_space(&self) -> SpaceWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = self.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let stop = Arc::new(AtomicBool::new(false));
+        let exhausted = Arc::new(AtomicBool::new(false));
+        let (s, x, d) = (stop.clone(), exhausted.clone(), dir.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if let Ok(st) = nix::sys::statvfs::statvfs(&d) {
+                    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+                    if free < MIN_FREE {
+                        x.store(true, Ordering::SeqCst);
+                        crate::interrupt::kill_children();
+                        return;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        });
+        SpaceWatch { stop, exhausted, dir }
+    }
+}
+
+impl SpaceWatch {
+    /// Replace an error caused by the watch stopping the appliance with the real reason.
+    pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.exhausted.load(std::sync::atomic::Ordering::SeqCst) {
+            return crate::error::tagged(
+                anyhow!(
+                    "the filesystem holding {} has less than {} MiB free; goldify stopped before it filled (set TMPDIR to a larger one)",
+                    self.dir.display(),
+                    MIN_FREE >> 20
+                ),
+                Exit::Output,
+            );
+        }
+        e
+    }
+}
+
+impl Drop for SpaceWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
@@ -112,7 +190,13 @@ fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
 fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
     let out = exec::run(
         "qemu-img",
-        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+        [
+            "info".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
     )
     .with_context(|| format!("reading {} as {}", path.display(), format.name()))?;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
@@ -120,19 +204,50 @@ fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
         anyhow::bail!("{} is encrypted; goldify needs an unencrypted disk", path.display());
     }
     if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
-        tracing::info!("{} has a backing file {backing}; it is read, never written", path.display());
+        tracing::info!(
+            "{} has a backing file {backing}; it is read, never written",
+            path.display()
+        );
     }
     Ok(())
+}
+
+/// A qcow2 overlay over `backing`: writes go to the overlay, the backing file is only read.
+pub fn create_overlay(backing: &Path, backing_format: &str, overlay: &Path) -> Result<()> {
+    exec::run(
+        "qemu-img",
+        [
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            backing_format.as_ref(),
+            "-b".as_ref(),
+            backing.as_os_str(),
+            overlay.as_os_str(),
+        ],
+    )
+    .map(drop)
+    .with_context(|| format!("creating an overlay over {}", backing.display()))
 }
 
 /// Virtual size of a disk image in bytes.
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(
         "qemu-img",
-        ["info".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+        [
+            "info".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
     )?;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
-    info.get("virtual-size").and_then(|v| v.as_u64()).ok_or_else(|| anyhow!("qemu-img info gave no virtual-size"))
+    info.get("virtual-size")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| anyhow!("qemu-img info gave no virtual-size"))
 }
 
 const BLOCK: usize = 1 << 20;
@@ -158,7 +273,8 @@ fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
         if buf[..n].iter().all(|b| *b == 0) {
             w.seek(SeekFrom::Current(n as i64))?;
         } else {
-            w.write_all(&buf[..n]).with_context(|| format!("writing {}", out.display()))?;
+            w.write_all(&buf[..n])
+                .with_context(|| format!("writing {}", out.display()))?;
         }
         len += n as u64;
     }
@@ -189,23 +305,19 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let tmp_path = tmp.path().to_path_buf();
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["convert".into(), "-f".into(), work.format.name().into(), "-O".into(), format.name().into()];
-    if compress && format == Format::Qcow2 {
-        args.push("-c".into());
-    }
-    if format == Format::Qcow2 {
-        // The golden image stands alone: no backing file, no dependency on the overlay.
-        args.push("-o".into());
-        args.push("compat=1.1".into());
-    }
-    args.push(work.path.clone().into());
-    args.push(tmp_path.clone().into());
-    exec::run("qemu-img", args).with_context(|| format!("writing {}", dest.display()))?;
+    // The golden image stands alone: no backing file, no dependency on the overlay.
+    let bar = crate::progress::bytes(
+        data_size(&work.path, work.format).unwrap_or(0),
+        "writing the golden disk",
+    );
+    convert(&work.path, work.format, &tmp_path, format, compress, &bar)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    bar.finish_and_clear();
     File::open(&tmp_path)?.sync_all()?;
     // tempfile creates 0600; a golden image is meant to be shared.
     std::fs::set_permissions(&tmp_path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.persist(dest).map_err(|e| anyhow!("renaming into {}: {}", dest.display(), e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| anyhow!("renaming into {}: {}", dest.display(), e.error))?;
     File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -214,22 +326,43 @@ pub fn export(work: &WorkDisk, format: Format, compress: bool, dest: &Path) -> R
 pub fn data_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(
         "qemu-img",
-        ["map".as_ref(), "--output=json".as_ref(), "-f".as_ref(), format.name().as_ref(), path.as_os_str()],
+        [
+            "map".as_ref(),
+            "--output=json".as_ref(),
+            "-f".as_ref(),
+            format.name().as_ref(),
+            path.as_os_str(),
+        ],
     )
     .with_context(|| format!("mapping {}", path.display()))?;
     let map: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("parsing qemu-img map")?;
     Ok(map
         .iter()
-        .filter(|e| e.get("data").and_then(|d| d.as_bool()) == Some(true) && e.get("zero").and_then(|z| z.as_bool()) != Some(true))
+        .filter(|e| {
+            e.get("data").and_then(|d| d.as_bool()) == Some(true)
+                && e.get("zero").and_then(|z| z.as_bool()) != Some(true)
+        })
         .filter_map(|e| e.get("length").and_then(|l| l.as_u64()))
         .sum())
 }
 
 /// Convert `src` into `dest` (an existing temporary file the caller renames) with
 /// qemu-img. Zeros and unallocated areas stay sparse; `bar` follows the bytes written.
-pub fn convert(src: &Path, src_format: Format, dest: &Path, format: Format, compress: bool, bar: &indicatif::ProgressBar) -> Result<()> {
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["convert".into(), "-f".into(), src_format.name().into(), "-O".into(), format.name().into()];
+pub fn convert(
+    src: &Path,
+    src_format: Format,
+    dest: &Path,
+    format: Format,
+    compress: bool,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "convert".into(),
+        "-f".into(),
+        src_format.name().into(),
+        "-O".into(),
+        format.name().into(),
+    ];
     if compress && format == Format::Qcow2 {
         args.push("-c".into());
     }

@@ -16,16 +16,21 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 6] =
-        [Family::Debian, Family::Rhel, Family::Suse, Family::Alpine, Family::Arch, Family::Other];
+    pub const ALL: [Family; 6] = [
+        Family::Debian,
+        Family::Rhel,
+        Family::Suse,
+        Family::Alpine,
+        Family::Arch,
+        Family::Other,
+    ];
 
     /// The family of a libguestfs distro name (`inspect_get_distro`).
     pub fn of_distro(distro: &str) -> Family {
         match distro {
             "debian" | "ubuntu" | "linuxmint" | "kalilinux" | "pardus" => Family::Debian,
-            "rhel" | "centos" | "fedora" | "almalinux" | "rocky" | "oraclelinux"
-            | "scientificlinux" | "redhat-based" | "circle" | "cloudlinux" | "openeuler"
-            | "amazonlinux" => Family::Rhel,
+            "rhel" | "centos" | "fedora" | "almalinux" | "rocky" | "oraclelinux" | "scientificlinux"
+            | "redhat-based" | "circle" | "cloudlinux" | "openeuler" | "amazonlinux" => Family::Rhel,
             "sles" | "opensuse" | "suse-based" => Family::Suse,
             "alpinelinux" => Family::Alpine,
             "archlinux" | "manjaro" => Family::Arch,

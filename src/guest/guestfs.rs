@@ -7,7 +7,7 @@ use super::facts::{Family, Init, OsFacts};
 use super::{components, Entry, Filesystem, Guest, Kind, Layout, Meta, Partition, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// libguestfs' protocol carries at most 4 MiB per message; larger transfers use files.
@@ -26,7 +26,11 @@ pub fn api_error(e: guestfs::Error) -> anyhow::Error {
                 Some(c) => {
                     let msg = c[2].replace("\\n", " ").replace("\\\"", "\"").replace("\\\\", "\\");
                     let errno: i32 = c[3].parse().unwrap_or(0);
-                    anyhow::Error::new(ApiError { operation: c[1].to_string(), message: msg, errno })
+                    anyhow::Error::new(ApiError {
+                        operation: c[1].to_string(),
+                        message: msg,
+                        errno,
+                    })
                 }
                 None => anyhow!("libguestfs: {dbg}"),
             }
@@ -90,6 +94,11 @@ pub struct GuestfsGuest {
     readonly: bool,
     /// Guest directories known to be real directories (not symlinks).
     safe_dirs: RefCell<HashSet<String>>,
+    /// lstat and directory listings already asked for; every mutation goes through this
+    /// type and forgets what it may have changed. Each call costs a round trip to the
+    /// appliance, which under TCG is milliseconds.
+    stat_cache: RefCell<HashMap<String, Option<Meta>>>,
+    list_cache: RefCell<HashMap<String, Vec<String>>>,
     /// Mountpoint → device, in mount order.
     mounted: Vec<(String, String)>,
     scratch: tempfile::TempDir,
@@ -112,6 +121,16 @@ pub fn canonical_disk_name(guest_device: &str) -> Option<String> {
     Some(format!("/dev/sd{letter}{part}"))
 }
 
+fn several<T>(disk: &Path, roots: &[String]) -> Result<T> {
+    use crate::error::Exit;
+    crate::bail_tag!(
+        Exit::Input,
+        "{} holds several operating systems ({}); goldify cleans one at a time",
+        disk.display(),
+        roots.join(", ")
+    )
+}
+
 impl GuestfsGuest {
     /// Launch the appliance on `disk`, find exactly one OS and mount its filesystems.
     pub fn open(disk: &Path, opts: &OpenOptions) -> Result<GuestfsGuest> {
@@ -123,7 +142,9 @@ impl GuestfsGuest {
         }
         super::launch::configure(&g).tag(Exit::Environment)?;
         let _ = g.set_identifier("goldify");
-        let disk_str = disk.to_str().ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
+        let disk_str = disk
+            .to_str()
+            .ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
         g.add_drive(
             disk_str,
             guestfs::AddDriveOptArgs {
@@ -145,45 +166,183 @@ impl GuestfsGuest {
         .api()
         .with_context(|| format!("adding disk {}", disk.display()))
         .tag(Exit::Input)?;
-        g.launch().api().context("launching the libguestfs appliance").tag(Exit::Environment)?;
+        g.launch()
+            .api()
+            .context("launching the libguestfs appliance")
+            .tag(Exit::Environment)?;
         crate::interrupt::check()?;
         let qemu = g.get_pid().ok().map(crate::interrupt::register_child);
-
-        let roots = g.inspect_os().api().context("inspecting the disk").tag(Exit::Input)?;
-        let root = match roots.as_slice() {
-            [root] => root.clone(),
-            [] => {
-                let fs = g.list_filesystems().api().unwrap_or_default();
-                if fs.values().any(|t| t == "crypto_LUKS") {
-                    crate::bail_tag!(Exit::Input, "{} is encrypted (LUKS); goldify needs an unencrypted disk", disk.display());
-                }
-                crate::bail_tag!(Exit::Input, "no operating system found on {}", disk.display());
-            }
-            many => crate::bail_tag!(
-                Exit::Input,
-                "{} holds several operating systems ({}); goldify cleans one at a time",
-                disk.display(),
-                many.join(", ")
-            ),
-        };
 
         let mut guest = GuestfsGuest {
             g,
             facts: OsFacts::sample("unknown"),
             readonly: opts.readonly,
             safe_dirs: RefCell::new(HashSet::new()),
+            stat_cache: RefCell::new(HashMap::new()),
+            list_cache: RefCell::new(HashMap::new()),
             mounted: Vec::new(),
-            scratch: tempfile::Builder::new().prefix("goldify-guest-").tempdir().context("creating a scratch directory")?,
+            scratch: tempfile::Builder::new()
+                .prefix("goldify-guest-")
+                .tempdir()
+                .context("creating a scratch directory")?,
             _qemu: qemu,
         };
-        guest.mount_all(&root).tag(Exit::Input)?;
-        guest.facts = guest.inspect(&root);
+        let t = std::time::Instant::now();
+        let roots = guest
+            .probe_roots()
+            .context("looking for the guest's root filesystem")
+            .tag(Exit::Input)?;
+        let (root, mountpoints, by_libguestfs) = match roots.as_slice() {
+            [(root, fstab)] => {
+                let mps = guest.fstab_mountpoints(root, fstab).tag(Exit::Input)?;
+                (root.clone(), mps, false)
+            }
+            [] => {
+                // Layouts the quick probe does not know (a root in a btrfs subvolume, /etc on
+                // its own filesystem…): libguestfs' full inspection.
+                let roots = guest
+                    .g
+                    .inspect_os()
+                    .api()
+                    .context("inspecting the disk")
+                    .tag(Exit::Input)?;
+                match roots.as_slice() {
+                    [root] => {
+                        let mps = guest
+                            .g
+                            .inspect_get_mountpoints(root)
+                            .api()
+                            .context("reading the guest's mountpoints")
+                            .tag(Exit::Input)?;
+                        (root.clone(), mps.into_iter().collect(), true)
+                    }
+                    [] => {
+                        let fs = guest.g.list_filesystems().api().unwrap_or_default();
+                        if fs.values().any(|t| t == "crypto_LUKS") {
+                            crate::bail_tag!(
+                                Exit::Input,
+                                "{} is encrypted (LUKS); goldify needs an unencrypted disk",
+                                disk.display()
+                            );
+                        }
+                        crate::bail_tag!(Exit::Input, "no operating system found on {}", disk.display());
+                    }
+                    many => several(disk, many)?,
+                }
+            }
+            many => several(disk, &many.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>())?,
+        };
+        tracing::info!("inspection took {:.1} s", t.elapsed().as_secs_f64());
+        guest.mount_all(mountpoints).tag(Exit::Input)?;
+        guest.facts = guest.inspect(&root, by_libguestfs);
         Ok(guest)
     }
 
-    fn mount_all(&mut self, root: &str) -> Result<()> {
-        let mut mps: Vec<(String, String)> =
-            self.g.inspect_get_mountpoints(root).api().context("reading the guest's mountpoints")?.into_iter().collect();
+    /// Filesystems that look like a Linux root (an /etc with an os-release or a release
+    /// file), found by mounting each candidate read-only in turn. Much cheaper than
+    /// libguestfs' inspection (no Augeas, no package database), which stays the fallback.
+    /// Returns each root with its /etc/fstab, read while it is mounted.
+    fn probe_roots(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        const ROOT_FS: [&str; 8] = ["ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs"];
+        const MARKERS: [&str; 6] = [
+            "/etc/os-release",
+            "/etc/debian_version",
+            "/etc/redhat-release",
+            "/etc/alpine-release",
+            "/etc/SuSE-release",
+            "/etc/arch-release",
+        ];
+        let mut fs: Vec<(String, String)> = self.g.list_filesystems().api()?.into_iter().collect();
+        fs.sort();
+        let mut roots = Vec::new();
+        for (dev, fstype) in fs {
+            if !ROOT_FS.contains(&fstype.as_str()) || self.g.mount_ro(&dev, "/").is_err() {
+                continue;
+            }
+            let found = matches!(self.lstat("/etc"), Ok(Some(m)) if m.kind == Kind::Dir)
+                && MARKERS.iter().any(|m| matches!(self.lstat(m), Ok(Some(_))));
+            let fstab = match self.lstat("/etc/fstab") {
+                Ok(Some(m)) if found && m.kind == Kind::File => {
+                    self.read("/etc/fstab", crate::steps::READ_LIMIT).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            self.g.umount_all().api().context("unmounting after the probe")?;
+            self.forget_all();
+            if found {
+                roots.push((dev, fstab));
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Mountpoint → device from the root filesystem's /etc/fstab, each device name resolved
+    /// to the appliance's (UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/disk/by-*, /dev/sdXN
+    /// and friends, LVM names). Entries that resolve to nothing are skipped with a warning.
+    fn fstab_mountpoints(&self, root: &str, fstab: &[u8]) -> Result<Vec<(String, String)>> {
+        let mut filesystems: Option<Vec<Filesystem>> = None;
+        let mut mps = vec![("/".to_string(), root.to_string())];
+        for line in String::from_utf8_lossy(fstab).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 3 || f[0].starts_with('#') || !f[1].starts_with('/') || f[1] == "/" {
+                continue;
+            }
+            if [
+                "swap", "proc", "sysfs", "tmpfs", "devpts", "devtmpfs", "nfs", "nfs4", "cifs", "none", "auto",
+            ]
+            .contains(&f[2])
+                || f.get(3)
+                    .is_some_and(|o| o.split(',').any(|o| o == "bind" || o == "noauto"))
+            {
+                continue;
+            }
+            if filesystems.is_none() {
+                filesystems = Some(self.filesystems()?);
+            }
+            match self.resolve_spec(f[0], filesystems.as_deref().unwrap_or_default()) {
+                Some(dev) => mps.push((f[1].to_string(), dev)),
+                None => tracing::warn!("fstab entry {} for {}: no such filesystem on this disk", f[0], f[1]),
+            }
+        }
+        Ok(mps)
+    }
+
+    fn resolve_spec(&self, spec: &str, filesystems: &[Filesystem]) -> Option<String> {
+        let unquote = |v: &str| v.trim_matches('"').to_string();
+        let by = |prefixes: [&str; 2]| prefixes.iter().find_map(|p| spec.strip_prefix(p)).map(unquote);
+        if let Some(uuid) = by(["UUID=", "/dev/disk/by-uuid/"]) {
+            return filesystems
+                .iter()
+                .find(|f| f.uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&uuid)))
+                .map(|f| f.device.clone());
+        }
+        if let Some(label) = by(["LABEL=", "/dev/disk/by-label/"]) {
+            return filesystems
+                .iter()
+                .find(|f| f.label.as_deref() == Some(label.as_str()))
+                .map(|f| f.device.clone());
+        }
+        for (prefixes, key) in [
+            (["PARTUUID=", "/dev/disk/by-partuuid/"], "PART_ENTRY_UUID"),
+            (["PARTLABEL=", "/dev/disk/by-partlabel/"], "PART_ENTRY_NAME"),
+        ] {
+            if let Some(want) = by(prefixes) {
+                return filesystems
+                    .iter()
+                    .find(|f| {
+                        self.g
+                            .blkid(&f.device)
+                            .ok()
+                            .and_then(|b| b.get(key).cloned())
+                            .is_some_and(|v| v.eq_ignore_ascii_case(&want))
+                    })
+                    .map(|f| f.device.clone());
+            }
+        }
+        self.resolve_device(spec).ok().flatten().map(|f| f.device)
+    }
+
+    fn mount_all(&mut self, mut mps: Vec<(String, String)>) -> Result<()> {
         // Parents before children: "/" before "/boot" before "/boot/efi".
         mps.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
         for (mp, dev) in mps {
@@ -202,7 +361,12 @@ impl GuestfsGuest {
                     }
                 }
             }
-            let r = if self.readonly { self.g.mount_ro(&dev, &mp) } else { self.g.mount(&dev, &mp) };
+            let r = if self.readonly {
+                self.g.mount_ro(&dev, &mp)
+            } else {
+                self.g.mount(&dev, &mp)
+            };
+            self.forget_all();
             match r.api() {
                 Ok(()) => self.mounted.push((mp, dev)),
                 Err(e) if mp == "/" => return Err(e).with_context(|| format!("mounting {dev} on /")),
@@ -212,14 +376,26 @@ impl GuestfsGuest {
         Ok(())
     }
 
-    fn inspect(&self, root: &str) -> OsFacts {
+    /// OS facts from the mounted guest itself: os-release (ID, ID_LIKE, VERSION_ID,
+    /// PRETTY_NAME), the ELF header of its shell for the architecture, its init and
+    /// hostname. Where libguestfs' own inspection ran (the fallback), its answers fill in
+    /// what the files do not say.
+    fn inspect(&self, root: &str, by_libguestfs: bool) -> OsFacts {
         let g = &self.g;
-        let s = |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
-        let distro = s(g.inspect_get_distro(root));
-        let exists = |p: &str| matches!(self.lstat(p), Ok(Some(_)));
+        let lg = |r: std::result::Result<String, guestfs::Error>| r.ok().filter(|v| by_libguestfs && v != "unknown");
+        // Lookups follow the guest's own links (usrmerge: /lib -> usr/lib).
+        let exists = |p: &str| matches!(super::resolve(self, p), Ok(Some(_)));
+        let text = |p: &str, limit: u64| -> String {
+            super::resolve(self, p)
+                .ok()
+                .flatten()
+                .and_then(|p| self.read(&p, limit).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
         let init = if exists("/lib/systemd/systemd") || exists("/usr/lib/systemd/systemd") {
             Init::Systemd
-        } else if exists("/sbin/openrc") || exists("/usr/sbin/openrc") || exists("/sbin/openrc-run") {
+        } else if exists("/sbin/openrc") || exists("/sbin/openrc-run") {
             Init::Openrc
         } else if exists("/etc/inittab") {
             Init::Sysv
@@ -227,32 +403,139 @@ impl GuestfsGuest {
             Init::Unknown
         };
         let cloud_init = exists("/usr/bin/cloud-init") || exists("/etc/cloud/cloud.cfg");
-        let selinux = self
-            .read("/etc/selinux/config", 64 << 10)
-            .map(|b| {
-                String::from_utf8_lossy(&b).lines().any(|l| {
-                    let l = l.trim();
-                    l.starts_with("SELINUX=") && !l.ends_with("disabled")
+        let selinux = text("/etc/selinux/config", 64 << 10).lines().any(|l| {
+            let l = l.trim();
+            l.starts_with("SELINUX=") && !l.ends_with("disabled")
+        });
+        let mut os_release = text("/etc/os-release", 64 << 10);
+        if os_release.is_empty() {
+            os_release = text("/usr/lib/os-release", 64 << 10);
+        }
+        let field = |k: &str| {
+            os_release
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("{k}="))
+                        .map(|v| v.trim().trim_matches('"').to_string())
                 })
-            })
-            .unwrap_or(false);
+                .filter(|v| !v.is_empty())
+        };
+        // libguestfs 1.48 says "redhat-based" for AlmaLinux and Rocky; os-release knows.
+        let release_file = |p: &str, d: &str| exists(p).then(|| d.to_string());
+        let distro = field("ID")
+            .or_else(|| lg(g.inspect_get_distro(root)))
+            .or_else(|| release_file("/etc/debian_version", "debian"))
+            .or_else(|| release_file("/etc/alpine-release", "alpinelinux"))
+            .or_else(|| release_file("/etc/redhat-release", "redhat-based"))
+            .unwrap_or_else(|| "unknown".into());
+        // os-release says "alpine"; libguestfs and goldify's families say "alpinelinux".
+        let distro = if distro == "alpine" {
+            "alpinelinux".to_string()
+        } else {
+            distro
+        };
+        let mut family = Family::of_distro(&distro);
+        if family == Family::Other {
+            let like = field("ID_LIKE").unwrap_or_default();
+            family = like
+                .split_whitespace()
+                .map(Family::of_distro)
+                .find(|f| *f != Family::Other)
+                .unwrap_or(family);
+        }
+        // Debian's VERSION_ID is the major only; /etc/debian_version has the point release.
+        let mut version = field("VERSION_ID").unwrap_or_default();
+        if distro == "debian" {
+            let dv = text("/etc/debian_version", 4096);
+            if dv.trim().starts_with(|c: char| c.is_ascii_digit()) {
+                version = dv.trim().to_string();
+            }
+        }
+        let mut nums = version.split('.').map(|n| n.parse::<i32>().ok());
+        let major = nums
+            .next()
+            .flatten()
+            .or_else(|| g.inspect_get_major_version(root).ok().filter(|_| by_libguestfs));
+        let minor = nums
+            .next()
+            .flatten()
+            .or_else(|| g.inspect_get_minor_version(root).ok().filter(|_| by_libguestfs));
+        let (package_format, package_management) = match family {
+            Family::Debian => ("deb", "apt"),
+            Family::Rhel if major.unwrap_or(9) < 8 && distro != "fedora" => ("rpm", "yum"),
+            Family::Rhel => ("rpm", "dnf"),
+            Family::Suse => ("rpm", "zypper"),
+            Family::Alpine => ("apk", "apk"),
+            Family::Arch => ("pacman", "pacman"),
+            Family::Other => ("unknown", "unknown"),
+        };
+        let hostname = match self.lstat("/etc/hostname") {
+            Ok(Some(m)) if m.kind == Kind::File && m.size <= 4096 => text("/etc/hostname", 4096)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+            _ => String::new(),
+        };
         OsFacts {
             root: root.to_string(),
-            os_type: s(g.inspect_get_type(root)),
-            family: Family::of_distro(&distro),
+            os_type: "linux".into(),
+            family,
+            major: major.unwrap_or(0),
+            minor: minor.unwrap_or(0),
+            product_name: field("PRETTY_NAME")
+                .or_else(|| lg(g.inspect_get_product_name(root)))
+                .unwrap_or_else(|| distro.clone()),
             distro,
-            major: g.inspect_get_major_version(root).unwrap_or(0),
-            minor: g.inspect_get_minor_version(root).unwrap_or(0),
-            product_name: s(g.inspect_get_product_name(root)),
-            arch: s(g.inspect_get_arch(root)),
-            package_format: s(g.inspect_get_package_format(root)),
-            package_management: s(g.inspect_get_package_management(root)),
-            hostname: s(g.inspect_get_hostname(root)),
+            arch: self
+                .elf_arch()
+                .or_else(|| lg(g.inspect_get_arch(root)))
+                .unwrap_or_else(|| "unknown".into()),
+            package_format: package_format.into(),
+            package_management: package_management.into(),
+            hostname: if hostname.is_empty() {
+                "unknown".into()
+            } else {
+                hostname
+            },
             init,
             mountpoints: self.mounted.clone(),
             cloud_init,
             selinux,
         }
+    }
+
+    /// The architecture from the ELF header (e_machine) of the guest's shell or ls.
+    fn elf_arch(&self) -> Option<String> {
+        for bin in ["/bin/sh", "/usr/bin/ls", "/bin/ls", "/bin/busybox", "/usr/bin/bash"] {
+            let Ok(Some(path)) = super::resolve(self, bin) else {
+                continue;
+            };
+            let Ok(head) = self.g.pread(&path, 20, 0) else { continue };
+            if head.len() < 20 || &head[..4] != b"\x7fELF" {
+                continue;
+            }
+            let little = head[5] == 1;
+            let machine = if little {
+                u16::from_le_bytes([head[18], head[19]])
+            } else {
+                u16::from_be_bytes([head[18], head[19]])
+            };
+            let arch = match (machine, head[4]) {
+                (0x3e, _) => "x86_64",
+                (0x03, _) => "i386",
+                (0xb7, _) => "aarch64",
+                (0x28, _) => "arm",
+                (0xf3, 2) => "riscv64",
+                (0x15, _) if little => "ppc64le",
+                (0x15, _) => "ppc64",
+                (0x16, _) => "s390x",
+                _ => continue,
+            };
+            return Some(arch.into());
+        }
+        None
     }
 
     /// Flush everything to the disk image and stop the appliance, reporting write errors
@@ -262,7 +545,10 @@ impl GuestfsGuest {
             self.g.sync().api().context("syncing the guest filesystems")?;
             self.g.umount_all().api().context("unmounting the guest filesystems")?;
         }
-        self.g.shutdown().api().context("shutting down the libguestfs appliance")?;
+        self.g
+            .shutdown()
+            .api()
+            .context("shutting down the libguestfs appliance")?;
         Ok(())
     }
 
@@ -288,13 +574,26 @@ impl GuestfsGuest {
         Ok(())
     }
 
-    fn forget_below(&self, path: &str) {
+    /// Forget what is cached about `path`, everything below it and its parent's listing.
+    fn changed(&self, path: &str) {
         let prefix = format!("{path}/");
-        self.safe_dirs.borrow_mut().retain(|d| d != path && !d.starts_with(&prefix));
+        let below = |d: &String| d == path || d.starts_with(&prefix);
+        self.safe_dirs.borrow_mut().retain(|d| !below(d));
+        self.stat_cache.borrow_mut().retain(|d, _| !below(d));
+        let parent = super::parent(path).to_string();
+        self.list_cache.borrow_mut().retain(|d, _| !below(d) && *d != parent);
+    }
+
+    /// Forget everything cached (after mounts change or a command ran in the guest).
+    fn forget_all(&self) {
+        self.safe_dirs.borrow_mut().clear();
+        self.stat_cache.borrow_mut().clear();
+        self.list_cache.borrow_mut().clear();
     }
 
     fn must_exist(&self, path: &str) -> Result<Meta> {
-        self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file or directory"))
+        self.lstat(path)?
+            .ok_or_else(|| anyhow!("{path}: no such file or directory"))
     }
 
     fn scratch_file(&self, name: &str) -> std::path::PathBuf {
@@ -305,7 +604,11 @@ impl GuestfsGuest {
         let mut out = Vec::with_capacity(names.len());
         for chunk in names.chunks(STAT_BATCH) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let stats = self.g.lstatnslist(dir, &refs).api().with_context(|| format!("listing {dir}"))?;
+            let stats = self
+                .g
+                .lstatnslist(dir, &refs)
+                .api()
+                .with_context(|| format!("listing {dir}"))?;
             out.extend(stats.iter().map(meta_of));
         }
         Ok(out)
@@ -340,7 +643,10 @@ fn nul_separated(file: &Path) -> Result<Vec<String>> {
     for raw in bytes.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         match std::str::from_utf8(raw) {
             Ok(s) => names.push(s.to_string()),
-            Err(_) => tracing::warn!("skipping a guest file name that is not UTF-8: {}", String::from_utf8_lossy(raw)),
+            Err(_) => tracing::warn!(
+                "skipping a guest file name that is not UTF-8: {}",
+                String::from_utf8_lossy(raw)
+            ),
         }
     }
     Ok(names)
@@ -361,11 +667,16 @@ impl Guest for GuestfsGuest {
             }
             Err(e) => return Err(e),
         }
-        match self.g.lstatns(path).api() {
-            Ok(st) => Ok(Some(meta_of(&st))),
-            Err(e) if errno_of(&e) == Some(libc_enoent()) || errno_of(&e) == Some(20) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("looking at {path}")),
+        if let Some(m) = self.stat_cache.borrow().get(path) {
+            return Ok(m.clone());
         }
+        let found = match self.g.lstatns(path).api() {
+            Ok(st) => Some(meta_of(&st)),
+            Err(e) if errno_of(&e) == Some(libc_enoent()) || errno_of(&e) == Some(20) => None,
+            Err(e) => return Err(e).with_context(|| format!("looking at {path}")),
+        };
+        self.stat_cache.borrow_mut().insert(path.to_string(), found.clone());
+        Ok(found)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
@@ -374,16 +685,27 @@ impl Guest for GuestfsGuest {
             Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
             _ => bail!("{dir} is not a directory"),
         }
+        if let Some(names) = self.list_cache.borrow().get(dir) {
+            return Ok(names.clone());
+        }
         let mut names = match self.g.readdir(dir) {
-            Ok(entries) => entries.into_iter().map(|d| d.name).filter(|n| n != "." && n != "..").collect(),
+            Ok(entries) => entries
+                .into_iter()
+                .map(|d| d.name)
+                .filter(|n| n != "." && n != "..")
+                .collect(),
             Err(guestfs::Error::Utf8Error(_)) => {
                 let out = self.scratch_file("ls0");
-                self.g.ls0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("listing {dir}"))?;
+                self.g
+                    .ls0(dir, out.to_str().expect("scratch path is UTF-8"))
+                    .api()
+                    .with_context(|| format!("listing {dir}"))?;
                 nul_separated(&out)?
             }
             Err(e) => return Err(api_error(e)).with_context(|| format!("listing {dir}")),
         };
         names.sort();
+        self.list_cache.borrow_mut().insert(dir.to_string(), names.clone());
         Ok(names)
     }
 
@@ -394,9 +716,14 @@ impl Guest for GuestfsGuest {
             _ => bail!("{dir} is not a directory"),
         }
         let out = self.scratch_file("find0");
-        self.g.find0(dir, out.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("walking {dir}"))?;
+        self.g
+            .find0(dir, out.to_str().expect("scratch path is UTF-8"))
+            .api()
+            .with_context(|| format!("walking {dir}"))?;
         let mut names = nul_separated(&out)?;
-        names.iter_mut().for_each(|n| *n = n.trim_start_matches("./").trim_start_matches('/').to_string());
+        names
+            .iter_mut()
+            .for_each(|n| *n = n.trim_start_matches("./").trim_start_matches('/').to_string());
         names.retain(|n| !n.is_empty());
         // find lists a directory before its contents; keep that order, deterministically.
         names.sort();
@@ -406,7 +733,11 @@ impl Guest for GuestfsGuest {
         for (i, n) in names.iter().enumerate() {
             let full = format!("{base}/{n}");
             let (parent, leaf) = full.rsplit_once('/').expect("absolute path");
-            let parent = if parent.is_empty() { "/".to_string() } else { parent.to_string() };
+            let parent = if parent.is_empty() {
+                "/".to_string()
+            } else {
+                parent.to_string()
+            };
             by_dir.entry(parent).or_default().push((i, leaf.to_string()));
         }
         let mut metas: Vec<Option<Meta>> = vec![None; names.len()];
@@ -419,8 +750,22 @@ impl Guest for GuestfsGuest {
         Ok(names
             .into_iter()
             .zip(metas)
-            .filter_map(|(n, meta)| Some(Entry { path: format!("{base}/{n}"), meta: meta? }))
+            .filter_map(|(n, meta)| {
+                Some(Entry {
+                    path: format!("{base}/{n}"),
+                    meta: meta?,
+                })
+            })
             .collect())
+    }
+
+    fn usage(&self, dir: &str) -> Result<u64> {
+        if self.must_exist(dir)?.kind != Kind::Dir {
+            bail!("{dir} is not a directory");
+        }
+        // One `du -s` in the appliance instead of a stat per file.
+        let kib = self.g.du(dir).api().with_context(|| format!("measuring {dir}"))?;
+        Ok(kib.max(0) as u64 * 1024)
     }
 
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
@@ -435,7 +780,10 @@ impl Guest for GuestfsGuest {
             return self.g.read_file(path).api().with_context(|| format!("reading {path}"));
         }
         let tmp = self.scratch_file("download");
-        self.g.download(path, tmp.to_str().expect("scratch path is UTF-8")).api().with_context(|| format!("reading {path}"))?;
+        self.g
+            .download(path, tmp.to_str().expect("scratch path is UTF-8"))
+            .api()
+            .with_context(|| format!("reading {path}"))?;
         let data = std::fs::read(&tmp)?;
         let _ = std::fs::remove_file(&tmp);
         Ok(data)
@@ -443,7 +791,10 @@ impl Guest for GuestfsGuest {
 
     fn readlink(&self, path: &str) -> Result<String> {
         self.check(path)?;
-        self.g.readlink(path).api().with_context(|| format!("reading link {path}"))
+        self.g
+            .readlink(path)
+            .api()
+            .with_context(|| format!("reading link {path}"))
     }
 
     fn write(&self, path: &str, data: &[u8]) -> Result<()> {
@@ -452,8 +803,13 @@ impl Guest for GuestfsGuest {
                 bail!("{path} exists and is not a regular file");
             }
         }
+        self.changed(path);
         if data.len() as u64 <= MESSAGE_LIMIT {
-            return self.g.write(path, data).api().with_context(|| format!("writing {path}"));
+            return self
+                .g
+                .write(path, data)
+                .api()
+                .with_context(|| format!("writing {path}"));
         }
         let tmp = self.scratch_file("upload");
         std::fs::write(&tmp, data)?;
@@ -464,8 +820,8 @@ impl Guest for GuestfsGuest {
 
     fn remove(&self, path: &str) -> Result<()> {
         let m = self.must_exist(path)?;
+        self.changed(path);
         if m.kind == Kind::Dir {
-            self.forget_below(path);
             self.g.rm_rf(path).api()
         } else {
             self.g.rm(path).api()
@@ -477,7 +833,11 @@ impl Guest for GuestfsGuest {
         if self.must_exist(path)?.kind != Kind::File {
             bail!("{path} is not a regular file");
         }
-        self.g.truncate(path).api().with_context(|| format!("truncating {path}"))
+        self.changed(path);
+        self.g
+            .truncate(path)
+            .api()
+            .with_context(|| format!("truncating {path}"))
     }
 
     fn mkdir_p(&self, path: &str) -> Result<()> {
@@ -491,7 +851,13 @@ impl Guest for GuestfsGuest {
                 Some(m) if m.kind == Kind::Dir => {}
                 Some(m) if m.kind == Kind::Symlink => return Err(Unsafe { path: p }.into()),
                 Some(_) => bail!("{p} exists and is not a directory"),
-                None => self.g.mkdir(&p).api().with_context(|| format!("creating directory {p}"))?,
+                None => {
+                    self.changed(&p);
+                    self.g
+                        .mkdir(&p)
+                        .api()
+                        .with_context(|| format!("creating directory {p}"))?
+                }
             }
         }
         Ok(())
@@ -502,31 +868,54 @@ impl Guest for GuestfsGuest {
         if self.must_exist(path)?.kind == Kind::Symlink {
             bail!("{path} is a symlink; not changing the mode of its target");
         }
-        self.g.chmod(mode as i32, path).api().with_context(|| format!("changing the mode of {path}"))
+        self.changed(path);
+        self.g
+            .chmod(mode as i32, path)
+            .api()
+            .with_context(|| format!("changing the mode of {path}"))
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
         self.must_exist(path)?;
-        self.g.lchown(uid as i32, gid as i32, path).api().with_context(|| format!("changing the owner of {path}"))
+        self.changed(path);
+        self.g
+            .lchown(uid as i32, gid as i32, path)
+            .api()
+            .with_context(|| format!("changing the owner of {path}"))
     }
 
     fn symlink(&self, target: &str, link: &str) -> Result<()> {
         if self.lstat(link)?.is_some() {
             bail!("{link} already exists");
         }
-        self.g.ln_s(target, link).api().with_context(|| format!("creating symlink {link}"))
+        self.changed(link);
+        self.g
+            .ln_s(target, link)
+            .api()
+            .with_context(|| format!("creating symlink {link}"))
     }
 
     fn run(&self, command: &str) -> Result<String> {
-        if self.lstat("/bin/sh")?.is_none() {
+        if super::resolve(self, "/bin/sh")?.is_none() {
             bail!("the guest has no /bin/sh to run {command:?}");
         }
-        self.g.sh(command).api().with_context(|| format!("running {command:?} in the guest"))
+        // A command may change anything.
+        self.forget_all();
+        self.g
+            .sh(command)
+            .api()
+            .with_context(|| format!("running {command:?} in the guest"))
     }
 
     fn filesystems(&self) -> Result<Vec<Filesystem>> {
         let mut out = Vec::new();
-        let mut fs: Vec<(String, String)> = self.g.list_filesystems().api().context("listing filesystems")?.into_iter().collect();
+        let mut fs: Vec<(String, String)> = self
+            .g
+            .list_filesystems()
+            .api()
+            .context("listing filesystems")?
+            .into_iter()
+            .collect();
         fs.sort();
         for (device, fstype) in fs {
             if fstype == "unknown" || fstype.is_empty() {
@@ -564,7 +953,18 @@ impl Guest for GuestfsGuest {
         self.g.sync().api().context("syncing before trim")?;
         let mut done = Vec::new();
         for (mp, dev) in &self.mounted {
-            match self.g.fstrim(mp, guestfs::FstrimOptArgs { offset: None, length: None, minimumfreeextent: None }).api() {
+            match self
+                .g
+                .fstrim(
+                    mp,
+                    guestfs::FstrimOptArgs {
+                        offset: None,
+                        length: None,
+                        minimumfreeextent: None,
+                    },
+                )
+                .api()
+            {
                 Ok(()) => done.push(mp.clone()),
                 Err(e) => tracing::warn!("could not trim {dev} on {mp}: {e:#}"),
             }
@@ -592,7 +992,10 @@ impl Guest for GuestfsGuest {
             if g.part_to_dev(&device).ok().as_deref() != Some(disk.as_str()) {
                 continue;
             }
-            let number = g.part_to_partnum(&device).api().with_context(|| format!("reading {device}"))?;
+            let number = g
+                .part_to_partnum(&device)
+                .api()
+                .with_context(|| format!("reading {device}"))?;
             let size = g.blockdev_getsize64(&device).map(|s| s.max(0) as u64).unwrap_or(0);
             // The EFI system partition type: UEFI spec §5.3.3 (GPT) and the MBR type 0xef.
             let esp = match table.as_deref() {
@@ -604,27 +1007,58 @@ impl Guest for GuestfsGuest {
                 _ => false,
             };
             let fstype = g.vfs_type(&device).ok().filter(|t| !t.is_empty());
-            partitions.push(Partition { device, number: number.max(0) as u32, size, fstype, esp });
+            partitions.push(Partition {
+                device,
+                number: number.max(0) as u32,
+                size,
+                fstype,
+                esp,
+            });
         }
         let root = self.facts.root.strip_prefix("btrfsvol:").unwrap_or(&self.facts.root);
-        let root_partition = if let Some(p) = partitions.iter().find(|p| root == p.device || root.starts_with(&format!("{}/", p.device))) {
+        let root_partition = if let Some(p) = partitions
+            .iter()
+            .find(|p| root == p.device || root.starts_with(&format!("{}/", p.device)))
+        {
             Some(p.device.clone())
         } else if g.is_lv(root).unwrap_or(false) {
             // The physical volume under root's volume group (the first, if it spans several).
-            let lv = g.lvm_canonical_lv_name(root).api().with_context(|| format!("naming {root}"))?;
-            let vg = lv.trim_start_matches("/dev/").split('/').next().unwrap_or_default().to_string();
-            let wanted: Vec<String> = g.vgpvuuids(&vg).api().unwrap_or_default().iter().map(|u| u.replace('-', "")).collect();
+            let lv = g
+                .lvm_canonical_lv_name(root)
+                .api()
+                .with_context(|| format!("naming {root}"))?;
+            let vg = lv
+                .trim_start_matches("/dev/")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let wanted: Vec<String> = g
+                .vgpvuuids(&vg)
+                .api()
+                .unwrap_or_default()
+                .iter()
+                .map(|u| u.replace('-', ""))
+                .collect();
             g.pvs()
                 .api()
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|pv| g.pvuuid(pv).map(|u| wanted.contains(&u.replace('-', ""))).unwrap_or(false))
+                .filter(|pv| {
+                    g.pvuuid(pv)
+                        .map(|u| wanted.contains(&u.replace('-', "")))
+                        .unwrap_or(false)
+                })
                 .map(|pv| g.canonical_device_name(&pv).unwrap_or(pv))
                 .find(|pv| partitions.iter().any(|p| &p.device == pv))
         } else {
             None
         };
-        Ok(Layout { table, partitions, root_partition })
+        Ok(Layout {
+            table,
+            partitions,
+            root_partition,
+        })
     }
 
     fn tar_out(&self, dir: &str, dest: &Path) -> Result<()> {
@@ -633,7 +1067,9 @@ impl Guest for GuestfsGuest {
             Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
             _ => bail!("{dir} is not a directory"),
         }
-        let dest_str = dest.to_str().ok_or_else(|| anyhow!("{} is not UTF-8", dest.display()))?;
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not UTF-8", dest.display()))?;
         self.g
             .tar_out(
                 dir,

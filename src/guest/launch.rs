@@ -40,17 +40,29 @@ pub fn announce() {
 
 fn probe() -> Accel {
     if std::env::var("GOLDIFY_ACCEL").as_deref() == Ok("tcg") {
-        return Accel { name: "tcg", reason: "GOLDIFY_ACCEL=tcg".into() };
+        return Accel {
+            name: "tcg",
+            reason: "GOLDIFY_ACCEL=tcg".into(),
+        };
     }
     let kvm = std::path::Path::new("/dev/kvm");
     if !kvm.exists() {
-        return Accel { name: "tcg", reason: "/dev/kvm does not exist".into() };
+        return Accel {
+            name: "tcg",
+            reason: "/dev/kvm does not exist".into(),
+        };
     }
     if nix::unistd::access(kvm, nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK).is_err() {
-        return Accel { name: "tcg", reason: "/dev/kvm is not accessible to this user".into() };
+        return Accel {
+            name: "tcg",
+            reason: "/dev/kvm is not accessible to this user".into(),
+        };
     }
     let Some(qemu) = crate::exec::which("qemu-system-x86_64") else {
-        return Accel { name: "tcg", reason: "qemu-system-x86_64 not found".into() };
+        return Accel {
+            name: "tcg",
+            reason: "qemu-system-x86_64 not found".into(),
+        };
     };
     let child = std::process::Command::new(qemu)
         .args(["-machine", "accel=kvm", "-cpu", "host", "-m", "64", "-nodefaults"])
@@ -61,7 +73,12 @@ fn probe() -> Accel {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return Accel { name: "tcg", reason: format!("cannot start qemu: {e}") },
+        Err(e) => {
+            return Accel {
+                name: "tcg",
+                reason: format!("cannot start qemu: {e}"),
+            }
+        }
     };
     // A broken KVM fails within milliseconds; a working one is still running after this.
     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
@@ -74,15 +91,26 @@ fn probe() -> Accel {
                     let _ = s.read_to_string(&mut err);
                 }
                 let why = crate::exec::tail(err.as_bytes(), 1).unwrap_or_else(|| status.to_string());
-                return Accel { name: "tcg", reason: format!("KVM does not work here ({why})") };
+                return Accel {
+                    name: "tcg",
+                    reason: format!("KVM does not work here ({why})"),
+                };
             }
             Ok(None) if std::time::Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Accel { name: "kvm", reason: "KVM started a test vCPU".into() };
+                return Accel {
+                    name: "kvm",
+                    reason: "KVM started a test vCPU".into(),
+                };
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Accel { name: "tcg", reason: format!("waiting for the KVM probe: {e}") },
+            Err(e) => {
+                return Accel {
+                    name: "tcg",
+                    reason: format!("waiting for the KVM probe: {e}"),
+                }
+            }
         }
     }
 }
@@ -92,7 +120,9 @@ fn probe() -> Accel {
 pub fn configure(g: &guestfs::Handle) -> anyhow::Result<()> {
     use anyhow::Context;
     if std::env::var_os("LIBGUESTFS_BACKEND").is_none() {
-        g.set_backend("direct").map_err(super::guestfs::api_error).context("selecting the libguestfs direct backend")?;
+        g.set_backend("direct")
+            .map_err(super::guestfs::api_error)
+            .context("selecting the libguestfs direct backend")?;
     }
     if std::env::var_os("LIBGUESTFS_BACKEND_SETTINGS").is_none() && !accel().is_kvm() {
         announce();

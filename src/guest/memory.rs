@@ -23,13 +23,27 @@ pub struct MemoryGuest {
 }
 
 fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
-    Meta { kind, size, allocated: size, mode, uid: 0, gid: 0 }
+    Meta {
+        kind,
+        size,
+        allocated: size,
+        mode,
+        uid: 0,
+        gid: 0,
+    }
 }
 
 impl MemoryGuest {
     pub fn new(facts: OsFacts) -> MemoryGuest {
         let mut nodes = BTreeMap::new();
-        nodes.insert("/".into(), Node { meta: meta(Kind::Dir, 4096, 0o755), data: vec![], target: String::new() });
+        nodes.insert(
+            "/".into(),
+            Node {
+                meta: meta(Kind::Dir, 4096, 0o755),
+                data: vec![],
+                target: String::new(),
+            },
+        );
         MemoryGuest {
             facts,
             nodes: RefCell::new(nodes),
@@ -44,7 +58,11 @@ impl MemoryGuest {
         self.ensure_dirs(parent(path));
         self.nodes.borrow_mut().insert(
             path.into(),
-            Node { meta: meta(Kind::File, data.len() as u64, 0o644), data: data.to_vec(), target: String::new() },
+            Node {
+                meta: meta(Kind::File, data.len() as u64, 0o644),
+                data: data.to_vec(),
+                target: String::new(),
+            },
         );
         self
     }
@@ -53,7 +71,11 @@ impl MemoryGuest {
         self.ensure_dirs(parent(path));
         self.nodes.borrow_mut().insert(
             path.into(),
-            Node { meta: meta(Kind::Symlink, target.len() as u64, 0o777), data: vec![], target: target.into() },
+            Node {
+                meta: meta(Kind::Symlink, target.len() as u64, 0o777),
+                data: vec![],
+                target: target.into(),
+            },
         );
         self
     }
@@ -141,7 +163,10 @@ impl Guest for MemoryGuest {
             let p = join(dir, &name);
             let m = self.lstat(&p)?.ok_or_else(|| anyhow!("{p} vanished"))?;
             let is_dir = m.kind == Kind::Dir;
-            out.push(Entry { path: p.clone(), meta: m });
+            out.push(Entry {
+                path: p.clone(),
+                meta: m,
+            });
             if is_dir {
                 out.extend(self.walk(&p)?);
             }
@@ -181,7 +206,11 @@ impl Guest for MemoryGuest {
             None => {
                 nodes.insert(
                     path.into(),
-                    Node { meta: meta(Kind::File, data.len() as u64, 0o644), data: data.to_vec(), target: String::new() },
+                    Node {
+                        meta: meta(Kind::File, data.len() as u64, 0o644),
+                        data: data.to_vec(),
+                        target: String::new(),
+                    },
                 );
             }
         }
@@ -191,7 +220,9 @@ impl Guest for MemoryGuest {
     fn remove(&self, path: &str) -> Result<()> {
         self.check(path)?;
         let prefix = format!("{path}/");
-        self.nodes.borrow_mut().retain(|k, _| k != path && !k.starts_with(&prefix));
+        self.nodes
+            .borrow_mut()
+            .retain(|k, _| k != path && !k.starts_with(&prefix));
         Ok(())
     }
 
@@ -259,7 +290,11 @@ impl Guest for MemoryGuest {
 
     fn resolve_device(&self, guest_device: &str) -> Result<Option<Filesystem>> {
         let canon = super::guestfs::canonical_disk_name(guest_device);
-        Ok(self.filesystems.iter().find(|f| Some(&f.device) == canon.as_ref()).cloned())
+        Ok(self
+            .filesystems
+            .iter()
+            .find(|f| Some(&f.device) == canon.as_ref())
+            .cloned())
     }
 
     fn trim(&self) -> Result<Vec<String>> {
@@ -282,7 +317,12 @@ impl Guest for MemoryGuest {
         let file = std::fs::File::create(dest)?;
         let mut tar = tar::Builder::new(file);
         for e in self.walk(dir)? {
-            let node = self.nodes.borrow().get(&e.path).cloned().ok_or_else(|| anyhow!("{} vanished", e.path))?;
+            let node = self
+                .nodes
+                .borrow()
+                .get(&e.path)
+                .cloned()
+                .ok_or_else(|| anyhow!("{} vanished", e.path))?;
             let mut h = tar::Header::new_gnu();
             h.set_mode(node.meta.mode);
             h.set_uid(node.meta.uid as u64);

@@ -99,6 +99,15 @@ pub trait Guest {
     /// Every entry below `dir` (not `dir` itself), depth first, parents before children,
     /// never descending through symlinks.
     fn walk(&self, dir: &str) -> Result<Vec<Entry>>;
+    /// Bytes allocated by a directory tree (like `du -s`, links not followed).
+    fn usage(&self, dir: &str) -> Result<u64> {
+        Ok(self
+            .walk(dir)?
+            .iter()
+            .filter(|e| e.meta.kind != Kind::Dir)
+            .map(|e| e.meta.allocated)
+            .sum())
+    }
     /// The contents of a regular file of at most `limit` bytes.
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>>;
     /// The target of a symlink.
@@ -138,6 +147,52 @@ pub trait Guest {
         let _ = (dir, dest);
         bail!("this guest cannot export its tree as tar")
     }
+}
+
+/// Resolve `path` the way the guest itself would (symlinks followed, absolute targets taken
+/// from the guest's root, `..` clamped at the root), for read-only lookups such as "is
+/// there an sshd binary" on usrmerge systems where /bin and /lib are links. Never used to
+/// decide where to write: steps act on literal paths. `None` when it does not resolve.
+pub fn resolve(guest: &dyn Guest, path: &str) -> Result<Option<String>> {
+    const MAX_LINKS: usize = 40;
+    let mut pending: Vec<String> = components(path)?.into_iter().rev().map(String::from).collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                current.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = format!(
+            "/{}",
+            current
+                .iter()
+                .chain(std::iter::once(&c))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        match guest.lstat(&candidate)? {
+            None => return Ok(None),
+            Some(m) if m.kind == Kind::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Ok(None);
+                }
+                let target = guest.readlink(&candidate)?;
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                pending.extend(target.split('/').rev().map(String::from));
+            }
+            Some(_) => current.push(c),
+        }
+    }
+    Ok(Some(format!("/{}", current.join("/"))))
 }
 
 /// Check that a guest path is absolute, normalized and printable as a path; returns its
@@ -198,9 +253,7 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
     let Some((first, tail)) = rest.split_first() else {
         return Ok(());
     };
-    let is_dir = |p: &str| -> Result<bool> {
-        Ok(matches!(guest.lstat(p), Ok(Some(Meta { kind: Kind::Dir, .. }))))
-    };
+    let is_dir = |p: &str| -> Result<bool> { Ok(matches!(guest.lstat(p), Ok(Some(Meta { kind: Kind::Dir, .. })))) };
     if *first == "**" {
         // zero directories…
         expand(guest, dir, tail, out)?;
@@ -221,9 +274,11 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
     }
     let wild = first.contains(['*', '?', '[']);
     let names = if wild {
-        let pat = glob::Pattern::new(first)
-            .map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
-        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() };
+        let pat = glob::Pattern::new(first).map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
+        let opts = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..Default::default()
+        };
         guest
             .list(dir)?
             .into_iter()
@@ -257,6 +312,21 @@ mod tests {
         assert!(components("/etc/./passwd").is_err());
         assert_eq!(components("/etc/passwd").unwrap(), vec!["etc", "passwd"]);
         assert!(components("/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn resolves_inside_the_guest() {
+        let g = memory::MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/usr/bin/sh", b"elf")
+            .link("/bin", "usr/bin")
+            .link("/usr/sbin/sh", "../bin/sh");
+        g.link("/etc/loop", "/etc/loop")
+            .link("/escape", "../../../../usr/bin/sh");
+        assert_eq!(resolve(&g, "/bin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/usr/sbin/sh").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/escape").unwrap().as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(resolve(&g, "/etc/loop").unwrap(), None);
+        assert_eq!(resolve(&g, "/bin/missing").unwrap(), None);
     }
 
     #[test]

@@ -85,9 +85,14 @@ impl Recipe {
 
 fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<Recipe> {
     if depth > MAX_EXTENDS_DEPTH {
-        anyhow::bail!("{}: `extends:` goes deeper than {MAX_EXTENDS_DEPTH} recipes", path.display());
+        anyhow::bail!(
+            "{}: `extends:` goes deeper than {MAX_EXTENDS_DEPTH} recipes",
+            path.display()
+        );
     }
-    let canonical = path.canonicalize().with_context(|| format!("opening recipe {}", path.display()))?;
+    let canonical = path
+        .canonicalize()
+        .with_context(|| format!("opening recipe {}", path.display()))?;
     if !seen.insert(canonical.clone()) {
         anyhow::bail!("{}: `extends:` loops back to this recipe", path.display());
     }
@@ -122,7 +127,11 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
         Some(mut b) => {
             for skipped in &file.skip {
                 if steps::info(skipped).is_none() {
-                    anyhow::bail!("{}: `skip:` names {}", path.display(), steps::unknown_step_message(skipped));
+                    anyhow::bail!(
+                        "{}: `skip:` names {}",
+                        path.display(),
+                        steps::unknown_step_message(skipped)
+                    );
                 }
                 b.steps.retain(|s| &s.name != skipped);
             }
@@ -241,7 +250,12 @@ impl<'de> Visitor<'de> for StepItemVisitor {
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<StepItem, E> {
         let step = steps::build(name, serde::de::value::UnitDeserializer::<E>::new())?;
-        Ok(StepItem { name: name.to_string(), step, when: None, origin: PathBuf::new() })
+        Ok(StepItem {
+            name: name.to_string(),
+            step,
+            when: None,
+            origin: PathBuf::new(),
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StepItem, A::Error> {
@@ -264,7 +278,12 @@ impl<'de> Visitor<'de> for StepItemVisitor {
             found = Some((key, step));
         }
         let (name, step) = found.ok_or_else(|| de::Error::custom("a list item with `when:` but no step"))?;
-        Ok(StepItem { name, step, when, origin: PathBuf::new() })
+        Ok(StepItem {
+            name,
+            step,
+            when,
+            origin: PathBuf::new(),
+        })
     }
 }
 
@@ -286,8 +305,13 @@ fn expand_vars(recipe: &mut Recipe) -> Result<()> {
         }
         let expanded = substitute_value(value, &recipe.vars)
             .with_context(|| format!("{}: step `{}`", item.origin.display(), item.name))?;
-        item.step = steps::build(&item.name, expanded)
-            .map_err(|e| anyhow!("{}: step `{}` after expanding variables: {e}", item.origin.display(), item.name))?;
+        item.step = steps::build(&item.name, expanded).map_err(|e| {
+            anyhow!(
+                "{}: step `{}` after expanding variables: {e}",
+                item.origin.display(),
+                item.name
+            )
+        })?;
     }
     Ok(())
 }
@@ -306,9 +330,15 @@ fn substitute_value(v: serde_yaml::Value, vars: &BTreeMap<String, String>) -> Re
     use serde_yaml::Value;
     Ok(match v {
         Value::String(s) => Value::String(substitute(&s, vars)?),
-        Value::Sequence(s) => Value::Sequence(s.into_iter().map(|x| substitute_value(x, vars)).collect::<Result<_>>()?),
+        Value::Sequence(s) => Value::Sequence(
+            s.into_iter()
+                .map(|x| substitute_value(x, vars))
+                .collect::<Result<_>>()?,
+        ),
         Value::Mapping(m) => Value::Mapping(
-            m.into_iter().map(|(k, x)| Ok((k, substitute_value(x, vars)?))).collect::<Result<_>>()?,
+            m.into_iter()
+                .map(|(k, x)| Ok((k, substitute_value(x, vars)?)))
+                .collect::<Result<_>>()?,
         ),
         other => other,
     })

@@ -18,7 +18,11 @@ pub struct When {
     #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub distro: Vec<String>,
     /// `12`, `>= 22.04`, `< 9`, `!= 8.2` — compared as major.minor.
-    #[serde(default, deserialize_with = "version_condition", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "version_condition",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<bool>,
@@ -30,7 +34,10 @@ impl When {
     pub fn holds(&self, facts: &OsFacts) -> bool {
         (self.family.is_empty() || self.family.contains(&facts.family))
             && (self.distro.is_empty() || self.distro.iter().any(|d| d == &facts.distro))
-            && self.version.as_deref().is_none_or(|v| version_holds(v, facts.major, facts.minor))
+            && self
+                .version
+                .as_deref()
+                .is_none_or(|v| version_holds(v, facts.major, facts.minor))
             && self.cloud_init.is_none_or(|c| c == facts.cloud_init)
             && self.selinux.is_none_or(|s| s == facts.selinux)
     }
@@ -60,7 +67,9 @@ fn parse_condition(s: &str) -> Option<(&str, i32, Option<i32>)> {
 }
 
 fn version_holds(cond: &str, major: i32, minor: i32) -> bool {
-    let Some((op, want_major, want_minor)) = parse_condition(cond) else { return false };
+    let Some((op, want_major, want_minor)) = parse_condition(cond) else {
+        return false;
+    };
     // "12" matches any 12.x; "22.04" matches exactly.
     let ord = match want_minor {
         Some(m) => (major, minor).cmp(&(want_major, m)),
@@ -83,12 +92,15 @@ fn version_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
         S(String),
         N(f64),
     }
-    let s = match V::deserialize(d).map_err(|_| de::Error::custom("`version` must be like `12`, `>= 22.04` or `< 9`"))? {
-        V::S(s) => s,
-        V::N(n) => n.to_string(),
-    };
+    let s =
+        match V::deserialize(d).map_err(|_| de::Error::custom("`version` must be like `12`, `>= 22.04` or `< 9`"))? {
+            V::S(s) => s,
+            V::N(n) => n.to_string(),
+        };
     if parse_condition(&s).is_none() {
-        return Err(de::Error::custom(format!("bad version condition {s:?}: use e.g. `12`, `>= 22.04`, `< 9`")));
+        return Err(de::Error::custom(format!(
+            "bad version condition {s:?}: use e.g. `12`, `>= 22.04`, `< 9`"
+        )));
     }
     Ok(Some(s))
 }

@@ -94,7 +94,13 @@ impl Step for CloudInitClean {
             }
             ctx.remove(&path)?;
         }
-        let scripts = ctx.glob("/etc/cloud/clean.d/*")?;
+        // run-parts runs only executable regular files.
+        let mut scripts = Vec::new();
+        for p in ctx.glob("/etc/cloud/clean.d/*")? {
+            if matches!(ctx.lstat(&p)?, Some(m) if m.kind == crate::guest::Kind::File && m.mode & 0o111 != 0) {
+                scripts.push(p);
+            }
+        }
         if !scripts.is_empty() {
             ctx.warn(format!("not running /etc/cloud/clean.d scripts offline: {}", scripts.join(", ")));
         }

@@ -137,7 +137,14 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(guest: &'a dyn Guest, dry_run: bool, step: &str) -> Ctx<'a> {
-        Ctx { guest, dry_run, report: StepReport { step: step.to_string(), ..Default::default() } }
+        Ctx {
+            guest,
+            dry_run,
+            report: StepReport {
+                step: step.to_string(),
+                ..Default::default()
+            },
+        }
     }
 
     pub fn facts(&self) -> &crate::guest::OsFacts {
@@ -153,7 +160,11 @@ impl<'a> Ctx<'a> {
 
     fn record(&mut self, path: &str, action: Action, freed: u64) {
         self.report.freed += freed;
-        self.report.changes.push(Change { path: path.to_string(), action, freed });
+        self.report.changes.push(Change {
+            path: path.to_string(),
+            action,
+            freed,
+        });
     }
 
     /// lstat that turns a refused guest symlink into a warning and `None`.
@@ -169,11 +180,16 @@ impl<'a> Ctx<'a> {
 
     /// Remove a file, link or tree if it exists. Returns whether something was removed.
     pub fn remove(&mut self, path: &str) -> Result<bool> {
-        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        let Some(meta) = self.lstat(path)? else {
+            return Ok(false);
+        };
         let freed = if meta.kind == Kind::Dir {
-            meta.allocated + self.guest.walk(path).map(|es| es.iter().map(freed_by).sum()).unwrap_or(0)
+            self.guest.usage(path).unwrap_or(0)
         } else {
-            freed_by(&Entry { path: path.into(), meta: meta.clone() })
+            freed_by(&Entry {
+                path: path.into(),
+                meta: meta.clone(),
+            })
         };
         if !self.dry_run {
             self.guest.remove(path)?;
@@ -184,7 +200,9 @@ impl<'a> Ctx<'a> {
 
     /// Cut a regular file to zero bytes (kept with its owner and mode).
     pub fn truncate(&mut self, path: &str) -> Result<bool> {
-        let Some(meta) = self.lstat(path)? else { return Ok(false) };
+        let Some(meta) = self.lstat(path)? else {
+            return Ok(false);
+        };
         if meta.kind != Kind::File {
             return Ok(false);
         }
@@ -208,7 +226,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Replace a file's content only when it differs; records an edit.
+    /// Replace a file's content (callers compare first); records an edit.
     pub fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
         if !self.dry_run {
             self.guest.write(path, new)?;
@@ -304,7 +322,10 @@ impl<'a> Ctx<'a> {
     pub fn read_text(&mut self, path: &str) -> Result<Option<String>> {
         match self.lstat(path)? {
             Some(m) if m.kind == Kind::File => {
-                let bytes = self.guest.read(path, READ_LIMIT).with_context(|| format!("reading {path}"))?;
+                let bytes = self
+                    .guest
+                    .read(path, READ_LIMIT)
+                    .with_context(|| format!("reading {path}"))?;
                 Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
             }
             Some(m) if m.kind != Kind::File => {
@@ -317,9 +338,11 @@ impl<'a> Ctx<'a> {
 
     pub fn home_dirs(&mut self) -> Result<Vec<String>> {
         let mut homes = vec!["/root".to_string()];
-        homes.extend(self.glob("/home/*")?.into_iter().filter(|h| {
-            matches!(self.guest.lstat(h), Ok(Some(Meta { kind: Kind::Dir, .. })))
-        }));
+        homes.extend(
+            self.glob("/home/*")?
+                .into_iter()
+                .filter(|h| matches!(self.guest.lstat(h), Ok(Some(Meta { kind: Kind::Dir, .. })))),
+        );
         Ok(homes)
     }
 }
@@ -348,14 +371,18 @@ impl<'de> serde::Deserialize<'de> for FileMode {
             S(String),
             N(u64),
         }
-        let digits = match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a mode must be octal digits like \"0644\""))? {
+        let digits = match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("a mode must be octal digits like \"0644\""))?
+        {
             Raw::S(s) => s,
             Raw::N(n) => n.to_string(),
         };
         let t = digits.trim_start_matches("0o");
         match u32::from_str_radix(t, 8) {
             Ok(m) if m <= 0o7777 && !t.is_empty() => Ok(FileMode(m)),
-            _ => Err(serde::de::Error::custom(format!("bad mode {digits:?}: use octal digits like \"0644\""))),
+            _ => Err(serde::de::Error::custom(format!(
+                "bad mode {digits:?}: use octal digits like \"0644\""
+            ))),
         }
     }
 }
@@ -373,15 +400,16 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
     };
-    let lookup = |ctx: &mut Ctx, file: &str, name: &str| -> Result<Option<(u32, u32)>> {
+    // passwd: name:x:uid:gid:…; group: name:x:gid:members. Returns (id, primary gid).
+    let lookup = |ctx: &mut Ctx, file: &str, name: &str| -> Result<Option<(u32, Option<u32>)>> {
         if let Ok(n) = name.parse::<u32>() {
-            return Ok(Some((n, n)));
+            return Ok(Some((n, Some(n))));
         }
         let text = ctx.read_text(file)?.unwrap_or_default();
         Ok(text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
-                Some((f[2].parse().ok()?, f[3].parse().ok()?))
+            if f.len() >= 3 && f[0] == name {
+                Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok())))
             } else {
                 None
             }
@@ -390,7 +418,7 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
     let (uid, primary_gid) = lookup(ctx, "/etc/passwd", user)?
         .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no user {user:?} in the guest's /etc/passwd"))?;
     let gid = match group {
-        None => primary_gid,
+        None => primary_gid.ok_or_else(|| anyhow::anyhow!("owner {owner:?}: {user:?} has no primary group"))?,
         Some(g) => lookup(ctx, "/etc/group", g)?
             .map(|(gid, _)| gid)
             .ok_or_else(|| anyhow::anyhow!("owner {owner:?}: no group {g:?} in the guest's /etc/group"))?,
@@ -398,7 +426,7 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// One path or a list of them, in user steps' `paths:`.
+/// Absolute, normalized guest paths (globs allowed) in user steps' `paths:`.
 pub fn check_abs(paths: &[String]) -> Result<()> {
     for p in paths {
         guest::components(p.trim_end_matches('/')).with_context(|| format!("path {p:?}"))?;
@@ -420,9 +448,17 @@ pub fn describe_all() -> String {
             Phase::Last => " [runs last]",
             Phase::Trim => " [runs after all writes]",
         };
-        s.push_str(&format!("{}{phase}\n    {}\n    applies to: {families}{}\n", i.name, i.summary, if i.repeatable { "; repeatable" } else { "" }));
+        s.push_str(&format!(
+            "{}{phase}\n    {}\n    applies to: {families}{}\n",
+            i.name,
+            i.summary,
+            if i.repeatable { "; repeatable" } else { "" }
+        ));
         for o in i.options {
-            s.push_str(&format!("    {}: {} (default {}) — {}\n", o.name, o.kind, o.default, o.help));
+            s.push_str(&format!(
+                "    {}: {} (default {}) — {}\n",
+                o.name, o.kind, o.default, o.help
+            ));
         }
         s.push('\n');
     }

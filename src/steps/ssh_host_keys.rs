@@ -83,7 +83,7 @@ impl Step for SshHostKeys {
             ctx.warn("not a systemd guest: cannot install the first-boot SSH key unit; keys must be generated another way");
             return Ok(());
         }
-        let has_sshd = ctx.lstat("/usr/sbin/sshd")?.is_some();
+        let has_sshd = crate::guest::resolve(ctx.guest, "/usr/sbin/sshd")?.is_some();
         if !has_sshd {
             // No OpenSSH server: nothing would use the keys.
             return Ok(());

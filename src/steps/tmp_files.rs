@@ -1,4 +1,7 @@
-//! Empty /tmp and /var/tmp, keeping the directories (and their sticky 1777 mode).
+//! Empty /tmp and /var/tmp, keeping the directories (and their sticky 1777 mode), and the
+//! stale contents of /run an image captured without a clean shutdown carries (a tmpfs
+//! hides them at boot, but they still leak the old machine's state to anyone who reads
+//! the image).
 
 use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
@@ -6,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub static INFO: StepInfo = StepInfo {
     name: "tmp-files",
-    summary: "empty /tmp and /var/tmp",
+    summary: "empty /tmp, /var/tmp and the stale contents of /run",
     families: &[],
     options: NO_OPTIONS,
     phase: Phase::Main,
@@ -25,6 +28,7 @@ impl Step for TmpFiles {
     fn apply(&self, ctx: &mut Ctx) -> Result<()> {
         ctx.empty_dir("/tmp")?;
         ctx.empty_dir("/var/tmp")?;
+        ctx.empty_dir("/run")?;
         Ok(())
     }
 }

@@ -47,3 +47,27 @@ impl Step for Write {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+
+    #[test]
+    fn owner_names_come_from_the_guest() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/passwd", b"root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n");
+        g.file("/etc/group", b"root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n");
+        let step = Write { path: "/etc/motd".into(), content: "hi\n".into(), mode: Some(FileMode(0o600)), owner: Some("alice:sudo".into()) };
+        let mut ctx = Ctx::new(&g, false, "write");
+        step.apply(&mut ctx).unwrap();
+        let m = g.lstat("/etc/motd").unwrap().unwrap();
+        assert_eq!((m.mode, m.uid, m.gid), (0o600, 1000, 27));
+        let step = Write { owner: Some("alice".into()), ..step };
+        step.apply(&mut Ctx::new(&g, false, "write")).unwrap();
+        assert_eq!(g.lstat("/etc/motd").unwrap().unwrap().gid, 1000);
+        let step = Write { owner: Some("alice:wheel".into()), ..step };
+        assert!(step.apply(&mut Ctx::new(&g, false, "write")).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds a used Debian 12 disk (real: mmdebstrap, GRUB, booted
+# once with cloud-init so it carries a machine's state), and turns it into a golden disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-host.sh
+cargo build --locked --release
+used=$(bash vm-fixtures/debian12.sh)
+echo "demo.sh: used disk: $used"
+./target/release/goldify inspect "$used"
+mkdir -p out
+./target/release/goldify run recipes/debian.yaml "$used" -o out --name debian12
+./target/release/goldify inspect out/debian12.qcow2

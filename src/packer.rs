@@ -1,0 +1,316 @@
+//! Finding the disk a Packer build made, from Packer's manifest.
+//!
+//! Packer plugins must be written in Go, so goldify joins a build the documented way: the
+//! `manifest` post-processor records the build's files, `shell-local` runs goldify with
+//! `--packer-manifest`, `artifice` registers goldify's output as the build's artifact, and
+//! `checksum` (optionally) hashes it. See examples/packer/.
+//!
+//! The manifest (https://developer.hashicorp.com/packer/docs/post-processors/manifest):
+//! `{"builds": [{"name", "builder_type", "files": [{"name", "size"}], "packer_run_uuid", …}],
+//! "last_run_uuid"}`. Each run appends its builds, so a manifest can hold many runs.
+
+use crate::error::{Exit, Tag};
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    #[serde(default)]
+    pub builds: Vec<Build>,
+    #[serde(default)]
+    pub last_run_uuid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Build {
+    pub name: String,
+    #[serde(default)]
+    pub builder_type: String,
+    /// `null` for builders that make no files.
+    #[serde(default)]
+    pub files: Option<Vec<File>>,
+    #[serde(default)]
+    pub packer_run_uuid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct File {
+    pub name: String,
+}
+
+impl Build {
+    fn matches(&self, name: &str) -> bool {
+        self.name == name || format!("{}.{}", self.builder_type, self.name) == name
+    }
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading Packer manifest {}", path.display()))
+            .tag(Exit::Usage)?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("parsing Packer manifest {}", path.display()))
+            .tag(Exit::Usage)
+    }
+
+    /// The build to take the disk from: the one named `wanted` (the latest such entry), or
+    /// the only build of the last run.
+    pub fn build(&self, wanted: Option<&str>) -> Result<&Build> {
+        let last_run: Vec<&Build> = match &self.last_run_uuid {
+            Some(uuid) => self
+                .builds
+                .iter()
+                .filter(|b| b.packer_run_uuid.as_ref() == Some(uuid))
+                .collect(),
+            None => self.builds.iter().collect(),
+        };
+        if let Some(name) = wanted {
+            // Prefer the last run; a build of an earlier run is still what was asked for.
+            let found = last_run
+                .iter()
+                .rev()
+                .copied()
+                .find(|b| b.matches(name))
+                .or_else(|| self.builds.iter().rev().find(|b| b.matches(name)));
+            return found.ok_or_else(|| {
+                let names: Vec<&str> = self.builds.iter().map(|b| b.name.as_str()).collect();
+                crate::error::tagged(
+                    anyhow::anyhow!("no build named {name:?} in the manifest (it has: {})", list(&names)),
+                    Exit::Usage,
+                )
+            });
+        }
+        match last_run.as_slice() {
+            [only] => Ok(only),
+            [] => crate::bail_tag!(Exit::Usage, "the manifest records no build of its last run"),
+            several => {
+                let names: Vec<&str> = several.iter().map(|b| b.name.as_str()).collect();
+                crate::bail_tag!(
+                    Exit::Usage,
+                    "the last Packer run made several builds ({}); choose one with --packer-build",
+                    list(&names)
+                )
+            }
+        }
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A file name from the manifest as a path here. Packer writes names relative to the
+/// directory it ran in, which is also where `shell-local` runs goldify; run from elsewhere,
+/// a name relative to the manifest's own directory is tried next.
+fn resolve(name: &str, manifest: &Path) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    if p.exists() {
+        return Some(p.to_path_buf());
+    }
+    let beside = manifest.parent().unwrap_or(Path::new(".")).join(p);
+    beside.exists().then_some(beside)
+}
+
+/// The disk a Packer build recorded in `manifest`.
+pub fn disk_from_manifest(manifest: &Path, build: Option<&str>) -> Result<PathBuf> {
+    let m = Manifest::load(manifest)?;
+    let b = m
+        .build(build)
+        .with_context(|| format!("in Packer manifest {}", manifest.display()))?;
+    let files = b.files.as_deref().unwrap_or_default();
+    if files.is_empty() {
+        crate::bail_tag!(
+            Exit::Input,
+            "Packer build {:?} in {} recorded no files",
+            b.name,
+            manifest.display()
+        );
+    }
+    let mut found = Vec::new();
+    for f in files {
+        match resolve(&f.name, manifest) {
+            Some(p) => found.push(p),
+            None => crate::bail_tag!(
+                Exit::Input,
+                "{} (build {:?} in {}) not found, neither here nor beside the manifest",
+                f.name,
+                b.name,
+                manifest.display()
+            ),
+        }
+    }
+    if found.len() == 1 {
+        return Ok(found.remove(0));
+    }
+    // Several files (a disk and, say, a log or an OVF): keep what is a disk by its content.
+    let disks: Vec<PathBuf> = found
+        .into_iter()
+        .filter(|p| crate::disk::detect::detect(p).is_ok())
+        .collect();
+    match disks.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => {
+            let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+            crate::bail_tag!(
+                Exit::Input,
+                "Packer build {:?} has {} disk images among its files ({}); goldify takes one",
+                b.name,
+                disks.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// The input of `goldify run`: DISK, or the disk a Packer build recorded. `PACKER_BUILD_NAME`
+/// (which `shell-local` sets) names the build when `--packer-build` does not.
+pub fn input_disk(disk: Option<&Path>, manifest: Option<&Path>, build: Option<&str>) -> Result<PathBuf> {
+    match (disk, manifest) {
+        (Some(_), Some(_)) => crate::bail_tag!(Exit::Usage, "give either DISK or --packer-manifest, not both"),
+        (None, None) => crate::bail_tag!(Exit::Usage, "no disk: give DISK or --packer-manifest FILE"),
+        (Some(d), None) => Ok(d.to_path_buf()),
+        (None, Some(m)) => {
+            let env = std::env::var("PACKER_BUILD_NAME").ok().filter(|n| !n.is_empty());
+            let disk = disk_from_manifest(m, build.or(env.as_deref()))?;
+            tracing::info!("Packer manifest {} names {}", m.display(), disk.display());
+            Ok(disk)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_of;
+
+    const RUN1: &str = "c346dc84-248e-61fb-0feb-7cf628ebb146";
+
+    fn manifest(builds: &str, last: &str) -> String {
+        format!(r#"{{"builds": [{builds}], "last_run_uuid": "{last}"}}"#)
+    }
+
+    fn build(name: &str, file: &str, run: &str) -> String {
+        format!(
+            r#"{{"name": "{name}", "builder_type": "file", "build_time": 1, "files": [{{"name": "{file}", "size": 3}}],
+               "artifact_id": "File", "packer_run_uuid": "{run}", "custom_data": null}}"#
+        )
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn malformed_json_is_a_usage_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = write(dir.path(), "manifest.json", "{\"builds\": [");
+        let err = disk_from_manifest(&m, None).unwrap_err();
+        assert_eq!(exit_of(&err), Exit::Usage);
+        assert!(format!("{err:#}").contains("parsing Packer manifest"), "{err:#}");
+        let err = disk_from_manifest(&dir.path().join("missing.json"), None).unwrap_err();
+        assert!(format!("{err:#}").contains("reading Packer manifest"), "{err:#}");
+    }
+
+    #[test]
+    fn missing_build_lists_what_there_is() {
+        let m: Manifest = serde_json::from_str(&manifest(&build("disk", "d.qcow2", RUN1), RUN1)).unwrap();
+        let err = m.build(Some("other")).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "no build named \"other\" in the manifest (it has: disk)"
+        );
+        assert_eq!(m.build(Some("file.disk")).unwrap().name, "disk");
+        let empty: Manifest = serde_json::from_str(r#"{"builds": []}"#).unwrap();
+        assert!(format!("{:#}", empty.build(None).unwrap_err()).contains("no build"));
+    }
+
+    #[test]
+    fn default_is_the_last_runs_only_build() {
+        let builds = [build("disk", "old.qcow2", "run0"), build("disk", "new.qcow2", RUN1)].join(",");
+        let m: Manifest = serde_json::from_str(&manifest(&builds, RUN1)).unwrap();
+        let b = m.build(None).unwrap();
+        assert_eq!(b.files.as_ref().unwrap()[0].name, "new.qcow2");
+        assert_eq!(
+            m.build(Some("disk")).unwrap().files.as_ref().unwrap()[0].name,
+            "new.qcow2"
+        );
+
+        let two = [build("a", "a.qcow2", RUN1), build("b", "b.qcow2", RUN1)].join(",");
+        let m: Manifest = serde_json::from_str(&manifest(&two, RUN1)).unwrap();
+        let err = m.build(None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("several builds (a, b); choose one with --packer-build"),
+            "{err:#}"
+        );
+        assert_eq!(m.build(Some("b")).unwrap().name, "b");
+    }
+
+    #[test]
+    fn relative_paths_resolve_here_then_beside_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        // Packer ran in dir/: the manifest lives in dir/meta/, the disk in dir/output/.
+        let disk = write(dir.path(), "output/disk.qcow2", "QFI\u{fb}");
+        let m = write(
+            dir.path(),
+            "meta/manifest.json",
+            &manifest(&build("disk", "../output/disk.qcow2", RUN1), RUN1),
+        );
+        assert_eq!(
+            disk_from_manifest(&m, None).unwrap(),
+            dir.path().join("meta/../output/disk.qcow2")
+        );
+        let m2 = write(
+            dir.path(),
+            "manifest2.json",
+            &manifest(&build("disk", "output/disk.qcow2", RUN1), RUN1),
+        );
+        assert_eq!(
+            disk_from_manifest(&m2, None).unwrap(),
+            dir.path().join("output/disk.qcow2")
+        );
+        let abs = write(
+            dir.path(),
+            "abs.json",
+            &manifest(&build("disk", disk.to_str().unwrap(), RUN1), RUN1),
+        );
+        assert_eq!(disk_from_manifest(&abs, None).unwrap(), disk);
+        let gone = write(
+            dir.path(),
+            "gone.json",
+            &manifest(&build("disk", "output/nope.qcow2", RUN1), RUN1),
+        );
+        let err = disk_from_manifest(&gone, None).unwrap_err();
+        assert_eq!(exit_of(&err), Exit::Input);
+        assert!(
+            format!("{err:#}").contains("output/nope.qcow2 (build \"disk\""),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn null_files_and_either_or() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = manifest(
+            r#"{"name": "n", "builder_type": "null", "files": null, "packer_run_uuid": "r"}"#,
+            "r",
+        );
+        let m = write(dir.path(), "m.json", &text);
+        assert!(format!("{:#}", disk_from_manifest(&m, None).unwrap_err()).contains("recorded no files"));
+        let d = Path::new("x.qcow2");
+        assert_eq!(exit_of(&input_disk(Some(d), Some(&m), None).unwrap_err()), Exit::Usage);
+        assert_eq!(exit_of(&input_disk(None, None, None).unwrap_err()), Exit::Usage);
+        assert_eq!(input_disk(Some(d), None, None).unwrap(), d);
+    }
+}

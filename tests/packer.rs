@@ -1,0 +1,97 @@
+//! examples/packer/ with a real `packer build`: the `file` builder copies a phony Debian
+//! disk, then manifest → shell-local (goldify run --packer-manifest) → artifice → checksum.
+//! Needs packer, libguestfs and qemu-img; fails (never skips) without them.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
+    require("packer", "this test runs a real `packer build`");
+    require("qemu-img", "goldify makes overlays with qemu-img");
+    let disk = fixture("phony.sh", &["debian"]);
+    let dir = scratch("packer");
+    let template = repo().join("examples/packer/golden.pkr.hcl");
+    let recipe = repo().join("recipes/debian.yaml");
+    let out = run(Command::new("packer")
+        .current_dir(&dir)
+        // Packer 1.6.6 needs nothing from the network; make sure it does not try.
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("PACKER_CACHE_DIR", dir.join("packer-cache"))
+        .args(["build", "-color=false"])
+        .arg("-var")
+        .arg(format!("disk={}", disk.display()))
+        .arg("-var")
+        .arg(format!("recipe={}", recipe.display()))
+        .arg("-var")
+        .arg(format!("goldify={GOLDIFY}"))
+        .arg(&template));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "packer build failed:\n{log}\n{}",
+        tail(&out.stderr, 10)
+    );
+
+    // The manifest post-processor recorded the builder's disk; goldify read it from there.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("packer-manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["builds"][0]["name"], "vm");
+    assert_eq!(manifest["builds"][0]["files"][0]["name"], "output-vm/disk.qcow2");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("output-golden/goldify-report.json")).unwrap()).unwrap();
+    assert_eq!(report["input"], "output-vm/disk.qcow2");
+    let machine_id = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "machine-id")
+        .unwrap();
+    assert!(
+        !machine_id["changes"].as_array().unwrap().is_empty(),
+        "the machine-id step changed something"
+    );
+
+    // artifice made goldify's files the artifact; checksum hashed exactly those.
+    assert!(
+        log.contains("Created artifact from files: output-golden/golden.qcow2, output-golden/goldify-report.json"),
+        "{log}"
+    );
+    let golden = dir.join("output-golden/golden.qcow2");
+    let info = run(Command::new("qemu-img").args(["info", "--output=json"]).arg(&golden));
+    assert!(info.status.success(), "qemu-img info {}", golden.display());
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["format"], "qcow2");
+    assert!(info.get("backing-filename").is_none(), "the golden disk stands alone");
+
+    let sums = std::fs::read_to_string(dir.join("output-golden/vm_sha256.checksum")).expect("the checksum file");
+    let mut seen = Vec::new();
+    for line in sums.lines() {
+        let (hash, name) = line
+            .split_once(char::is_whitespace)
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name = name.trim().trim_start_matches('*');
+        assert_eq!(
+            hash,
+            sha256_of(&dir.join("output-golden").join(name)),
+            "checksum of {name}"
+        );
+        seen.push(name.to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["golden.qcow2", "goldify-report.json"]);
+    // The builder's own disk is left as the builder made it: goldify worked on an overlay.
+    assert_eq!(sha256_of(&dir.join("output-vm/disk.qcow2")), sha256_of(&disk));
+}

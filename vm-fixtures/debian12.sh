@@ -1,0 +1,482 @@
+#!/usr/bin/env bash
+# Builds (once, then caches) a real, bootable Debian 12 test disk for goldify.
+#
+#   vm-fixtures/debian12.sh [--no-cloud-init] [--fresh]
+#
+# Prints ONE line on stdout: the absolute path of a cached qcow2 image. Everything
+# else goes to stderr.
+#   default          the "used" image: the fresh image booted once (cloud-init ran,
+#                    a user worked in it, it got a DHCP lease, ...) and powered off.
+#   --fresh          the image as built, never booted.
+#   --no-cloud-init  a variant without cloud-init; the "use" is then done by a
+#                    one-shot systemd unit that removes itself.
+#
+# Images live in $FIXTURE_CACHE (see lib.sh), named after a hash of this script and
+# lib.sh, so editing either rebuilds them. Callers never see a half-built image:
+# images are built under a per-variant lock, in a temporary directory next to the
+# cache, and renamed into place.
+#
+# Everything runs without KVM if needed (TCG): building takes a few minutes.
+# The VMs only get qemu user-mode networking with restrict=on: DHCP works, but the
+# guest cannot reach the host or anything beyond it.
+set -euo pipefail
+
+SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
+# shellcheck source=vm-fixtures/lib.sh
+. "$(dirname "$SELF")/lib.sh"
+
+LOGIN_TIMEOUT=240 # s, first boot of the fresh image until "login:" on the serial console
+USED_TIMEOUT=300  # s, the "use" boot, until the VM powers itself off
+HOSTNAME_=debian-fixture
+INSTANCE_ID=goldify-debian12-fixture-0001
+
+usage() { sed -n '4,13s/^# \{0,1\}//p' "$SELF" >&2; exit "${1:-2}"; }
+
+cloud_init=1 want_fresh=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --no-cloud-init) cloud_init=0 ;;
+        --fresh) want_fresh=1 ;;
+        -h | --help) usage 0 ;;
+        *) printf 'unknown argument: %s\n' "$1" >&2; usage ;;
+    esac
+    shift
+done
+
+variant=debian12$([ "$cloud_init" -eq 1 ] || echo -nocloudinit)
+key=$(fixture_key "$SELF")
+FRESH_IMG=$FIXTURE_CACHE/$variant-fresh-$key.qcow2
+USED_IMG=$FIXTURE_CACHE/$variant-used-$key.qcow2
+if [ "$want_fresh" -eq 1 ]; then target=$FRESH_IMG; else target=$USED_IMG; fi
+
+# Fast path: a cached image is complete (it only appears through a rename).
+if [ -f "$target" ]; then
+    echo "$target"
+    exit 0
+fi
+
+# --------------------------------------------------------------------------------------
+# Guest content
+
+# /etc/apt/sources.list of the guest: the host's Debian mirror (and its security
+# mirror when the host has one), the only network this machine has.
+guest_sources() {
+    local src=/etc/apt/sources.list.d/debian.sources main="" sec=""
+    if [ -f "$src" ]; then
+        main=$(awk '/^URIs:/{print $2; exit}' "$src")
+        # The URI of the deb822 stanza whose Suites name a -security suite.
+        sec=$(awk 'BEGIN{RS=""; FS="\n"} {
+                uri=""; s=0
+                for (i = 1; i <= NF; i++) {
+                    if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); uri = a[2] }
+                    if ($i ~ /^Suites:.*-security/) s = 1
+                }
+                if (s && uri != "") { print uri; exit }
+            }' "$src")
+    elif [ -f /etc/apt/sources.list ]; then
+        main=$(awk '$1 == "deb" && $2 !~ /^\[/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    main=${main:-http://deb.debian.org/debian}
+    echo "deb $main bookworm main"
+    echo "deb $main bookworm-updates main"
+    if [ -n "$sec" ]; then echo "deb $sec bookworm-security main"; fi
+}
+
+guest_packages() {
+    local p=(systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools grub-pc
+        openssh-server ifupdown isc-dhcp-client iproute2 netbase procps sudo bash less)
+    if [ "$cloud_init" -eq 1 ]; then p+=(cloud-init cloud-guest-utils); fi
+    local IFS=,
+    echo "${p[*]}"
+}
+
+# What someone "using" the VM leaves behind. POSIX sh: it runs as cloud-init's runcmd
+# (under /bin/sh) or from the one-shot unit of the no-cloud-init variant.
+use_script() {
+    cat <<'EOF'
+set -eu
+# A real VM has its DHCP lease by the time someone logs in.
+i=0
+until grep -qs 'fixed-address' /var/lib/dhcp/dhclient*.leases; do
+    i=$((i + 1)); [ "$i" -le 90 ] || { echo "no DHCP lease after 90 s" >&2; exit 1; }
+    sleep 1
+done
+id alice >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --groups sudo alice
+alice_home=$(getent passwd alice | cut -d: -f6)
+for home in /root "$alice_home"; do
+    cat >"$home/.bash_history" <<'HIST'
+sudo apt-get install -y htop
+export DB_PASSWORD='hunter2-fixture-secret'
+mysql -u app -p"$DB_PASSWORD" -h db.internal
+ssh deploy@10.0.2.2
+curl -H 'Authorization: Bearer fixture-token-123' https://api.example.invalid/v1/deploy
+less /var/log/syslog
+vim /etc/myapp.conf
+HIST
+    printf 'import os\nos.environ["API_KEY"]\nprint("hello from the fixture")\n' >"$home/.python_history"
+    printf '.less-history-file:\n.search\n"error\n"token\n' >"$home/.lesshst"
+    printf '# This viminfo file was generated by Vim 9.0.\n\n# File marks:\n'"'"'0  12  0  /etc/myapp.conf\n' >"$home/.viminfo"
+done
+chown alice:alice "$alice_home/.bash_history" "$alice_home/.python_history" \
+    "$alice_home/.lesshst" "$alice_home/.viminfo"
+chmod 600 /root/.bash_history "$alice_home/.bash_history"
+# Downloaded packages and apt's binary caches (fake: the VM has no internet).
+mkdir -p /var/cache/apt/archives/partial
+for deb in htop_3.2.2-2_amd64.deb curl_7.88.1-10+deb12u5_amd64.deb libcurl4_7.88.1-10+deb12u5_amd64.deb; do
+    head -c 65536 /dev/urandom >"/var/cache/apt/archives/$deb"
+done
+head -c 262144 /dev/urandom >/var/cache/apt/pkgcache.bin
+head -c 262144 /dev/urandom >/var/cache/apt/srcpkgcache.bin
+logger -t myapp "goldify-fixture: deployed myapp 1.2.3 for alice"
+su - alice -c 'logger -t alice "goldify-fixture: alice was here"'
+echo "session scratch of alice" >/tmp/alice-scratch.txt
+mkdir -p /tmp/build-1234 && echo "temporary build output" >/tmp/build-1234/out.log
+echo "kept across reboots" >/var/tmp/myapp-upgrade.state
+sync
+EOF
+}
+
+# use_script wrapped so that it reports on the console (the serial log) whether it
+# succeeded; set -e inside a subshell only works outside && / || lists.
+use_snippet() {
+    printf '(\n%s\n)\nrc=$?\necho "goldify-fixture: use actions exit status $rc"\n' "$(use_script)"
+}
+
+# --------------------------------------------------------------------------------------
+# Helpers
+
+QEMU_PID=""
+WORK=""
+ACCEL=() # qemu -machine arguments, set by build_missing
+cleanup() {
+    if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+        kill "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+    fi
+    if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# start_vm SERIAL_LOG QEMU-ARGS... : boots a VM in the background (QEMU_PID).
+start_vm() {
+    local serial=$1; shift
+    : >"$serial"
+    qemu-system-x86_64 -machine "${ACCEL[@]}" -smp 2 -m 1024 \
+        -nodefaults -display none -monitor none -serial "file:$serial" -no-reboot \
+        -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 \
+        "$@" >&2 &
+    QEMU_PID=$!
+}
+
+# show_serial SERIAL_LOG : the end of a console log, for failure reports.
+show_serial() {
+    log "last lines of the serial console ($1):"
+    tail -n 40 "$1" | tr -d '\r' | sed 's/^/    /' >&2 || true
+}
+
+# wait_for_login SERIAL_LOG TIMEOUT : waits for a login prompt, then kills the VM.
+wait_for_login() {
+    local serial=$1 timeout=$2 start=$SECONDS
+    until grep -aq 'login:' "$serial"; do
+        if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+            show_serial "$serial"; die "the VM exited before showing a login prompt"
+        fi
+        if [ $((SECONDS - start)) -ge "$timeout" ]; then
+            show_serial "$serial"; die "no login prompt on the serial console after ${timeout}s"
+        fi
+        sleep 2
+    done
+    kill "$QEMU_PID"
+    wait "$QEMU_PID" 2>/dev/null || true
+    QEMU_PID=""
+}
+
+# wait_for_poweroff SERIAL_LOG TIMEOUT : waits for the VM to power itself off.
+wait_for_poweroff() {
+    local serial=$1 timeout=$2 start=$SECONDS rc=0
+    while kill -0 "$QEMU_PID" 2>/dev/null; do
+        if [ $((SECONDS - start)) -ge "$timeout" ]; then
+            show_serial "$serial"; die "the VM did not power itself off within ${timeout}s"
+        fi
+        sleep 2
+    done
+    wait "$QEMU_PID" || rc=$?
+    QEMU_PID=""
+    if [ "$rc" -ne 0 ]; then show_serial "$serial"; die "qemu exited with status $rc"; fi
+}
+
+# --------------------------------------------------------------------------------------
+# Fresh image: mmdebstrap rootfs -> partitioned, GRUB-booting qcow2, boot-tested.
+
+build_fresh() {
+    local out=$1 t0=$SECONDS
+    local tar=$WORK/rootfs.tar img=$WORK/fresh.qcow2 files=$WORK/files uuid
+    mkdir -p "$files"
+
+    log "mmdebstrap: Debian 12 rootfs ($variant)"
+    local sources=()
+    mapfile -t sources < <(guest_sources)
+    mmdebstrap --variant=minbase --include="$(guest_packages)" \
+        bookworm "$tar" "${sources[@]}" >&2
+    log "rootfs built in $((SECONDS - t0))s"
+
+    # The root fs UUID is chosen here so that fstab can be written up front.
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$uuid" >"$files/fstab"
+    echo "$HOSTNAME_" >"$files/hostname"
+    cat >"$files/hosts" <<EOF
+127.0.0.1	localhost
+127.0.1.1	$HOSTNAME_
+::1		localhost ip6-localhost ip6-loopback
+ff02::1		ip6-allnodes
+ff02::2		ip6-allrouters
+EOF
+    # net.ifnames=0 (below) names the virtio NIC eth0 whatever its PCI slot.
+    cat >"$files/interfaces" <<'EOF'
+# interfaces(5) file used by ifup(8) and ifdown(8)
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+allow-hotplug eth0
+iface eth0 inet dhcp
+EOF
+    # Serial console (GRUB, kernel and a getty on ttyS0; ttyS0 last so it is
+    # /dev/console), no boot menu delay.
+    cat >"$files/grub-fixture.cfg" <<'EOF'
+GRUB_TIMEOUT=0
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 net.ifnames=0"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+EOF
+    # Only NoCloud: saves probing two dozen clouds on every boot, and no metadata
+    # service is ever looked for. C.UTF-8: the only locale this minimal system has
+    # (cloud-init's default, en_US.UTF-8, makes its locale module fail).
+    printf 'datasource_list: [ NoCloud, None ]\nlocale: C.UTF-8\n' >"$files/cloud-fixture.cfg"
+
+    local cloud_cfg="" t1=$SECONDS
+    if [ "$cloud_init" -eq 1 ]; then
+        cloud_cfg="upload $files/cloud-fixture.cfg /etc/cloud/cloud.cfg.d/99-goldify-fixture.cfg"
+    fi
+    log "guestfish: 4G qcow2, MBR, ext4 root, GRUB"
+    guestfish <<EOF >&2
+disk-create $img qcow2 4G preallocation:off
+add $img format:qcow2
+run
+part-init /dev/sda mbr
+part-add /dev/sda p 2048 -1
+part-set-bootable /dev/sda 1 true
+mkfs ext4 /dev/sda1 label:root
+set-uuid /dev/sda1 $uuid
+mount /dev/sda1 /
+tar-in $tar / xattrs:true acls:true
+upload $files/fstab /etc/fstab
+upload $files/hostname /etc/hostname
+upload $files/hosts /etc/hosts
+upload $files/interfaces /etc/network/interfaces
+chmod 0644 /etc/hostname
+# mmdebstrap copied the build host's resolv.conf; dhclient writes the guest's own.
+rm-f /etc/resolv.conf
+mkdir-p /etc/default/grub.d
+upload $files/grub-fixture.cfg /etc/default/grub.d/50-goldify-fixture.cfg
+$cloud_cfg
+command "grub-install --target=i386-pc /dev/sda"
+command "update-grub"
+download /boot/grub/grub.cfg $files/grub.cfg
+EOF
+    # The disk is /dev/sda here but /dev/vda when booted: the kernel must find its
+    # root by UUID.
+    grep -q "root=UUID=$uuid " "$files/grub.cfg" ||
+        die "grub.cfg does not boot root=UUID=$uuid: $(grep -m1 'root=' "$files/grub.cfg")"
+    rm -f "$tar"
+    log "disk image built in $((SECONDS - t1))s"
+
+    log "boot test: waiting for a login prompt (timeout ${LOGIN_TIMEOUT}s)"
+    local t2=$SECONDS
+    # -snapshot: the fresh image must stay never-booted.
+    start_vm "$WORK/fresh-boot.log" -snapshot \
+        -drive "file=$img,if=virtio,format=qcow2"
+    wait_for_login "$WORK/fresh-boot.log" "$LOGIN_TIMEOUT"
+    log "login prompt after $((SECONDS - t2))s"
+
+    sync "$img"
+    cp "$WORK/fresh-boot.log" "${out%.qcow2}.console.log"
+    mv -f "$img" "$out"
+    log "fresh image ready in $((SECONDS - t0))s: $out"
+}
+
+# --------------------------------------------------------------------------------------
+# Used image: the fresh image booted once, used, powered off cleanly.
+
+# user-data of the cloud-init variant.
+user_data() {
+    cat <<'EOF'
+#cloud-config
+users:
+  - name: alice
+    gecos: Alice Example
+    shell: /bin/bash
+    groups: [sudo]
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    lock_passwd: true
+    ssh_authorized_keys:
+      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFZE9+1zWpEf5NsaccoZCz9Ley3RojcJv0cqoxUfLgUt alice@laptop
+ssh_pwauth: false
+runcmd:
+  - |
+EOF
+    use_snippet | sed 's/^/    /'
+    cat <<'EOF'
+power_state:
+  mode: poweroff
+  message: goldify fixture used, powering off
+  timeout: 60
+  condition: true
+EOF
+}
+
+# The one-shot unit of the no-cloud-init variant and its script.
+FIRSTBOOT_UNIT=goldify-fixture-use.service
+FIRSTBOOT_SCRIPT=/usr/local/sbin/goldify-fixture-use
+firstboot_unit() {
+    cat <<EOF
+[Unit]
+Description=goldify fixture: use this VM once, then power off
+Wants=network-online.target
+After=network-online.target ssh.service systemd-user-sessions.service
+
+[Service]
+Type=oneshot
+ExecStart=$FIRSTBOOT_SCRIPT
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+firstboot_script() {
+    printf '#!/bin/sh\n# Runs once (see %s), leaves no trace of itself.\n' "$FIRSTBOOT_UNIT"
+    use_snippet
+    cat <<EOF
+systemctl disable $FIRSTBOOT_UNIT
+rm -f /etc/systemd/system/$FIRSTBOOT_UNIT $FIRSTBOOT_SCRIPT
+systemctl daemon-reload
+systemctl --no-block poweroff
+EOF
+}
+
+# section NAME < REPORT : the lines after "== NAME" in a guestfish report.
+section() { awk -v s="== $1" '$0 == s {f = 1; next} /^== / {f = 0} f'; }
+
+check_used() {
+    local img=$1 report
+    report=$(guestfish --ro -a "$img" -m /dev/sda1 <<EOF
+echo "== machine-id"
+cat /etc/machine-id
+echo "== ssh-key"
+is-file /etc/ssh/ssh_host_ed25519_key
+echo "== lease"
+glob-expand /var/lib/dhcp/dhclient*.leases
+echo "== journal"
+glob-expand /var/log/journal/*/system.journal
+echo "== history"
+is-file /root/.bash_history
+echo "== alice"
+is-file /home/alice/.bash_history
+echo "== cloud-instance"
+is-dir /var/lib/cloud/instance followsymlinks:true
+echo "== cloud-log"
+glob-expand /var/log/cloud-init*.log
+echo "== firstboot-unit"
+exists /etc/systemd/system/$FIRSTBOOT_UNIT
+echo "== firstboot-script"
+exists $FIRSTBOOT_SCRIPT
+echo "== end"
+EOF
+    )
+    local bad=()
+    section machine-id <<<"$report" | grep -Eqx '[0-9a-f]{32}' || bad+=("/etc/machine-id is not a 32-hex id")
+    [ "$(section ssh-key <<<"$report")" = true ] || bad+=("no /etc/ssh/ssh_host_ed25519_key")
+    [ -n "$(section lease <<<"$report")" ] || bad+=("no dhclient lease in /var/lib/dhcp/")
+    [ -n "$(section journal <<<"$report")" ] || bad+=("no persistent journal in /var/log/journal")
+    [ "$(section history <<<"$report")" = true ] || bad+=("no /root/.bash_history")
+    [ "$(section alice <<<"$report")" = true ] || bad+=("no /home/alice/.bash_history")
+    if [ "$cloud_init" -eq 1 ]; then
+        [ "$(section cloud-instance <<<"$report")" = true ] || bad+=("no /var/lib/cloud/instance")
+        [ -n "$(section cloud-log <<<"$report")" ] || bad+=("no /var/log/cloud-init*.log")
+    else
+        [ "$(section firstboot-unit <<<"$report")" = false ] || bad+=("the one-shot unit is still there")
+        [ "$(section firstboot-script <<<"$report")" = false ] || bad+=("the one-shot script is still there")
+    fi
+    if [ ${#bad[@]} -gt 0 ]; then
+        printf '%s\n' "$report" >&2
+        die "used image check failed: $(IFS=';'; echo "${bad[*]}")"
+    fi
+}
+
+build_used() {
+    local fresh=$1 out=$2 t0=$SECONDS
+    local img=$WORK/used.qcow2 serial=$WORK/used-boot.log drives=()
+    cp --sparse=always "$fresh" "$img"
+
+    if [ "$cloud_init" -eq 1 ]; then
+        user_data >"$WORK/user-data"
+        printf 'instance-id: %s\nlocal-hostname: %s\n' "$INSTANCE_ID" "$HOSTNAME_" >"$WORK/meta-data"
+        cloud-localds "$WORK/seed.img" "$WORK/user-data" "$WORK/meta-data"
+        drives=(-drive "file=$WORK/seed.img,if=virtio,format=raw,readonly=on")
+    else
+        log "injecting the one-shot unit $FIRSTBOOT_UNIT"
+        firstboot_unit >"$WORK/unit"
+        firstboot_script >"$WORK/script"
+        guestfish -a "$img" -m /dev/sda1 <<EOF >&2
+upload $WORK/unit /etc/systemd/system/$FIRSTBOOT_UNIT
+chmod 0644 /etc/systemd/system/$FIRSTBOOT_UNIT
+mkdir-p /usr/local/sbin
+upload $WORK/script $FIRSTBOOT_SCRIPT
+chmod 0755 $FIRSTBOOT_SCRIPT
+ln-sf /etc/systemd/system/$FIRSTBOOT_UNIT /etc/systemd/system/multi-user.target.wants/$FIRSTBOOT_UNIT
+EOF
+    fi
+
+    log "first boot: using the VM until it powers off (timeout ${USED_TIMEOUT}s)"
+    local t1=$SECONDS
+    start_vm "$serial" -drive "file=$img,if=virtio,format=qcow2" "${drives[@]}"
+    wait_for_poweroff "$serial" "$USED_TIMEOUT"
+    log "the VM powered off after $((SECONDS - t1))s"
+    if ! grep -aq 'goldify-fixture: use actions exit status 0' "$serial"; then
+        show_serial "$serial"
+        die "the use actions did not succeed (see the console log above)"
+    fi
+
+    log "checking the used image"
+    check_used "$img"
+    sync "$img"
+    cp "$serial" "${out%.qcow2}.console.log"
+    mv -f "$img" "$out"
+    log "used image ready in $((SECONDS - t0))s: $out"
+}
+
+# --------------------------------------------------------------------------------------
+
+build_missing() {
+    # Another caller may have built what we want while we waited for the lock.
+    [ -f "$target" ] && return 0
+    # We hold the lock: leftovers of this variant are from killed builds.
+    rm -rf "$FIXTURE_CACHE/.build-$variant."*
+    # Same filesystem as the cache, so the final mv is an atomic rename.
+    WORK=$(mktemp -d "$FIXTURE_CACHE/.build-$variant.XXXXXX")
+    # Probe KVM once (it may be present and crash): libguestfs and our VMs use TCG then.
+    guestfs_env
+    read -ra ACCEL <<<"$(qemu_accel)"
+    if [ ! -f "$FRESH_IMG" ]; then build_fresh "$FRESH_IMG"; fi
+    if [ "$want_fresh" -eq 0 ]; then build_used "$FRESH_IMG" "$USED_IMG"; fi
+    rm -rf "$WORK"
+    WORK=""
+}
+
+with_lock "$variant" build_missing >&2
+[ -f "$target" ] || die "internal error: $target was not built"
+echo "$target"
