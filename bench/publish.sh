@@ -35,8 +35,13 @@ mkdir -p "$WORK"
 # TCG where KVM does not work.
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 if [ -z "${LIBGUESTFS_BACKEND_SETTINGS:-}" ]; then
-    if ! { [ -w /dev/kvm ] && timeout 2 qemu-system-x86_64 -machine accel=kvm -cpu host -m 64 -nodefaults \
-        -display none -serial none -monitor none -no-reboot >/dev/null 2>&1 || [ $? -eq 124 ]; }; then
+    kvm_rc=1
+    if [ -w /dev/kvm ]; then
+        kvm_rc=$( (timeout 2 qemu-system-x86_64 -machine accel=kvm -cpu host -m 64 -nodefaults -display none \
+            -serial none -monitor none -no-reboot >/dev/null 2>&1; echo $?) 2>/dev/null)
+    fi
+    # 124: still running after 2 s, so KVM works; anything else but 0 means it does not.
+    if [ "$kvm_rc" != 124 ] && [ "$kvm_rc" != 0 ]; then
         export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
     fi
 fi

@@ -50,7 +50,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         .clone()
         .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
     let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
-        .map(|p| p.with_name(opts.name.clone()));
+        .map(|p| p.with_run(opts.name.clone(), opts.format));
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
@@ -93,6 +93,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
     timings.prepare = t0.elapsed().as_secs_f64();
 
+    // Publishing a VMmanager archive: compress the input's chunks while the appliance works.
+    let head_start = match (&plan, &work.input_format) {
+        (Some(p), disk::detect::Detected::Disk(f)) if writes_output => {
+            crate::publish::headstart::begin(p, &opts.disk, *f)?
+        }
+        _ => None,
+    };
+
     let watch = work.watch_space();
     let (facts, reports, published) =
         guest_phase(opts, &recipe, plan.as_ref(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
@@ -119,7 +127,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             tracing::warn!("dry run: would publish {}", p.describe());
         } else {
             let t = Instant::now();
-            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree)?);
+            let pre = head_start.and_then(|h| h.finish());
+            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree, pre.as_ref())?);
             timings.publish = t.elapsed().as_secs_f64();
         }
     }

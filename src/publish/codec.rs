@@ -11,6 +11,7 @@
 use anyhow::{bail, Context, Result};
 use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const MIB: usize = 1 << 20;
 
@@ -39,6 +40,14 @@ pub trait BlockCodec: Send + Sync {
     /// Compress one block's worth of input (at most `block_size`).
     fn encode_block(&self, data: &[u8]) -> Result<Encoded>;
     fn trailer(&self, records: &[Record]) -> Vec<u8>;
+
+    /// As [`BlockCodec::encode`], abandoned (`None`) when `stop` is set: for speculative work.
+    fn encode_until(&self, data: &[u8], stop: &AtomicBool) -> Result<Option<Encoded>> {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.encode(data).map(Some)
+    }
 
     /// Compress `data` of any length as consecutive blocks.
     fn encode(&self, data: &[u8]) -> Result<Encoded> {
@@ -157,25 +166,59 @@ fn pad4(out: &mut Vec<u8>, from: usize) {
 }
 
 impl Xz {
-    /// The LZMA2 payload of one block, from liblzma's raw encoder.
-    fn lzma2(&self, data: &[u8]) -> Result<Vec<u8>> {
+    /// The LZMA2 payload of one block, from liblzma's raw encoder. With `stop`, the
+    /// input is fed in 1 MiB slices and the work abandoned (`None`) once `stop` is set.
+    fn lzma2(&self, data: &[u8], stop: Option<&AtomicBool>) -> Result<Option<Vec<u8>>> {
         let opts = LzmaOptions::new_preset(self.preset).context("setting up the LZMA2 encoder")?;
         let mut filters = Filters::new();
         filters.lzma2(&opts);
         let mut stream = Stream::new_raw_encoder(&filters).context("setting up the LZMA2 encoder")?;
         let mut out = Vec::with_capacity(data.len() / 3 + 4096);
+        let slice = if stop.is_some() { MIB } else { data.len() };
         loop {
             let consumed = stream.total_in() as usize;
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Ok(None);
+            }
             if out.capacity() - out.len() < 4096 {
                 out.reserve(out.capacity().max(64 << 10));
             }
+            let end = (consumed + slice).min(data.len());
+            let action = if end == data.len() { Action::Finish } else { Action::Run };
             match stream
-                .process_vec(&data[consumed..], &mut out, Action::Finish)
+                .process_vec(&data[consumed..end], &mut out, action)
                 .context("compressing with LZMA2")?
             {
-                Status::StreamEnd => return Ok(out),
+                Status::StreamEnd => return Ok(Some(out)),
                 _ => continue,
             }
+        }
+    }
+
+    fn block(&self, data: &[u8], payload: Vec<u8>) -> Encoded {
+        // Block header (§3.1): size, flags (one filter; compressed and uncompressed sizes
+        // present, as xz's threaded encoder writes them), sizes, filter flags, padding, CRC32.
+        let mut block = vec![0u8, 0xC0];
+        put_varint(&mut block, payload.len() as u64);
+        put_varint(&mut block, data.len() as u64);
+        block.extend_from_slice(&[LZMA2_FILTER_ID, 1, self.dict_prop]);
+        while (block.len() + 4) % 4 != 0 {
+            block.push(0);
+        }
+        let header_len = block.len() + 4;
+        block[0] = (header_len / 4 - 1) as u8;
+        let crc = crc32(&block);
+        block.extend_from_slice(&crc.to_le_bytes());
+        block.extend_from_slice(&payload);
+        pad4(&mut block, 0);
+        block.extend_from_slice(&crc64(data).to_le_bytes());
+        let unpadded = (header_len + payload.len() + 8) as u64;
+        Encoded {
+            bytes: block,
+            records: vec![Record {
+                unpadded,
+                uncompressed: data.len() as u64,
+            }],
         }
     }
 }
@@ -201,31 +244,24 @@ impl BlockCodec for Xz {
     }
 
     fn encode_block(&self, data: &[u8]) -> Result<Encoded> {
-        let payload = self.lzma2(data)?;
-        // Block header (§3.1): size, flags (one filter; compressed and uncompressed sizes
-        // present, as xz's threaded encoder writes them), sizes, filter flags, padding, CRC32.
-        let mut block = vec![0u8, 0xC0];
-        put_varint(&mut block, payload.len() as u64);
-        put_varint(&mut block, data.len() as u64);
-        block.extend_from_slice(&[LZMA2_FILTER_ID, 1, self.dict_prop]);
-        while (block.len() + 4) % 4 != 0 {
-            block.push(0);
+        let payload = self.lzma2(data, None)?.expect("not cancellable");
+        Ok(self.block(data, payload))
+    }
+
+    fn encode_until(&self, data: &[u8], stop: &AtomicBool) -> Result<Option<Encoded>> {
+        let mut out = Encoded {
+            bytes: Vec::new(),
+            records: Vec::new(),
+        };
+        for piece in data.chunks(self.block_size) {
+            let Some(payload) = self.lzma2(piece, Some(stop))? else {
+                return Ok(None);
+            };
+            let e = self.block(piece, payload);
+            out.bytes.extend_from_slice(&e.bytes);
+            out.records.extend(e.records);
         }
-        let header_len = block.len() + 4;
-        block[0] = (header_len / 4 - 1) as u8;
-        let crc = crc32(&block);
-        block.extend_from_slice(&crc.to_le_bytes());
-        block.extend_from_slice(&payload);
-        pad4(&mut block, 0);
-        block.extend_from_slice(&crc64(data).to_le_bytes());
-        let unpadded = (header_len + payload.len() + 8) as u64;
-        Ok(Encoded {
-            bytes: block,
-            records: vec![Record {
-                unpadded,
-                uncompressed: data.len() as u64,
-            }],
-        })
+        Ok(Some(out))
     }
 
     fn trailer(&self, records: &[Record]) -> Vec<u8> {
@@ -406,6 +442,17 @@ mod tests {
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut d, &mut back).unwrap();
         assert_eq!(back, whole);
+    }
+
+    #[test]
+    fn cancellable_encoding_matches_and_stops() {
+        let (pieces, _) = sample();
+        let xz = Xz::new(1, false).unwrap();
+        let go = AtomicBool::new(false);
+        let a = xz.encode(&pieces[0]).unwrap();
+        let b = xz.encode_until(&pieces[0], &go).unwrap().unwrap();
+        assert_eq!(a.bytes, b.bytes, "fed in slices, the same block");
+        assert!(xz.encode_until(&pieces[0], &AtomicBool::new(true)).unwrap().is_none());
     }
 
     #[test]

@@ -42,21 +42,18 @@ pub fn dedup(requests: Vec<(String, Request)>) -> Result<Vec<(Vec<String>, Reque
     Ok(out)
 }
 
-/// Convert the raw golden disk into a staged file for `r.dest`.
-pub fn convert(raw: &Path, r: &Request) -> Result<Staged> {
-    let staged = Staged::new(&r.dest)?;
+/// Convert the golden disk (`src`, the raw export or the work disk itself) into a staged
+/// file for `r.dest`; `data` is how many bytes of data it holds, for the progress bar.
+pub fn convert(src: &Path, src_format: Format, data: u64, r: &Request) -> Result<Staged> {
+    let mut staged = Staged::new(&r.dest)?;
     let name = r
         .dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let total = std::fs::metadata(raw)
-        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
-        .unwrap_or(0);
-    let bar = crate::progress::bytes(total, &format!("writing {name}"));
-    crate::disk::convert(raw, Format::Raw, staged.temp_path(), r.format, r.compress, &bar)?;
+    let bar = crate::progress::bytes(data, &format!("writing {name}"));
+    crate::disk::convert(src, src_format, staged.temp_path(), r.format, r.compress, &bar)?;
     bar.finish_and_clear();
-    let mut staged = staged;
     staged.sync()?;
     Ok(staged)
 }

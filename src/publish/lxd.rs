@@ -57,6 +57,7 @@ pub fn export(
                 codec,
                 sink: &mut staged,
                 algos,
+                reuse: None,
             };
             let summary = stream::compress(&mut src, vec![out], threads, &bar)?;
             Ok(summary.outputs.into_iter().next().expect("one output"))

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod deckhouse;
 pub mod disk;
 pub mod hash;
+pub mod headstart;
 pub mod lxd;
 pub mod manifest;
 pub mod oci;
@@ -93,8 +94,10 @@ pub fn plan(recipe: &Recipe, req: &Request, outdir: &Path, disk_name: &str, dry_
 }
 
 impl Plan {
-    pub fn with_name(mut self, name: Option<String>) -> Plan {
+    /// The run's `--name` (default template name) and `--format` (default `disk` format).
+    pub fn with_run(mut self, name: Option<String>, format: Option<crate::disk::Format>) -> Plan {
         self.run_name = name;
+        self.output.format = format.or(self.output.format);
         self
     }
 
@@ -102,7 +105,8 @@ impl Plan {
         d.clone().unwrap_or_else(|| self.dir.clone())
     }
 
-    /// Directories exist and are writable; repositories' metadata is sound.
+    /// Repositories' metadata is sound (read-only checks first, so that a bad setting
+    /// creates nothing); then every directory exists and is writable.
     fn check(&self) -> Result<()> {
         let t = &self.targets;
         let vm = t.vmmanager.as_ref().map(|v| self.dir_of(&v.repo));
@@ -122,7 +126,8 @@ impl Plan {
         if let Some(d) = &lxd {
             repo::check(d, repo::RepoType::Lxd)?;
         }
-        let mut dirs = vec![self.dir.clone()];
+        let mut dirs: Vec<PathBuf> = vm.iter().chain(&lxd).cloned().collect();
+        dirs.push(self.dir.clone());
         dirs.extend(t.disk.as_ref().map(|d| self.dir_of(&d.dir)));
         dirs.extend(t.deckhouse.as_ref().map(|d| self.dir_of(&d.dir)));
         dirs.extend(t.vcluster.as_ref().map(|d| self.dir_of(&d.dir)));
@@ -145,9 +150,10 @@ impl Plan {
         v
     }
 
+    /// The one streaming pass (vmmanager) reads a sparse raw export; disk images are then
+    /// converted from it too. Without vmmanager, images convert straight from the golden disk.
     fn needs_raw(&self) -> bool {
-        let t = &self.targets;
-        t.vmmanager.is_some() || t.disk.is_some() || t.deckhouse.is_some() || t.vcluster.is_some()
+        self.targets.vmmanager.is_some()
     }
 
     fn template_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
@@ -207,8 +213,9 @@ pub fn execute(
     work: &WorkDisk,
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
+    pre: Option<&stream::Precompressed>,
 ) -> Result<Vec<Artifact>> {
-    let (mut artifacts, commits) = produce(plan, info, work, scratch_parent, tree)
+    let (mut artifacts, commits) = produce(plan, info, work, scratch_parent, tree, pre)
         .context("nothing was published, every destination is as it was")
         .tag(Exit::Output)?;
     // Everything is written and synced: rename into place. There is no interruption point
@@ -241,6 +248,7 @@ fn produce(
     work: &WorkDisk,
     scratch_parent: &Path,
     tree: Option<lxd::Exported>,
+    pre: Option<&stream::Precompressed>,
 ) -> Result<(Vec<Artifact>, Vec<Commit>)> {
     let t = &plan.targets;
     let algos = plan.algos();
@@ -260,14 +268,19 @@ fn produce(
         .tempdir_in(scratch_parent)
         .with_context(|| format!("creating a work directory in {}", scratch_parent.display()))?;
     let raw = scratch.path().join("golden.raw");
+    let data = crate::disk::data_size(&work.path, work.format).unwrap_or(0);
     if plan.needs_raw() {
-        let total = crate::disk::data_size(&work.path, work.format).unwrap_or(0);
+        let total = data;
         let bar = crate::progress::bytes(total, "converting the golden disk to raw");
         crate::disk::export_raw(work, &raw, &bar).context("exporting the golden disk")?;
         bar.finish_and_clear();
     }
     crate::interrupt::check()?;
-    let virtual_size = std::fs::metadata(&raw).map(|m| m.len()).unwrap_or(0);
+    let virtual_size = if plan.needs_raw() {
+        std::fs::metadata(&raw).map(|m| m.len()).unwrap_or(0)
+    } else {
+        crate::disk::virtual_size(&work.path, work.format).unwrap_or(0)
+    };
 
     // vmmanager: the one pass over the raw disk.
     if let Some(s) = &t.vmmanager {
@@ -277,10 +290,7 @@ fn produce(
         let repo_dir = plan.dir_of(&s.repo);
         let mut staged = atomic::Staged::new(&repo_dir.join(&file_name))?;
         let mut src = stream::SparseFile::open(&raw)?;
-        let bar = crate::progress::bytes(
-            stream::ChunkSource::data_len(&src).unwrap_or(0),
-            &format!("compressing {file_name}"),
-        );
+        let bar = crate::progress::bytes(0, &format!("compressing {file_name}"));
         let mut out_algos = algos.clone();
         out_algos.push(Algo::Sha1);
         let codec = Box::new(codec::Xz::new(s.compression.preset, s.compression.extreme)?);
@@ -288,6 +298,7 @@ fn produce(
             codec,
             sink: &mut staged,
             algos: out_algos,
+            reuse: pre,
         }];
         let summary = stream::compress(&mut src, outputs, lxd::threads(s.compression.threads), &bar)
             .with_context(|| format!("writing {}", repo_dir.join(&file_name).display()))?;
@@ -295,9 +306,10 @@ fn produce(
         staged.sync()?;
         let w = &summary.outputs[0];
         tracing::info!(
-            "{file_name}: {} of {} were zero, compressed once",
+            "{file_name}: {} of {} were zero, compressed once; {} compressed ahead, during the appliance run",
             crate::report::human_bytes(summary.zero),
-            crate::report::human_bytes(summary.input)
+            crate::report::human_bytes(summary.input),
+            crate::report::human_bytes(summary.reused)
         );
         let entry = vmmanager::entry(
             s,
@@ -386,7 +398,13 @@ fn produce(
         Default::default();
     for (who, r) in disk::dedup(requests).tag(Exit::Usage)? {
         crate::interrupt::check()?;
-        let staged = disk::convert(&raw, &r).with_context(|| format!("writing {}", r.dest.display()))?;
+        let (src, src_format) = if plan.needs_raw() {
+            (raw.as_path(), crate::disk::Format::Raw)
+        } else {
+            (work.path.as_path(), work.format)
+        };
+        let staged =
+            disk::convert(src, src_format, data, &r).with_context(|| format!("writing {}", r.dest.display()))?;
         let mut want = algos.clone();
         want.extend([Algo::Md5, Algo::Sha512]);
         let (size, sums) = match (&t.deckhouse, &deckhouse_name) {

@@ -63,10 +63,9 @@ pub fn repo_type(doc: &Value) -> Option<RepoType> {
     }
 }
 
-/// Checks done before the long work: the directory exists (created if needed) and is
-/// writable, and its metadata (if any) is valid and of the right type.
+/// Checks done before the long work, reading only: the repository's metadata (if any) is
+/// valid and of the right type. [`ensure_writable_dir`] is the other half.
 pub fn check(dir: &Path, want: RepoType) -> Result<()> {
-    ensure_writable_dir(dir)?;
     if let Some(doc) = read(dir).tag(Exit::Output)? {
         if let Some(t) = repo_type(&doc) {
             if t != want {
@@ -531,6 +530,10 @@ mod tests {
 
     #[test]
     fn invalid_metadata_is_refused() {
+        assert!(
+            check(Path::new("/nonexistent/repo"), RepoType::Os).is_ok(),
+            "a new repository is fine"
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(METADATA), "{\"type\": \"os\", ").unwrap();
         let e = format!("{:#}", check(dir.path(), RepoType::Os).unwrap_err());
@@ -539,7 +542,7 @@ mod tests {
         let e = format!("{:#}", check(dir.path(), RepoType::Os).unwrap_err());
         assert!(e.contains("is a `lxd` repository"), "{e}");
         let not_dir = dir.path().join(METADATA).join("sub");
-        assert!(check(&not_dir, RepoType::Os).is_err());
+        assert!(ensure_writable_dir(&not_dir).is_err());
     }
 
     /// Two publishers at once, each through the lock: both entries survive.
@@ -569,6 +572,48 @@ mod tests {
             "{:?}",
             listing.rows
         );
+    }
+
+    /// Not a test on its own: the body of each process in `processes_publishing_at_once`.
+    #[test]
+    fn lock_helper_process() {
+        let Ok(dir) = std::env::var("GOLDIFY_LOCK_HELPER_DIR") else {
+            return;
+        };
+        let me = std::env::var("GOLDIFY_LOCK_HELPER_ID").unwrap();
+        let d = Path::new(&dir);
+        for i in 0..20 {
+            let file = format!("p{me}-{i}.xz");
+            let mut s = Staged::new(&d.join(&file)).unwrap();
+            std::io::Write::write_all(&mut s, b"archive").unwrap();
+            s.sync().unwrap();
+            publish(d, RepoType::Os, entry(&format!("p{me}-{i}"), &file), vec![s]).unwrap();
+        }
+    }
+
+    /// Separate processes (flock is per open file description, so threads would pass
+    /// too; processes are what users run): every entry of every run survives.
+    #[test]
+    fn processes_publishing_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|id| {
+                std::process::Command::new(&exe)
+                    .args(["--exact", "publish::repo::tests::lock_helper_process", "--quiet"])
+                    .env("GOLDIFY_LOCK_HELPER_DIR", dir.path())
+                    .env("GOLDIFY_LOCK_HELPER_ID", id.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let doc = read(dir.path()).unwrap().unwrap();
+        assert_eq!(entries(&doc).len(), 80);
+        assert!(list(dir.path(), false).unwrap().ok());
     }
 
     #[test]

@@ -40,8 +40,9 @@ impl Chunk {
 pub trait ChunkSource: Send {
     /// The next chunk of at most `size` bytes (exactly `size` except at the end).
     fn next_chunk(&mut self, size: usize) -> Result<Option<Chunk>>;
-    /// How many bytes will actually be read (data, not holes), for the progress bar.
-    fn data_len(&self) -> Option<u64>;
+    /// How many bytes of `size`-byte chunks hold data (chunks that are only holes are
+    /// not read): the progress bar's total. `None` when unknown (a stream).
+    fn data_len(&self, size: usize) -> Option<u64>;
 }
 
 /// A sparse file read through its data extents only.
@@ -81,6 +82,24 @@ impl SparseFile {
 
     pub fn extents(&self) -> &[(u64, u64)] {
         &self.extents
+    }
+
+    /// Indexes of the `size`-byte chunks that hold any data extent.
+    pub fn data_chunks(&self, size: usize) -> Vec<u64> {
+        let size = size as u64;
+        let mut v: Vec<u64> = self
+            .extents
+            .iter()
+            .flat_map(|(s, e)| s / size..=(e - 1) / size)
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// Chunk `index` of `size` bytes, read out of order.
+    pub fn chunk_at(&mut self, index: u64, size: usize) -> Result<Option<Chunk>> {
+        self.pos = index * size as u64;
+        self.next_chunk(size)
     }
 }
 
@@ -136,8 +155,14 @@ impl ChunkSource for SparseFile {
         Ok(Some(Chunk::Data(buf)))
     }
 
-    fn data_len(&self) -> Option<u64> {
-        Some(self.extents.iter().map(|e| e.1 - e.0).sum())
+    fn data_len(&self, size: usize) -> Option<u64> {
+        let chunks = self.data_chunks(size);
+        Some(
+            chunks
+                .iter()
+                .map(|i| (self.len - i * size as u64).min(size as u64))
+                .sum(),
+        )
     }
 }
 
@@ -178,7 +203,7 @@ impl<R: Read + Send> ChunkSource for ReadSource<R> {
         Ok(Some(Chunk::Data(buf)))
     }
 
-    fn data_len(&self) -> Option<u64> {
+    fn data_len(&self, _: usize) -> Option<u64> {
         None
     }
 }
@@ -188,6 +213,30 @@ pub struct Output<'a> {
     pub codec: Box<dyn BlockCodec>,
     pub sink: &'a mut (dyn Write + Send),
     pub algos: Vec<Algo>,
+    /// Blocks compressed ahead of time, used where the chunk's bytes are unchanged.
+    pub reuse: Option<&'a Precompressed>,
+}
+
+/// Blocks one codec compressed ahead of time from another copy of the disk (the input,
+/// while the appliance was busy), by chunk index; `file` is that copy, to check that a
+/// chunk is still byte for byte what was compressed.
+pub struct Precompressed {
+    pub file: File,
+    pub chunk_size: usize,
+    pub blocks: HashMap<u64, Arc<Encoded>>,
+}
+
+impl Precompressed {
+    /// The precompressed block for chunk `index`, if its bytes are still `data`.
+    pub fn get(&self, index: u64, chunk_size: usize, data: &[u8]) -> Option<Arc<Encoded>> {
+        if chunk_size != self.chunk_size {
+            return None;
+        }
+        let e = self.blocks.get(&index)?;
+        let mut before = vec![0u8; data.len()];
+        self.file.read_exact_at(&mut before, index * chunk_size as u64).ok()?;
+        (before == data).then(|| e.clone())
+    }
 }
 
 /// What was written to one output.
@@ -204,11 +253,16 @@ pub struct Summary {
     pub input: u64,
     /// Bytes of input that were all-zero chunks, compressed once and reused.
     pub zero: u64,
+    /// Bytes of input whose blocks came precompressed.
+    pub reused: u64,
     pub outputs: Vec<Written>,
 }
 
 type Job = (u64, Chunk);
-type Done = (u64, usize, bool, Result<Vec<Arc<Encoded>>>);
+/// Index, length, read (not a hole), all zero, reused, the encoded blocks (one per output).
+type Done = (u64, usize, bool, bool, bool, Result<Vec<Arc<Encoded>>>);
+/// A chunk ready to be written: length, read, all zero, reused, blocks.
+type Ready = (usize, bool, bool, bool, Vec<Arc<Encoded>>);
 
 /// Compress `source` into every output in one pass on `threads` threads.
 pub fn compress(
@@ -220,11 +274,16 @@ pub fn compress(
     let threads = threads.max(1);
     // One chunk feeds every codec; each cuts it into its own blocks.
     let chunk_size = outputs.iter().map(|o| o.codec.block_size()).max().unwrap_or(1 << 20);
+    if let Some(total) = source.data_len(chunk_size) {
+        progress.set_length(total);
+    }
     let mut sinks: Vec<(HashWriter<&mut (dyn Write + Send)>, Vec<Record>)> = Vec::new();
     let mut codec_boxes = Vec::new();
+    let mut reuses = Vec::new();
     for o in outputs {
         sinks.push((HashWriter::new(o.sink, o.algos), Vec::new()));
         codec_boxes.push(o.codec);
+        reuses.push(o.reuse);
     }
     let codecs: Vec<&dyn BlockCodec> = codec_boxes.iter().map(|c| c.as_ref()).collect();
     for (i, (w, _)) in sinks.iter_mut().enumerate() {
@@ -273,7 +332,7 @@ pub fn compress(
         };
         for _ in 0..threads {
             let done_tx = done_tx.clone();
-            let (job_rx, codecs, zero_cache, abort) = (&job_rx, &codecs, &zero_cache, &abort);
+            let (job_rx, codecs, zero_cache, abort, reuses) = (&job_rx, &codecs, &zero_cache, &abort, &reuses);
             s.spawn(move || loop {
                 let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok((index, chunk)) = job else { return };
@@ -282,8 +341,9 @@ pub fn compress(
                     continue;
                 }
                 let len = chunk.len();
-                let (zero, result) = encode_chunk(chunk, codecs, zero_cache);
-                if done_tx.send((index, len, zero, result)).is_err() {
+                let read = matches!(chunk, Chunk::Data(_));
+                let (zero, reused, result) = encode_chunk(index, chunk_size, chunk, codecs, reuses, zero_cache);
+                if done_tx.send((index, len, read, zero, reused, result)).is_err() {
                     abort.store(true, Ordering::SeqCst);
                 }
             });
@@ -293,19 +353,23 @@ pub fn compress(
         // The writer: results in order into every sink. It owns the slot sender and the
         // result receiver, so returning early (full disk) releases the reader and workers.
         let written = (move || -> Result<()> {
-            let mut pending: BTreeMap<u64, (usize, bool, Vec<Arc<Encoded>>)> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Ready> = BTreeMap::new();
             let mut next = 0u64;
-            for (index, len, zero, result) in done_rx.iter() {
-                pending.insert(index, (len, zero, result?));
-                while let Some((len, zero, encoded)) = pending.remove(&next) {
+            for (index, len, read, zero, reused, result) in done_rx.iter() {
+                pending.insert(index, (len, read, zero, reused, result?));
+                while let Some((len, read, zero, reused, encoded)) = pending.remove(&next) {
                     for ((w, records), e) in sinks_ref.iter_mut().zip(&encoded) {
                         w.write_all(&e.bytes).context("writing the compressed output")?;
                         records.extend_from_slice(&e.records);
                     }
                     summary_ref.input += len as u64;
+                    if reused {
+                        summary_ref.reused += len as u64;
+                    }
                     if zero {
                         summary_ref.zero += len as u64;
-                    } else {
+                    }
+                    if read {
                         progress.inc(len as u64);
                     }
                     next += 1;
@@ -334,17 +398,22 @@ pub fn compress(
     Ok(summary)
 }
 
-/// Compress one chunk for every codec; all-zero chunks come from the cache.
+/// Compress one chunk for every codec: all-zero chunks come from the cache, unchanged
+/// chunks from the precompressed blocks. Returns (all zero, reused, blocks).
 fn encode_chunk(
+    index: u64,
+    chunk_size: usize,
     chunk: Chunk,
     codecs: &[&dyn BlockCodec],
+    reuses: &[Option<&Precompressed>],
     cache: &Mutex<HashMap<(usize, usize), Arc<Encoded>>>,
-) -> (bool, Result<Vec<Arc<Encoded>>>) {
+) -> (bool, bool, Result<Vec<Arc<Encoded>>>) {
     let len = chunk.len();
     let zero = match &chunk {
         Chunk::Zero(_) => true,
         Chunk::Data(d) => is_zero(d),
     };
+    let mut reused = false;
     let r = codecs
         .iter()
         .enumerate()
@@ -354,21 +423,24 @@ fn encode_chunk(
                     return Ok(e.clone());
                 }
                 let e = Arc::new(codec.encode(&vec![0u8; len])?);
-                Ok(cache
+                return Ok(cache
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .entry((i, len))
                     .or_insert(e)
-                    .clone())
-            } else {
-                let Chunk::Data(d) = &chunk else {
-                    unreachable!("zero chunks are handled above")
-                };
-                Ok(Arc::new(codec.encode(d)?))
+                    .clone());
             }
+            let Chunk::Data(d) = &chunk else {
+                unreachable!("zero chunks are handled above")
+            };
+            if let Some(e) = reuses[i].and_then(|p| p.get(index, chunk_size, d)) {
+                reused = true;
+                return Ok(e);
+            }
+            Ok(Arc::new(codec.encode(d)?))
         })
         .collect();
-    (zero, r)
+    (zero, reused, r)
 }
 
 fn is_zero(data: &[u8]) -> bool {
@@ -402,7 +474,7 @@ mod tests {
         let (path, whole) = sparse_file(dir.path());
         let mut src = SparseFile::open(&path).unwrap();
         assert!(
-            src.data_len().unwrap() < 4 << 20,
+            src.data_len(1 << 20).unwrap() <= 3 << 20,
             "holes are not data: {:?}",
             src.extents()
         );
@@ -432,16 +504,19 @@ mod tests {
                 codec: Box::new(Xz::new(1, false).unwrap()),
                 sink: &mut a,
                 algos: vec![Algo::Sha1, Algo::Sha256],
+                reuse: None,
             },
             Output {
                 codec: Box::new(Gzip::new(1).unwrap()),
                 sink: &mut b,
                 algos: vec![Algo::Sha256],
+                reuse: None,
             },
             Output {
                 codec: Box::new(Zstd::new(1).unwrap()),
                 sink: &mut c,
                 algos: vec![],
+                reuse: None,
             },
         ];
         let bar = indicatif::ProgressBar::hidden();
@@ -473,6 +548,7 @@ mod tests {
             codec: Box::new(Gzip::new(1).unwrap()),
             sink: &mut full,
             algos: vec![],
+            reuse: None,
         }];
         let err = compress(&mut src, outputs, 2, &indicatif::ProgressBar::hidden()).unwrap_err();
         assert!(format!("{err:#}").contains("No space left"), "{err:#}");
@@ -483,9 +559,61 @@ mod tests {
             codec: Box::new(Zstd::new(3).unwrap()),
             sink: &mut out,
             algos: vec![],
+            reuse: None,
         }];
         compress(&mut src, outputs, 2, &indicatif::ProgressBar::hidden()).unwrap();
         assert_eq!(zstd::stream::decode_all(out.as_slice()).unwrap(), data);
+    }
+
+    #[test]
+    fn precompressed_blocks_are_used_only_for_unchanged_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, whole) = sparse_file(dir.path());
+        let xz = Xz::new(0, false).unwrap();
+        let size = xz.block_size();
+        let mut before = SparseFile::open(&path).unwrap();
+        assert_eq!(before.data_chunks(size), [0, 5, 30]);
+        let mut blocks = HashMap::new();
+        for i in before.data_chunks(size) {
+            let Some(Chunk::Data(d)) = before.chunk_at(i, size).unwrap() else {
+                panic!("data")
+            };
+            blocks.insert(i, Arc::new(xz.encode(&d).unwrap()));
+        }
+        let pre = Precompressed {
+            file: File::open(&path).unwrap(),
+            chunk_size: size,
+            blocks,
+        };
+        // The "golden" disk: the same, except one byte in chunk 5.
+        let golden = dir.path().join("golden.raw");
+        std::fs::copy(&path, &golden).unwrap();
+        let mut changed = whole.clone();
+        changed[(5 << 20) + 7] ^= 1;
+        File::options()
+            .write(true)
+            .open(&golden)
+            .unwrap()
+            .write_all_at(&changed[(5 << 20) + 7..(5 << 20) + 8], (5 << 20) + 7)
+            .unwrap();
+        let mut out = Vec::new();
+        let outputs = vec![Output {
+            codec: Box::new(Xz::new(0, false).unwrap()),
+            sink: &mut out,
+            algos: vec![],
+            reuse: Some(&pre),
+        }];
+        let summary = compress(
+            &mut SparseFile::open(&golden).unwrap(),
+            outputs,
+            2,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
+        assert_eq!(summary.reused, 2 << 20, "chunks 0 and 30 reused, 5 recompressed");
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut liblzma::read::XzDecoder::new(out.as_slice()), &mut back).unwrap();
+        assert!(back == changed);
     }
 
     #[test]
