@@ -16,7 +16,9 @@
 # dropped page caches where the host allows it. Other load on the machine skews every
 # figure: run it on a quiet host.
 #
-# Environment: GOLDIFY (binary; default target/release/goldify, built if missing),
+# Environment: ROUNDS (default 2: goldify and the chain alternate, and the means are
+# compared, because this kind of host's speed drifts by several percent over minutes),
+# GOLDIFY (binary; default target/release/goldify, built if missing),
 # FIXTURE (default: the image vm-fixtures/debian12.sh prints), RECIPE (default
 # recipes/debian.yaml), WORK (scratch directory; default a new one under /var/tmp, removed
 # at the end unless KEEP=1).
@@ -68,30 +70,46 @@ goldify_run() {
 log "fixture $FIXTURE, work directory $WORK"
 log "load before starting: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-log "goldify, 4 GiB virtual disk"
-cp --sparse=always "$FIXTURE" "$WORK/g4.qcow2"
-T_G4=$(goldify_run g4 "$WORK/g4.qcow2")
-A_G4=$(stat -c %s "$WORK"/g4/*.xz)
-rm -f "$WORK/g4.qcow2"
+ROUNDS=${ROUNDS:-2}
+log "$ROUNDS round(s), goldify and the chain taking turns (this host's speed drifts over minutes)"
 
-log "chain: virt-sysprep, virt-sparsify --in-place, qemu-img convert -O raw, xz -T0 -6, sha1sum"
-cp --sparse=always "$FIXTURE" "$WORK/c.qcow2"
-drop_caches
-t0=$(now)
-virt-sysprep -q -a "$WORK/c.qcow2" >"$WORK/chain.log" 2>&1
-t1=$(now)
-virt-sparsify -q --in-place "$WORK/c.qcow2" >>"$WORK/chain.log" 2>&1
-t2=$(now)
-qemu-img convert -O raw "$WORK/c.qcow2" "$WORK/c.raw"
-t3=$(now)
-xz -T0 -6 "$WORK/c.raw"
-t4=$(now)
-sha1sum "$WORK/c.raw.xz" >"$WORK/c.raw.xz.sha1"
-t5=$(now)
-T_CHAIN=$(calc "$t5 - $t0")
-A_CHAIN=$(stat -c %s "$WORK/c.raw.xz")
-log "  chain steps: virt-sysprep $(calc "$t1 - $t0"), virt-sparsify $(calc "$t2 - $t1"), qemu-img $(calc "$t3 - $t2"), xz $(calc "$t4 - $t3"), sha1sum $(calc "$t5 - $t4")"
-rm -f "$WORK/c.qcow2" "$WORK/c.raw" "$WORK/c.raw.xz"
+# chain_run: the chain on a fresh copy; prints its wall time and sets A_CHAIN.
+chain_run() {
+    local t0 t1 t2 t3 t4 t5
+    cp --sparse=always "$FIXTURE" "$WORK/c.qcow2"
+    drop_caches
+    t0=$(now)
+    virt-sysprep -q -a "$WORK/c.qcow2" >"$WORK/chain.log" 2>&1
+    t1=$(now)
+    virt-sparsify -q --in-place "$WORK/c.qcow2" >>"$WORK/chain.log" 2>&1
+    t2=$(now)
+    qemu-img convert -O raw "$WORK/c.qcow2" "$WORK/c.raw"
+    t3=$(now)
+    xz -T0 -6 "$WORK/c.raw"
+    t4=$(now)
+    sha1sum "$WORK/c.raw.xz" >"$WORK/c.raw.xz.sha1"
+    t5=$(now)
+    A_CHAIN=$(stat -c %s "$WORK/c.raw.xz")
+    log "  chain steps: virt-sysprep $(calc "$t1 - $t0"), virt-sparsify $(calc "$t2 - $t1"), qemu-img $(calc "$t3 - $t2"), xz $(calc "$t4 - $t3"), sha1sum $(calc "$t5 - $t4")"
+    rm -f "$WORK/c.qcow2" "$WORK/c.raw" "$WORK/c.raw.xz"
+    calc "$t5 - $t0"
+}
+
+T_G4=0 T_CHAIN=0
+for r in $(seq "$ROUNDS"); do
+    log "round $r: goldify, 4 GiB virtual disk"
+    cp --sparse=always "$FIXTURE" "$WORK/g4.qcow2"
+    t=$(goldify_run g4 "$WORK/g4.qcow2")
+    A_G4=$(stat -c %s "$WORK"/g4/*.xz)
+    rm -f "$WORK/g4.qcow2"
+    log "  goldify $t s"
+    T_G4=$(calc "$T_G4 + $t / $ROUNDS")
+    log "round $r: chain: virt-sysprep, virt-sparsify --in-place, qemu-img convert -O raw, xz -T0 -6, sha1sum"
+    chain_run >"$WORK/chain.time"
+    t=$(cat "$WORK/chain.time")
+    log "  chain $t s"
+    T_CHAIN=$(calc "$T_CHAIN + $t / $ROUNDS")
+done
 
 log "goldify, the same guest on a 40 GiB virtual disk"
 cp --sparse=always "$FIXTURE" "$WORK/g40.qcow2"
@@ -105,7 +123,7 @@ verdict() { awk "BEGIN { print ($1 <= $2) ? \"ok\" : \"MISSED\" }"; }
 R_TIME=$(calc "$T_G4 / $T_CHAIN")
 R_SIZE=$(calc "$A_G4 / $A_CHAIN")
 R_40=$(calc "$T_G40 / $T_G4")
-printf '\n%-30s %10s %15s\n' "run" "seconds" "archive bytes"
+printf '\n%-30s %10s %15s\n' "run (mean of rounds)" "seconds" "archive bytes"
 printf '%-30s %10.1f %15d\n' "goldify, 4 GiB virtual" "$T_G4" "$A_G4"
 printf '%-30s %10.1f %15d\n' "chain, 4 GiB virtual" "$T_CHAIN" "$A_CHAIN"
 printf '%-30s %10.1f %15d\n' "goldify, 40 GiB virtual" "$T_G40" "$A_G40"

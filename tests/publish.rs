@@ -2,8 +2,9 @@
 //! (vm-fixtures/phony.sh). Each appliance launch costs 15-50 s under TCG, so one run
 //! publishes every target and the assertions share it.
 //!
-//! Fixtures come from `vm-fixtures/` (or `$GOLDIFY_FIXTURE_SCRIPTS`); tests skip, saying
-//! so, when the script is missing. The real Debian end-to-end is `#[ignore]`d (minutes):
+//! Fixtures come from `vm-fixtures/` (or `$GOLDIFY_FIXTURE_SCRIPTS`); a missing script, a
+//! missing skopeo or a tmpfs that cannot be mounted fails the test rather than skipping
+//! it. The real Debian end-to-end is `#[ignore]`d (minutes):
 //! `cargo test --test publish -- --ignored`.
 
 use std::path::{Path, PathBuf};
@@ -20,20 +21,22 @@ fn recipes() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes")
 }
 
-fn fixture_script(name: &str) -> Option<PathBuf> {
+fn fixture_script(name: &str) -> PathBuf {
     let dir = std::env::var_os("GOLDIFY_FIXTURE_SCRIPTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("vm-fixtures"));
     let p = dir.join(name);
-    p.exists().then_some(p)
+    assert!(
+        p.exists(),
+        "fixture script {} not found (set GOLDIFY_FIXTURE_SCRIPTS)",
+        p.display()
+    );
+    p
 }
 
-/// The cached image a fixture script prints, or `None` (with a message) to skip.
-fn fixture(script: &str, args: &[&str]) -> Option<PathBuf> {
-    let Some(s) = fixture_script(script) else {
-        eprintln!("SKIPPED: vm-fixtures/{script} not found (set GOLDIFY_FIXTURE_SCRIPTS)");
-        return None;
-    };
+/// The cached image a fixture script prints (building it the first time).
+fn fixture(script: &str, args: &[&str]) -> PathBuf {
+    let s = fixture_script(script);
     let out = Command::new("bash")
         .arg(&s)
         .args(args)
@@ -44,11 +47,11 @@ fn fixture(script: &str, args: &[&str]) -> Option<PathBuf> {
         "{script} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-fn phony_debian() -> Option<PathBuf> {
-    static P: OnceLock<Option<PathBuf>> = OnceLock::new();
+fn phony_debian() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| fixture("phony.sh", &["debian"])).clone()
 }
 
@@ -143,7 +146,7 @@ fn write_recipe(dir: &Path, publish: &str) -> PathBuf {
 /// One launch, every target; then many assertions, including `goldify repo`.
 #[test]
 fn every_target_in_one_run() {
-    let Some(img) = phony_debian() else { return };
+    let img = phony_debian();
     let t = tempfile::tempdir().unwrap();
     let (vm, lxd, out) = (t.path().join("vm"), t.path().join("lxd"), t.path().join("pub"));
     // An existing repository: another entry and fields goldify does not know survive.
@@ -254,28 +257,28 @@ fn every_target_in_one_run() {
     assert_eq!(http["checksum"]["md5"].as_str(), md5.split_whitespace().next());
     // The containerDisk: skopeo reads the archive and the layout; the layer holds
     // /disk/debian-12.qcow2 owned by 107:107.
-    if Command::new("skopeo").arg("--version").output().is_ok() {
-        let inspect = sh("skopeo inspect oci-archive:debian-12.oci.tar", &out);
-        let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-        assert_eq!(v["Architecture"], "amd64");
-        let layer = v["Layers"][0]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:")
-            .to_string();
-        sh("skopeo inspect oci:debian-12.oci:v1 >/dev/null", &out);
-        let tv = sh(
-            &format!("tar --numeric-owner -tvf debian-12.oci/blobs/sha256/{layer}"),
-            &out,
-        );
-        assert!(tv.contains("107/107") && tv.contains("disk/debian-12.qcow2"), "{tv}");
-        sh(
-            &format!("tar -xOf debian-12.oci/blobs/sha256/{layer} disk/debian-12.qcow2 | cmp - debian-12.qcow2"),
-            &out,
-        );
-    } else {
-        eprintln!("SKIPPED: skopeo checks (skopeo not installed)");
-    }
+    assert!(
+        Command::new("skopeo").arg("--version").output().is_ok(),
+        "skopeo is needed (scripts/setup-host.sh installs it)"
+    );
+    let inspect = sh("skopeo inspect oci-archive:debian-12.oci.tar", &out);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Architecture"], "amd64");
+    let layer = v["Layers"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    sh("skopeo inspect oci:debian-12.oci:v1 >/dev/null", &out);
+    let tv = sh(
+        &format!("tar --numeric-owner -tvf debian-12.oci/blobs/sha256/{layer}"),
+        &out,
+    );
+    assert!(tv.contains("107/107") && tv.contains("disk/debian-12.qcow2"), "{tv}");
+    sh(
+        &format!("tar -xOf debian-12.oci/blobs/sha256/{layer} disk/debian-12.qcow2 | cmp - debian-12.qcow2"),
+        &out,
+    );
 
     // vcluster: the OSImage.
     let osi = yaml(&out.join("debian-12.osimage.yaml"));
@@ -465,7 +468,7 @@ fn bad_settings_fail_before_the_long_work() {
 /// Uses a small tmpfs (needs root; skipped otherwise).
 #[test]
 fn full_disk_leaves_the_repository_as_it_was() {
-    let Some(img) = phony_debian() else { return };
+    let img = phony_debian();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -473,10 +476,11 @@ fn full_disk_leaves_the_repository_as_it_was() {
         .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
         .arg(&repo)
         .status();
-    if !mounted.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: cannot mount a tmpfs (not root?)");
-        return;
-    }
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "cannot mount a tmpfs on {} (the test needs root)",
+        repo.display()
+    );
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -513,7 +517,7 @@ fn full_disk_leaves_the_repository_as_it_was() {
 /// Ctrl-C while compressing: exit 130, the repository as it was, no temporary files.
 #[test]
 fn interrupted_publish_leaves_the_repository_as_it_was() {
-    let Some(img) = phony_debian() else { return };
+    let img = phony_debian();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -569,7 +573,7 @@ fn interrupted_publish_leaves_the_repository_as_it_was() {
 #[test]
 #[ignore]
 fn debian12_vmmanager_end_to_end() {
-    let Some(img) = fixture("debian12.sh", &[]) else { return };
+    let img = fixture("debian12.sh", &[]);
     let t = tempfile::tempdir().unwrap();
     let r = run(goldify()
         .arg("run")

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// Compressed bytes the head start keeps in memory at most.
+const KEEP_AT_MOST: usize = 256 << 20;
+
 pub struct HeadStart {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Result<Precompressed>>>,
@@ -59,16 +62,20 @@ pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadSta
                 .collect();
             let next = AtomicUsize::new(0);
             let blocks = Mutex::new(HashMap::new());
+            // What is kept is bounded: a slow appliance on a big disk must not fill memory
+            // with compressed blocks.
+            let kept = AtomicUsize::new(0);
             // As many workers as the final pass has: at nice 19 they only take CPU time the
             // appliance leaves idle.
             std::thread::scope(|scope| -> Result<()> {
                 let workers: Vec<_> = (0..threads)
                     .map(|_| {
-                        let (codec, flag, order, next, blocks, raw) = (&codec, &flag, &order, &next, &blocks, &raw);
+                        let (codec, flag, order, next, blocks, raw, kept) =
+                            (&codec, &flag, &order, &next, &blocks, &raw, &kept);
                         scope.spawn(move || -> Result<()> {
                             unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
                             let mut src = SparseFile::open(raw)?;
-                            while !flag.load(Ordering::Relaxed) {
+                            while !flag.load(Ordering::Relaxed) && kept.load(Ordering::SeqCst) < KEEP_AT_MOST {
                                 let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
                                     break;
                                 };
@@ -80,6 +87,7 @@ pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadSta
                                 }
                                 match codec.encode_until(&d, flag)? {
                                     Some(e) => {
+                                        kept.fetch_add(e.bytes.len(), Ordering::SeqCst);
                                         blocks
                                             .lock()
                                             .unwrap_or_else(|e| e.into_inner())

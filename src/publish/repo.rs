@@ -39,7 +39,11 @@ pub fn read(dir: &Path) -> Result<Option<Value>> {
     let path = dir.join(METADATA);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No repository yet (the directory, or a parent, is missing or not a directory:
+        // creating it is what says what is wrong).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let v: Value = serde_json::from_str(&text).map_err(|e| anyhow!("{} is not valid JSON: {e}", path.display()))?;
