@@ -141,6 +141,8 @@ impl WorkDisk {
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 if let Ok(st) = nix::sys::statvfs::statvfs(&d) {
+                    // The field types differ between platforms (u64 on Linux x86_64).
+                    #[allow(clippy::unnecessary_cast)]
                     let free = st.blocks_available() as u64 * st.fragment_size() as u64;
                     if free < MIN_FREE {
                         x.store(true, Ordering::SeqCst);

@@ -37,9 +37,9 @@ impl When {
             && self
                 .version
                 .as_deref()
-                .is_none_or(|v| version_holds(v, facts.major, facts.minor))
-            && self.cloud_init.is_none_or(|c| c == facts.cloud_init)
-            && self.selinux.is_none_or(|s| s == facts.selinux)
+                .map_or(true, |v| version_holds(v, facts.major, facts.minor))
+            && self.cloud_init.map_or(true, |c| c == facts.cloud_init)
+            && self.selinux.map_or(true, |s| s == facts.selinux)
     }
 
     /// Why it does not hold, for the report.
