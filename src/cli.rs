@@ -37,6 +37,7 @@ pub enum Command {
     Run(RunArgs),
     Check(CheckArgs),
     Steps(StepsArgs),
+    Targets(TargetsArgs),
     Inspect(InspectArgs),
     Doctor(DoctorArgs),
     Verify(VerifyArgs),
@@ -92,10 +93,11 @@ pub struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Publish to TARGET (repeatable): vmmanager, vmmanager-lxd, disk, deckhouse, vcluster,
-    /// checksums, manifest. Settings come from the recipe's `publish:` section, defaults
-    /// otherwise. Without --publish, every target the recipe lists is published.
-    #[arg(long = "publish", value_name = "TARGET")]
+    /// Publish to TARGET (repeatable; `goldify targets` lists them). Settings come from the
+    /// recipe's `publish:` section, defaults otherwise. Without --publish, every target the
+    /// recipe lists is published.
+    #[arg(long = "publish", value_name = "TARGET",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::publish::names()))]
     pub publish: Vec<String>,
     /// Where targets without a directory of their own (`repo:`/`dir:`) write
     /// (default: OUTDIR).
@@ -196,6 +198,15 @@ pub struct StepsArgs {
     pub json: bool,
 }
 
+/// List every publish target with its summary and settings (`publish:` in a recipe,
+/// `--publish` on `run`).
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Show what libguestfs finds on a disk (read-only).
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -253,8 +264,7 @@ impl Cli {
             }
             Command::Check(a) => {
                 let recipe = crate::recipe::Recipe::load(&a.recipe)?;
-                let publish = crate::publish::settings::parse(&recipe.path, recipe.publish.as_ref(), &[]);
-                let publish = crate::error::Tag::tag(publish, Exit::Usage)?.names();
+                let publish = recipe.publish.names();
                 let steps: Vec<serde_json::Value> = recipe
                     .ordered()
                     .iter()
@@ -295,6 +305,14 @@ impl Cli {
                     print_json(&crate::steps::REGISTRY)?;
                 } else {
                     print!("{}", crate::steps::describe_all());
+                }
+                Ok(success())
+            }
+            Command::Targets(a) => {
+                if a.json {
+                    print_json(&crate::publish::REGISTRY)?;
+                } else {
+                    print!("{}", crate::steps::describe_records(crate::publish::REGISTRY.iter().map(|t| (t.name, t.summary, "", t.options))));
                 }
                 Ok(success())
             }

@@ -17,6 +17,7 @@ pub mod recipe;
 pub mod report;
 pub mod run;
 pub mod steps;
+pub mod suggest;
 pub mod verify;
 
 /// Log lines on stderr: warnings by default, more with -v / -vv. RUST_LOG overrides.

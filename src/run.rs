@@ -43,14 +43,25 @@ fn stem(input: &Path) -> String {
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
-    let recipe = Recipe::load(&opts.recipe)?;
-    // Publish settings are checked now, before anything long starts.
+    let mut recipe = Recipe::load(&opts.recipe)?;
     let disk_name = opts
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-    let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
-        .map(|p| p.with_run(opts.name.clone(), opts.format));
+    // Publish settings are checked now, before anything long starts.
+    let mut publish = crate::publish::Session::new(
+        std::mem::take(&mut recipe.publish),
+        &opts.publish,
+        crate::publish::RunFacts {
+            outdir: opts.outdir.clone(),
+            run_name: opts.name.clone(),
+            disk_name: disk_name.clone(),
+            format: opts.format.or(recipe.output.format),
+            compress: recipe.output.compress,
+            recipe_name: recipe.name.clone(),
+            dry_run: opts.dry_run,
+        },
+    )?;
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
@@ -60,18 +71,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
     let writes_output = !opts.dry_run && !opts.in_place;
     // When publishing, the golden disk file is the `disk` target's business.
-    let dest = if writes_output && plan.is_none() {
+    let dest = if writes_output && publish.is_none() {
         std::fs::create_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-        if name.contains('/') || name.starts_with('.') {
-            crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
+        if disk_name.contains('/') || disk_name.starts_with('.') {
+            crate::bail_tag!(Exit::Usage, "--name {disk_name:?} must be a plain file name");
         }
-        let dest = opts.outdir.join(format!("{name}.{}", format.extension()));
+        let dest = opts.outdir.join(format!("{disk_name}.{}", format.extension()));
         if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
             if a == b {
                 crate::bail_tag!(
@@ -85,25 +92,27 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     } else {
         None
     };
-    // Work files live in $TMPDIR, never in OUTDIR: even a killed run leaves no partial
-    // files there.
+    // Work files live in $TMPDIR, never in OUTDIR or a repository: even a killed run
+    // leaves no partial files there.
     let work_parent = std::env::temp_dir();
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
     timings.prepare = t0.elapsed().as_secs_f64();
 
-    // Publishing a VMmanager archive: compress the input's chunks while the appliance works.
-    let head_start = match (&plan, &work.input_format) {
-        (Some(p), disk::detect::Detected::Disk(f)) if writes_output => {
-            crate::publish::headstart::begin(p, &opts.disk, *f)?
-        }
-        _ => None,
-    };
+    // The input stays unchanged under the overlay while the appliance works: publishing
+    // may start on it (the vmmanager head start).
+    if let (Some(p), disk::detect::Detected::Disk(f), true) = (&mut publish, work.input_format, writes_output) {
+        p.input_known(&crate::publish::Input {
+            path: &opts.disk,
+            format: f,
+            scratch_parent: &work_parent,
+        })?;
+    }
 
     let watch = work.watch_space();
-    let (facts, reports, published) =
-        guest_phase(opts, &recipe, plan.as_ref(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    let (facts, reports) = guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings)
+        .map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();
@@ -122,15 +131,10 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         });
     }
     drop(phase);
-    if let (Some(p), Some((info, tree))) = (&plan, published) {
-        if opts.dry_run {
-            tracing::warn!("dry run: would publish {}", p.describe());
-        } else {
-            let t = Instant::now();
-            let pre = head_start.and_then(|h| h.finish());
-            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree, pre.as_ref())?);
-            timings.publish = t.elapsed().as_secs_f64();
-        }
+    if let Some(p) = &mut publish {
+        let t = Instant::now();
+        artifacts.extend(p.guest_closed(&work, &work_parent)?);
+        timings.publish = t.elapsed().as_secs_f64();
     }
     timings.total = t0.elapsed().as_secs_f64();
     let mut report = RunReport {
@@ -145,26 +149,23 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         artifacts,
         timings,
     };
-    if let (Some(p), false) = (&plan, opts.dry_run) {
-        let manifest = crate::publish::write_manifest(p, &report)?;
-        report.artifacts.push(manifest);
+    if let Some(p) = &mut publish {
+        let recorded = p.reported(&report)?;
+        report.artifacts.extend(recorded);
     }
     Ok(report)
 }
-
-/// What publish targets read from the guest while it is open.
-type Published = Option<(crate::publish::GuestInfo, Option<crate::publish::lxd::Exported>)>;
 
 /// Everything that happens while the appliance runs: launch, steps, what publishing needs
 /// from the guest, close.
 fn guest_phase(
     opts: &RunOptions,
     recipe: &Recipe,
-    plan: Option<&crate::publish::Plan>,
+    publish: Option<&mut crate::publish::Session>,
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
     timings: &mut Timings,
-) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Published)> {
+) -> Result<(crate::guest::OsFacts, Vec<StepReport>)> {
     phase.set("launching the libguestfs appliance");
     let t = Instant::now();
     let guest = GuestfsGuest::open(
@@ -200,25 +201,15 @@ fn guest_phase(
     }
 
     // What publish targets need from the guest is read now, while it is open.
-    let published = match plan {
-        Some(p) => {
-            phase.set("reading the disk layout for publishing");
-            let info = crate::publish::gather(&guest)?;
-            let tree = if opts.dry_run {
-                None
-            } else {
-                phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
-            };
-            Some((info, tree))
-        }
-        None => None,
-    };
+    if let Some(p) = publish {
+        p.guest_open(&guest, phase)?;
+    }
 
     phase.set("closing the appliance");
     let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
     timings.close = t.elapsed().as_secs_f64();
-    Ok((facts, reports, published))
+    Ok((facts, reports))
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod guestfs;
 pub mod launch;
 pub mod memory;
+pub mod naming;
 
 use anyhow::{bail, Result};
 pub use facts::{Family, OsFacts};

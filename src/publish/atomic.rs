@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub const TEMP_PREFIX: &str = ".goldify-tmp-";
 
 /// A file being written for `dest`.
+#[derive(Debug)]
 pub struct Staged {
     tmp: tempfile::NamedTempFile,
     dest: PathBuf,
@@ -91,6 +92,7 @@ pub fn write_file(dest: &Path, data: &[u8]) -> Result<()> {
 
 /// A directory being built for `dest` (an OCI layout): renamed into place as a whole;
 /// an existing one is swapped out atomically (renameat2 RENAME_EXCHANGE) and removed.
+#[derive(Debug)]
 pub struct StagedDir {
     tmp: Option<tempfile::TempDir>,
     dest: PathBuf,

@@ -5,9 +5,73 @@
 
 use super::atomic;
 use super::hash::{Algo, Hashes};
+use super::target::{Target, TargetInfo};
+use super::{Plan, Produce};
 use crate::report::Artifact;
-use anyhow::{Context, Result};
+use crate::steps::OptionDoc;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
+
+pub static INFO: TargetInfo = TargetInfo {
+    name: "checksums",
+    summary: "SHA256SUMS (and SHA1SUMS, SHA512SUMS, MD5SUMS) over every artifact of the run, as sha256sum -c reads them",
+    options: &[
+        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the lists go" },
+        OptionDoc { name: "algorithms", kind: "list of md5|sha1|sha256|sha512", default: "[sha256]", help: "one list per algorithm" },
+    ],
+};
+
+/// `checksums`' settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checksums {
+    pub dir: Option<PathBuf>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algo>,
+}
+
+fn default_algorithms() -> Vec<Algo> {
+    vec![Algo::Sha256]
+}
+
+impl Target for Checksums {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.algorithms.is_empty() {
+            bail!("algorithms is empty");
+        }
+        Ok(())
+    }
+
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    /// Every artifact is hashed with these while it is written.
+    fn digests(&self) -> &[Algo] {
+        &self.algorithms
+    }
+
+    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+        let dir = self.dir(&plan.dir);
+        self.algorithms
+            .iter()
+            .map(|a| (dir.join(a.sums_file()), "a checksum list".to_string()))
+            .collect()
+    }
+
+    fn produce(&mut self, _out: &mut Produce) -> Result<()> {
+        Ok(())
+    }
+
+    fn published(&mut self, plan: &Plan, artifacts: &[Artifact]) -> Result<Vec<Artifact>> {
+        write(&self.dir(&plan.dir), &self.algorithms, artifacts)
+    }
+}
 
 /// `to` relative to the directory `from` (both made absolute first).
 pub fn relative(from: &Path, to: &Path) -> Result<PathBuf> {

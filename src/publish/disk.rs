@@ -1,100 +1,81 @@
-//! `disk`: the golden disk as qcow2 (optionally compressed), raw, vmdk or vdi, converted
-//! by qemu-img from the one raw export. Deckhouse and vCluster serve their qcow2 through
-//! the same code.
-//!
-//! qemu-img writes its formats with random access (tables after data), so these files
-//! cannot be hashed in flight: each is hashed by one read right after qemu-img wrote it,
-//! from the page cache; the containerDisk packs and hashes the qcow2 in that same read.
+//! `disk`: the golden disk as qcow2 (optionally compressed), raw, vmdk or vdi, written into
+//! the publish directory beside the other artifacts.
 
-use super::atomic::Staged;
-use super::hash::{Algo, HashWriter};
+use super::images::Request;
+use super::settings::plain_name;
+use super::target::{Target, TargetInfo};
+use super::{Plan, Produce};
 use crate::disk::Format;
-use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+use crate::steps::OptionDoc;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A disk image one or more targets want at `dest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub dest: PathBuf,
-    pub format: Format,
-    pub compress: bool,
+pub static INFO: TargetInfo = TargetInfo {
+    name: "disk",
+    summary: "the golden disk as qcow2 (optionally compressed), raw, vmdk or vdi",
+    options: &[
+        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the file goes" },
+        OptionDoc { name: "format", kind: "qcow2|raw|vmdk|vdi", default: "--format, else the recipe's output.format, else qcow2", help: "the image format" },
+        OptionDoc { name: "compress", kind: "bool", default: "the recipe's output.compress", help: "compressed qcow2 clusters (qcow2 only)" },
+        OptionDoc { name: "name", kind: "string", default: "--name, else the input's name + -golden", help: "base file name" },
+    ],
+};
+
+/// `disk`'s settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub dir: Option<PathBuf>,
+    /// Default: --format, else the recipe's `output.format`, else qcow2.
+    pub format: Option<Format>,
+    /// Compressed qcow2 clusters (qcow2 only). Default: the recipe's `output.compress`.
+    pub compress: Option<bool>,
+    /// Base file name. Default: --name, else the input's name + "-golden".
+    pub name: Option<String>,
 }
 
-/// Merge requests for the same file; the same file with different settings is an error.
-pub fn dedup(requests: Vec<(String, Request)>) -> Result<Vec<(Vec<String>, Request)>> {
-    let mut out: Vec<(Vec<String>, Request)> = Vec::new();
-    for (who, r) in requests {
-        match out.iter_mut().find(|(_, o)| o.dest == r.dest) {
-            Some((whos, o)) if *o == r => whos.push(who),
-            Some((whos, o)) => bail!(
-                "{} is wanted as {}{} by {} and as {}{} by {who}",
-                r.dest.display(),
-                o.format.name(),
-                if o.compress { " (compressed)" } else { "" },
-                whos.join(", "),
-                r.format.name(),
-                if r.compress { " (compressed)" } else { "" },
-            ),
-            None => out.push((vec![who], r)),
+impl Disk {
+    fn request(&self, plan: &Plan) -> Request {
+        let format = self.format.or(plan.format).unwrap_or(Format::Qcow2);
+        let compress = self.compress.or(plan.compress).unwrap_or(false) && format == Format::Qcow2;
+        let name = self.name.clone().unwrap_or_else(|| plan.disk_name.clone());
+        Request {
+            dest: self.dir(&plan.dir).join(format!("{name}.{}", format.extension())),
+            format,
+            compress,
         }
     }
-    Ok(out)
 }
 
-/// Convert the golden disk (`src`, the raw export or the work disk itself) into a staged
-/// file for `r.dest`; `data` is how many bytes of data it holds, for the progress bar.
-pub fn convert(src: &Path, src_format: Format, data: u64, r: &Request) -> Result<Staged> {
-    let mut staged = Staged::new(&r.dest)?;
-    let name = r
-        .dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bar = crate::progress::bytes(data, &format!("writing {name}"));
-    crate::disk::convert(src, src_format, staged.temp_path(), r.format, r.compress, &bar)?;
-    bar.finish_and_clear();
-    staged.sync()?;
-    Ok(staged)
-}
+impl Target for Disk {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
 
-/// Size and checksums of a staged file, by reading it once.
-pub fn hash(staged: &Staged, algos: &[Algo]) -> Result<(u64, BTreeMap<String, String>)> {
-    let path = staged.temp_path();
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut w = HashWriter::new(std::io::sink(), algos.iter().copied());
-    std::io::copy(&mut f, &mut w).with_context(|| format!("reading {}", staged.dest().display()))?;
-    let (_, n, sums) = w.finish();
-    Ok((n, sums))
-}
+    fn validate(&self) -> Result<()> {
+        if self.compress == Some(true) && self.format.is_some_and(|f| f != Format::Qcow2) {
+            bail!("compress applies to qcow2 only");
+        }
+        if let Some(n) = &self.name {
+            plain_name(n)?;
+        }
+        Ok(())
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
 
-    #[test]
-    fn same_file_twice_is_made_once_and_conflicts_are_errors() {
-        let r = |f: Format, c| Request {
-            dest: "/p/x.qcow2".into(),
-            format: f,
-            compress: c,
-        };
-        let d = dedup(vec![
-            ("deckhouse".into(), r(Format::Qcow2, false)),
-            ("vcluster".into(), r(Format::Qcow2, false)),
-        ])
-        .unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].0, ["deckhouse", "vcluster"]);
-        let e = dedup(vec![
-            ("deckhouse".into(), r(Format::Qcow2, true)),
-            ("vcluster".into(), r(Format::Qcow2, false)),
-        ])
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("wanted as qcow2 (compressed) by deckhouse and as qcow2 by vcluster"),
-            "{e}"
-        );
+    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+        let r = self.request(plan);
+        let what = r.describe();
+        vec![(r.dest, what)]
+    }
+
+    fn produce(&mut self, out: &mut Produce) -> Result<()> {
+        let r = self.request(out.plan);
+        out.image(INFO.name, r)?;
+        Ok(())
     }
 }

@@ -8,12 +8,12 @@
 //! work is abandoned mid-block when the appliance is done.
 
 use super::codec::{BlockCodec, Xz};
+use super::settings::XzSettings;
 use super::stream::{Chunk, Precompressed, SparseFile};
-use super::Plan;
+use super::Input;
 use crate::disk::Format;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,102 +27,109 @@ pub struct HeadStart {
     _scratch: tempfile::TempDir,
 }
 
-/// Start compressing `input` (the run's read-only input, of `format`) when the plan
-/// publishes a vmmanager archive.
-pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadStart>> {
-    let Some(s) = &plan.targets.vmmanager else {
-        return Ok(None);
-    };
-    let codec = Xz::new(s.compression.preset, s.compression.extreme)?;
-    let threads = super::lxd::threads(s.compression.threads);
-    let scratch = tempfile::Builder::new()
-        .prefix(".goldify-publish-")
-        .tempdir_in(&plan.dir)
-        .with_context(|| format!("creating a work directory in {}", plan.dir.display()))?;
-    let raw = scratch.path().join("input.raw");
-    let input = input.to_path_buf();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("head-start".into())
-        .spawn(move || -> Result<Precompressed> {
-            // Lowest priority: the appliance must not wait for us. On Linux the nice value
-            // is per thread (setpriority(2), NOTES); qemu-img inherits it.
-            // SAFETY: plain syscall on the calling thread.
-            unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
-            let bar = indicatif::ProgressBar::hidden();
-            crate::disk::convert(&input, format, &raw, Format::Raw, false, &bar).context("reading the input as raw")?;
-            let chunk_size = codec.block_size();
-            // Last chunk first: filesystems keep their busiest metadata (superblock, group
-            // descriptors, bitmaps) near the start, and cleaning changes it.
-            let order: Vec<u64> = SparseFile::open(&raw)?
-                .data_chunks(chunk_size)
-                .into_iter()
-                .rev()
-                .collect();
-            let next = AtomicUsize::new(0);
-            let blocks = Mutex::new(HashMap::new());
-            // What is kept is bounded: a slow appliance on a big disk must not fill memory
-            // with compressed blocks.
-            let kept = AtomicUsize::new(0);
-            // As many workers as the final pass has: at nice 19 they only take CPU time the
-            // appliance leaves idle.
-            std::thread::scope(|scope| -> Result<()> {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        let (codec, flag, order, next, blocks, raw, kept) =
-                            (&codec, &flag, &order, &next, &blocks, &raw, &kept);
-                        scope.spawn(move || -> Result<()> {
-                            unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
-                            let mut src = SparseFile::open(raw)?;
-                            while !flag.load(Ordering::Relaxed) && kept.load(Ordering::SeqCst) < KEEP_AT_MOST {
-                                let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                                    break;
-                                };
-                                let Some(Chunk::Data(d)) = src.chunk_at(index, chunk_size)? else {
-                                    continue;
-                                };
-                                if d.iter().all(|b| *b == 0) {
-                                    continue;
-                                }
-                                match codec.encode_until(&d, flag)? {
-                                    Some(e) => {
-                                        kept.fetch_add(e.bytes.len(), Ordering::SeqCst);
-                                        blocks
-                                            .lock()
-                                            .unwrap_or_else(|e| e.into_inner())
-                                            .insert(index, Arc::new(e));
-                                    }
-                                    None => break,
-                                }
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for w in workers {
-                    w.join()
-                        .map_err(|_| anyhow::anyhow!("a head-start worker panicked"))??;
-                }
-                Ok(())
-            })?;
-            let blocks = blocks.into_inner().unwrap_or_else(|e| e.into_inner());
-            let file = std::fs::File::open(&raw).with_context(|| format!("opening {}", raw.display()))?;
-            Ok(Precompressed {
-                file,
-                chunk_size,
-                blocks,
-            })
-        })
-        .context("starting the head-start thread")?;
-    Ok(Some(HeadStart {
-        stop,
-        handle: Some(handle),
-        _scratch: scratch,
-    }))
+impl std::fmt::Debug for HeadStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadStart")
+    }
 }
 
 impl HeadStart {
+    /// Start compressing the run's read-only input with the archive's xz settings. The raw
+    /// copy of the (uncleaned) input lives in a private directory under the run's scratch
+    /// parent ($TMPDIR), never in the repository.
+    pub fn begin(settings: &XzSettings, input: &Input) -> Result<Option<HeadStart>> {
+        let codec = Xz::new(settings.preset, settings.extreme)?;
+        let threads = super::settings::threads(settings.threads);
+        let format = input.format;
+        let scratch = tempfile::Builder::new()
+            .prefix(".goldify-publish-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(input.scratch_parent)
+            .with_context(|| format!("creating a work directory in {}", input.scratch_parent.display()))?;
+        let raw = scratch.path().join("input.raw");
+        let input = input.path.to_path_buf();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("head-start".into())
+            .spawn(move || -> Result<Precompressed> {
+                // Lowest priority: the appliance must not wait for us. On Linux the nice value
+                // is per thread (setpriority(2), NOTES); qemu-img inherits it.
+                // SAFETY: plain syscall on the calling thread.
+                unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
+                let bar = indicatif::ProgressBar::hidden();
+                crate::disk::convert(&input, format, &raw, Format::Raw, false, &bar)
+                    .context("reading the input as raw")?;
+                let chunk_size = codec.block_size();
+                // Last chunk first: filesystems keep their busiest metadata (superblock, group
+                // descriptors, bitmaps) near the start, and cleaning changes it.
+                let order: Vec<u64> = SparseFile::open(&raw)?
+                    .data_chunks(chunk_size)
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let next = AtomicUsize::new(0);
+                let blocks = Mutex::new(HashMap::new());
+                // What is kept is bounded: a slow appliance on a big disk must not fill memory
+                // with compressed blocks.
+                let kept = AtomicUsize::new(0);
+                // As many workers as the final pass has: at nice 19 they only take CPU time the
+                // appliance leaves idle.
+                std::thread::scope(|scope| -> Result<()> {
+                    let workers: Vec<_> = (0..threads)
+                        .map(|_| {
+                            let (codec, flag, order, next, blocks, raw, kept) =
+                                (&codec, &flag, &order, &next, &blocks, &raw, &kept);
+                            scope.spawn(move || -> Result<()> {
+                                unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
+                                let mut src = SparseFile::open(raw)?;
+                                while !flag.load(Ordering::Relaxed) && kept.load(Ordering::SeqCst) < KEEP_AT_MOST {
+                                    let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                                        break;
+                                    };
+                                    let Some(Chunk::Data(d)) = src.chunk_at(index, chunk_size)? else {
+                                        continue;
+                                    };
+                                    if d.iter().all(|b| *b == 0) {
+                                        continue;
+                                    }
+                                    match codec.encode_until(&d, flag)? {
+                                        Some(e) => {
+                                            kept.fetch_add(e.bytes.len(), Ordering::SeqCst);
+                                            blocks
+                                                .lock()
+                                                .unwrap_or_else(|e| e.into_inner())
+                                                .insert(index, Arc::new(e));
+                                        }
+                                        None => break,
+                                    }
+                                }
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    for w in workers {
+                        w.join()
+                            .map_err(|_| anyhow::anyhow!("a head-start worker panicked"))??;
+                    }
+                    Ok(())
+                })?;
+                let blocks = blocks.into_inner().unwrap_or_else(|e| e.into_inner());
+                let file = std::fs::File::open(&raw).with_context(|| format!("opening {}", raw.display()))?;
+                Ok(Precompressed {
+                    file,
+                    chunk_size,
+                    blocks,
+                })
+            })
+            .context("starting the head-start thread")?;
+        Ok(Some(HeadStart {
+            stop,
+            handle: Some(handle),
+            _scratch: scratch,
+        }))
+    }
+
     /// Stop and collect what was compressed so far. Failures only cost the head start.
     pub fn finish(mut self) -> Option<Precompressed> {
         self.stop.store(true, Ordering::SeqCst);

@@ -8,16 +8,93 @@
 use super::atomic::Staged;
 use super::codec::Gzip;
 use super::hash::Algo;
-use super::settings::{file_safe, Lxd};
+use super::repo::RepoType;
+use super::settings::{file_safe, plain_name, threads, GzipSettings};
 use super::stream::{self, Output, ReadSource, Written};
-use super::vmmanager::{default_tags, mib_ceil, template_name};
-use super::GuestInfo;
+use super::target::{RepoClaim, Target, TargetInfo};
+use super::vmmanager::{default_tags, mib_ceil};
+use super::{GuestInfo, Plan, Produce};
 use crate::guest::Guest;
+use crate::steps::OptionDoc;
 use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+pub static INFO: TargetInfo = TargetInfo {
+    name: "vmmanager-lxd",
+    summary: "VMmanager LXD template: the root filesystem as <image_name>.tar.gz and its entry in an LXD repository's metadata.json",
+    options: &[
+        OptionDoc { name: "repo", kind: "path", default: "--publish-dir", help: "the repository directory (not the KVM one)" },
+        OptionDoc { name: "name", kind: "string", default: "--name, else <distro>-<major>", help: "template name" },
+        OptionDoc { name: "image_name", kind: "string", default: "the name, file-name safe", help: "base name of the archive" },
+        OptionDoc { name: "tags", kind: "list", default: "os type, distro, distro+major", help: "the entry's tags" },
+        OptionDoc { name: "min_size_mib", kind: "integer", default: "none", help: "the entry's minimum disk size" },
+        OptionDoc { name: "compression", kind: "{level, threads}", default: "{level: 6}", help: "gzip level 1-9 and threads (0: one per core)" },
+    ],
+};
+
+/// `vmmanager-lxd`'s settings (and, once the guest was open, the exported tree).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lxd {
+    pub repo: Option<PathBuf>,
+    pub name: Option<String>,
+    pub image_name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub min_size_mib: Option<u64>,
+    #[serde(default)]
+    pub compression: GzipSettings,
+    #[serde(skip)]
+    exported: Option<Exported>,
+}
+
+impl Target for Lxd {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
+
+    fn validate(&self) -> Result<()> {
+        Gzip::new(self.compression.level).context("compression")?;
+        for n in [&self.name, &self.image_name].into_iter().flatten() {
+            plain_name(n)?;
+        }
+        Ok(())
+    }
+
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.repo.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn repository(&self, plan: &Plan) -> Option<RepoClaim> {
+        Some(RepoClaim {
+            dir: self.dir(&plan.dir),
+            kind: RepoType::Lxd,
+        })
+    }
+
+    /// The tree is read from the open guest, compressed and hashed on the fly, and staged
+    /// in the repository.
+    fn guest_open(&mut self, plan: &Plan, info: &GuestInfo, guest: &dyn Guest) -> Result<()> {
+        let name = plan.template_name(self.name.as_deref(), info);
+        let e = export(self, &self.dir(&plan.dir), &name, guest, &plan.algos)?;
+        self.exported = Some(e);
+        Ok(())
+    }
+
+    fn produce(&mut self, out: &mut Produce) -> Result<()> {
+        let e = self
+            .exported
+            .take()
+            .ok_or_else(|| anyhow!("the root tree was not exported while the guest was open"))?;
+        let m = entry(self, &e, out.info, &out.updated_at);
+        out.repository_entry(INFO.name, RepoType::Lxd, m, e.staged, &e.written);
+        Ok(())
+    }
+}
 
 /// The compressed tree, staged in the repository, not yet renamed into place.
+#[derive(Debug)]
 pub struct Exported {
     pub staged: Staged,
     pub written: Written,
@@ -25,20 +102,14 @@ pub struct Exported {
     pub file_name: String,
 }
 
-pub fn export(
-    s: &Lxd,
-    repo: &Path,
-    run_name: Option<&str>,
-    info: &GuestInfo,
-    guest: &dyn Guest,
-    algos: &[Algo],
-) -> Result<Exported> {
-    let name = template_name(s.name.as_deref(), run_name, info);
+pub fn export(s: &Lxd, repo: &Path, name: &str, guest: &dyn Guest, algos: &[Algo]) -> Result<Exported> {
+    let name = name.to_string();
     let image_name = s.image_name.clone().unwrap_or_else(|| file_safe(&name));
     let file_name = format!("{image_name}.tar.gz");
     let mut staged = Staged::new(&repo.join(&file_name))?;
     let scratch = tempfile::Builder::new()
-        .prefix("goldify-tree-")
+        .prefix(".goldify-tree-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating a scratch directory")?;
     let fifo = scratch.path().join("rootfs.tar");
@@ -106,14 +177,6 @@ pub fn entry(s: &Lxd, e: &Exported, info: &GuestInfo, updated_at: &str) -> Map<S
     m
 }
 
-pub fn threads(setting: usize) -> usize {
-    if setting > 0 {
-        setting
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +198,7 @@ mod tests {
         };
         let repo = tempfile::tempdir().unwrap();
         let s = Lxd::default();
-        let e = export(&s, repo.path(), Some("deb"), &info, &g, &[Algo::Sha256]).unwrap();
+        let e = export(&s, repo.path(), "deb", &g, &[Algo::Sha256]).unwrap();
         assert_eq!(e.file_name, "deb.tar.gz");
         assert!(!repo.path().join("deb.tar.gz").exists(), "staged, not yet published");
         let data = std::fs::read(e.staged.temp_path()).unwrap();

@@ -6,12 +6,72 @@
 
 use super::atomic;
 use super::hash::{Algo, Hashes};
+use super::settings::plain_name;
+use super::target::{Target, TargetInfo};
+use super::{Plan, Produce};
 use crate::report::{Artifact, RunReport};
+use crate::steps::OptionDoc;
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_FILE: &str = "goldify-manifest.json";
+
+pub static INFO: TargetInfo = TargetInfo {
+    name: "manifest",
+    summary: "the run's JSON manifest, Packer-style (written whenever anything is published)",
+    options: &[
+        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where it goes" },
+        OptionDoc { name: "file", kind: "string", default: DEFAULT_FILE, help: "its file name" },
+    ],
+};
+
+/// `manifest`'s settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub dir: Option<PathBuf>,
+    /// Default: goldify-manifest.json.
+    pub file: Option<String>,
+}
+
+impl Manifest {
+    fn path(&self, plan: &Plan) -> PathBuf {
+        self.dir(&plan.dir)
+            .join(self.file.as_deref().unwrap_or(DEFAULT_FILE))
+    }
+}
+
+impl Target for Manifest {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(f) = &self.file {
+            plain_name(f)?;
+        }
+        Ok(())
+    }
+
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+        vec![(self.path(plan), "the run manifest".into())]
+    }
+
+    fn produce(&mut self, _out: &mut Produce) -> Result<()> {
+        Ok(())
+    }
+
+    /// Last, so that it lists every artifact.
+    fn reported(&mut self, plan: &Plan, report: &RunReport) -> Result<Vec<Artifact>> {
+        Ok(vec![write(&self.path(plan), report, &plan.recipe_name)?])
+    }
+}
 
 /// A random (version 4) UUID for the run.
 pub fn run_uuid() -> String {

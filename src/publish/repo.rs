@@ -399,7 +399,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
             .iter()
             .filter_map(|e| e.get("name").and_then(Value::as_str))
             .collect();
-        match crate::recipe::nearest(name, &names) {
+        match crate::suggest::nearest(name, &names) {
             Some(n) => crate::bail_tag!(
                 Exit::Usage,
                 "no entry `{name}` in {}, did you mean `{n}`?",

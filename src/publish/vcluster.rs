@@ -2,9 +2,105 @@
 //! provider, pointing at the published qcow2 with its checksum
 //! (<https://vcluster.com/docs/platform/next/use-platform/machines/os-images>).
 
-use super::settings::Vcluster;
-use anyhow::{Context, Result};
+use super::hash::Algo;
+use super::images::Request;
+use super::settings::{dns_label, http_url};
+use super::target::{Target, TargetInfo};
+use super::{Plan, Produce};
+use crate::disk::Format;
+use crate::steps::OptionDoc;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub static INFO: TargetInfo = TargetInfo {
+    name: "vcluster",
+    summary: "vCluster Platform: <name>.qcow2 and an OSImage manifest pointing at it with its checksum",
+    options: &[
+        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the files go" },
+        OptionDoc { name: "base_url", kind: "URL", default: "required", help: "where the directory is served over HTTP(S)" },
+        OptionDoc { name: "name", kind: "string", default: "the template name, lowercased", help: "object and file name (RFC 1123 label)" },
+        OptionDoc { name: "display_name", kind: "string", default: "the OS's product name", help: "spec.displayName" },
+        OptionDoc { name: "description", kind: "string", default: "none", help: "spec.description" },
+        OptionDoc { name: "checksum_type", kind: "md5|sha256|sha512", default: "sha256", help: "what Metal3's image-checksum-type accepts" },
+    ],
+};
+
+/// `vcluster`'s settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vcluster {
+    pub dir: Option<PathBuf>,
+    pub base_url: String,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    /// md5, sha256 (default) or sha512: what Metal3's image-checksum-type accepts.
+    #[serde(default = "default_sha256")]
+    pub checksum_type: Algo,
+}
+
+fn default_sha256() -> Algo {
+    Algo::Sha256
+}
+
+impl Vcluster {
+    fn request(&self, plan: &Plan, name: &str) -> Request {
+        Request {
+            dest: self.dir(&plan.dir).join(format!("{name}.qcow2")),
+            format: Format::Qcow2,
+            compress: false,
+        }
+    }
+}
+
+impl Target for Vcluster {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
+
+    fn validate(&self) -> Result<()> {
+        http_url(&self.base_url)?;
+        if self.checksum_type == Algo::Sha1 {
+            bail!("checksum_type must be md5, sha256 or sha512 (what Metal3 accepts)");
+        }
+        if let Some(n) = &self.name {
+            dns_label("name", n, 63)?;
+        }
+        Ok(())
+    }
+
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+        let Some(name) = &self.name else { return Vec::new() };
+        let r = self.request(plan, name);
+        let what = r.describe();
+        vec![
+            (r.dest, what),
+            (self.dir(&plan.dir).join(format!("{name}.osimage.yaml")), "an OSImage manifest".into()),
+        ]
+    }
+
+    fn produce(&mut self, out: &mut Produce) -> Result<()> {
+        let name = out.plan.object_name(self.name.as_deref(), out.info);
+        let dir = self.dir(&out.plan.dir);
+        let file = format!("{name}.qcow2");
+        let image = out.image(INFO.name, self.request(out.plan, &name))?;
+        let sum = out
+            .image_sums(image)?
+            .get(self.checksum_type.name())
+            .cloned()
+            .unwrap_or_default();
+        let display = super::display_name(&out.info.os);
+        let url = super::deckhouse::url(&self.base_url, &file);
+        let text = manifest(self, &name, &display, &url, &sum)?;
+        out.text(INFO.name, &dir.join(format!("{name}.osimage.yaml")), &text)
+    }
+}
 
 pub fn manifest(s: &Vcluster, name: &str, display: &str, url: &str, checksum: &str) -> Result<String> {
     let mut spec = json!({"displayName": s.display_name.clone().unwrap_or_else(|| display.to_string())});

@@ -4,24 +4,165 @@
 //! (<https://docs.ispsystem.com/vmmanager-admin/templates/os-templates-repositories>).
 //! Facts about the guest (root partition, EFI, network device) were gathered while the
 //! guest was open; this module never reopens it.
+//!
+//! The archive is one streaming pass over the raw export (stream.rs): zero blocks are
+//! compressed once, and blocks whose bytes the steps left unchanged take what the head
+//! start (headstart.rs) compressed while the appliance ran.
 
-use super::settings::{file_safe, Vmmanager};
-use super::GuestInfo;
-use crate::guest::Guest;
+use super::codec::Xz;
+use super::hash::Algo;
+use super::headstart::HeadStart;
+use super::repo::RepoType;
+use super::settings::{file_safe, plain_name, XzSettings};
+use super::target::{RepoClaim, Target, TargetInfo};
+use super::{atomic, stream, GuestInfo, Plan, Produce};
+use crate::steps::OptionDoc;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+pub static INFO: TargetInfo = TargetInfo {
+    name: "vmmanager",
+    summary: "VMmanager KVM template: <image_name>.xz (raw image, xz) and its entry in the repository's metadata.json",
+    options: &[
+        OptionDoc { name: "repo", kind: "path", default: "--publish-dir", help: "the repository directory" },
+        OptionDoc { name: "name", kind: "string", default: "--name, else <distro>-<major>", help: "template name; VMmanager picks the IP model from it (debian, ubuntu, alma…)" },
+        OptionDoc { name: "image_name", kind: "string", default: "the name, file-name safe", help: "base name of the archive" },
+        OptionDoc { name: "tags", kind: "list", default: "os type, distro, distro+major", help: "the entry's tags" },
+        OptionDoc { name: "expand", kind: "string", default: "auto", help: "partition VMmanager grows: auto (the one holding root, as a virtio disk names it) or a device such as /dev/vda2" },
+        OptionDoc { name: "network_device", kind: "string", default: "from the guest", help: "used when the guest's own network configuration names no interface" },
+        OptionDoc { name: "cpu_mode", kind: "default|host-model|host-passthrough", default: "default", help: "VMmanager's CPU emulation mode" },
+        OptionDoc { name: "min_size_mib", kind: "integer", default: "the image's virtual size", help: "raised to the virtual size when smaller" },
+        OptionDoc { name: "efi_boot", kind: "bool", default: "whether the disk has an EFI system partition", help: "boot with UEFI" },
+        OptionDoc { name: "compression", kind: "{preset, extreme, threads}", default: "{preset: 6}", help: "xz settings: preset 0-9, --extreme, threads (0: one per core)" },
+    ],
+};
+
+/// VMmanager's CPU emulation modes for a template.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpuMode {
+    #[default]
+    Default,
+    HostModel,
+    HostPassthrough,
+}
+
+/// `vmmanager`'s settings (and, once the run starts, its head start).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vmmanager {
+    /// The repository directory (default: --publish-dir).
+    pub repo: Option<PathBuf>,
+    /// Template name; VMmanager picks the IP model from it (`debian`, `ubuntu`, `alma`…).
+    /// Default: --name, else `<distro>-<major>`.
+    pub name: Option<String>,
+    /// Default: the name, made file-name safe.
+    pub image_name: Option<String>,
+    /// Default: the OS type, the distro, and distro+major (`linux`, `debian`, `debian12`).
+    pub tags: Option<Vec<String>>,
+    /// The partition VMmanager grows to the VM's disk size: `auto` (the one holding root,
+    /// named as the guest sees a virtio disk, `/dev/vdaN`) or a device name.
+    #[serde(default)]
+    pub expand: Option<String>,
+    /// Used when the guest's own network configuration names no interface.
+    pub network_device: Option<String>,
+    #[serde(default)]
+    pub cpu_mode: CpuMode,
+    /// Raised to the image's virtual size when smaller.
+    pub min_size_mib: Option<u64>,
+    /// Default: whether the disk has an EFI system partition.
+    pub efi_boot: Option<bool>,
+    #[serde(default)]
+    pub compression: XzSettings,
+    #[serde(skip)]
+    head_start: Option<HeadStart>,
+}
+
+impl Target for Vmmanager {
+    fn info(&self) -> &'static TargetInfo {
+        &INFO
+    }
+
+    fn validate(&self) -> Result<()> {
+        Xz::new(self.compression.preset, self.compression.extreme).context("compression")?;
+        if let Some(e) = self.expand.as_deref() {
+            if e != "auto" && !e.starts_with("/dev/") {
+                anyhow::bail!("expand must be `auto` or a device such as /dev/vda2, not {e:?}");
+            }
+        }
+        for n in [&self.name, &self.image_name].into_iter().flatten() {
+            plain_name(n)?;
+        }
+        Ok(())
+    }
+
+    fn dir(&self, publish_dir: &Path) -> PathBuf {
+        self.repo.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn repository(&self, plan: &Plan) -> Option<RepoClaim> {
+        Some(RepoClaim {
+            dir: self.dir(&plan.dir),
+            kind: RepoType::Os,
+        })
+    }
+
+    /// Compress the input's chunks while the appliance works on the overlay over it.
+    fn input_known(&mut self, _plan: &Plan, input: &super::Input) -> Result<()> {
+        self.head_start = HeadStart::begin(&self.compression, input)?;
+        Ok(())
+    }
+
+    fn produce(&mut self, out: &mut Produce) -> Result<()> {
+        let name = out.plan.template_name(self.name.as_deref(), out.info);
+        let image_name = self.image_name.clone().unwrap_or_else(|| file_safe(&name));
+        let file_name = format!("{image_name}.xz");
+        let dest = self.dir(&out.plan.dir).join(&file_name);
+        let raw = out.raw()?;
+        let pre = self.head_start.take().and_then(HeadStart::finish);
+        let mut staged = atomic::Staged::new(&dest)?;
+        let mut src = stream::SparseFile::open(&raw)?;
+        let bar = crate::progress::bytes(0, &format!("compressing {file_name}"));
+        let mut algos = out.plan.algos.clone();
+        algos.push(Algo::Sha1);
+        let outputs = vec![stream::Output {
+            codec: Box::new(Xz::new(self.compression.preset, self.compression.extreme)?),
+            sink: &mut staged,
+            algos,
+            reuse: pre.as_ref(),
+        }];
+        let summary = stream::compress(&mut src, outputs, super::settings::threads(self.compression.threads), &bar)
+            .with_context(|| format!("writing {}", dest.display()))?;
+        bar.finish_and_clear();
+        staged.sync()?;
+        tracing::info!(
+            "{file_name}: {} of {} were zero, compressed once; {} compressed ahead, during the appliance run",
+            crate::report::human_bytes(summary.zero),
+            crate::report::human_bytes(summary.input),
+            crate::report::human_bytes(summary.reused)
+        );
+        let written = summary.outputs.into_iter().next().expect("one output");
+        let fields = Fields {
+            name: &name,
+            file_name: &file_name,
+            image_name: &image_name,
+            virtual_size: out.virtual_size(),
+            archive_size: written.size,
+            sha1: &written.checksums["sha1"],
+            updated_at: &out.updated_at,
+        };
+        let e = entry(self, &fields, out.info);
+        out.repository_entry(INFO.name, RepoType::Os, e, staged, &written);
+        Ok(())
+    }
+}
 
 const MIB: u64 = 1 << 20;
 
 pub fn mib_ceil(bytes: u64) -> u64 {
     bytes.div_ceil(MIB)
-}
-
-/// The template's name: the setting, else --name, else `<distro>-<major>`.
-pub fn template_name(setting: Option<&str>, run_name: Option<&str>, info: &GuestInfo) -> String {
-    setting
-        .or(run_name)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-{}", info.os.distro, info.os.major))
 }
 
 /// Default tags: OS type, distro, distro+major (`linux`, `debian`, `debian12`).
@@ -48,28 +189,28 @@ pub fn expand(setting: Option<&str>, info: &GuestInfo) -> Option<String> {
     Some(format!("/dev/{}a{}", info.disk_prefix, part.number))
 }
 
+/// What the run knows of the archive, for its entry.
+pub struct Fields<'a> {
+    pub name: &'a str,
+    pub file_name: &'a str,
+    pub image_name: &'a str,
+    pub virtual_size: u64,
+    pub archive_size: u64,
+    pub sha1: &'a str,
+    pub updated_at: &'a str,
+}
+
 /// The entry for `metadata.json`, in the order VMmanager's documentation lists the fields.
-#[allow(clippy::too_many_arguments)]
-pub fn entry(
-    s: &Vmmanager,
-    name: &str,
-    file_name: &str,
-    image_name: &str,
-    info: &GuestInfo,
-    virtual_size: u64,
-    archive_size: u64,
-    sha1: &str,
-    updated_at: &str,
-) -> Map<String, Value> {
-    let image_size_mib = mib_ceil(virtual_size);
+pub fn entry(s: &Vmmanager, f: &Fields, info: &GuestInfo) -> Map<String, Value> {
+    let image_size_mib = mib_ceil(f.virtual_size);
     let mut m = Map::new();
-    m.insert("name".into(), json!(name));
+    m.insert("name".into(), json!(f.name));
     m.insert(
         "tags".into(),
         json!(s.tags.clone().unwrap_or_else(|| default_tags(info))),
     );
-    m.insert("file_name".into(), json!(file_name));
-    m.insert("image_name".into(), json!(image_name));
+    m.insert("file_name".into(), json!(f.file_name));
+    m.insert("image_name".into(), json!(f.image_name));
     match expand(s.expand.as_deref(), info) {
         Some(e) => {
             m.insert("expand".into(), json!(e));
@@ -84,7 +225,7 @@ pub fn entry(
             tracing::warn!("vmmanager: no network device found in the guest or the recipe; `network_device` left out")
         }
     }
-    m.insert("archive_size_mib".into(), json!(mib_ceil(archive_size)));
+    m.insert("archive_size_mib".into(), json!(mib_ceil(f.archive_size)));
     m.insert(
         "cpu_mode".into(),
         serde_json::to_value(s.cpu_mode).unwrap_or(json!("default")),
@@ -94,8 +235,8 @@ pub fn entry(
         "min_size_mib".into(),
         json!(s.min_size_mib.unwrap_or(0).max(image_size_mib)),
     );
-    m.insert("updated_at".into(), json!(updated_at));
-    m.insert("checksum".into(), json!(sha1));
+    m.insert("updated_at".into(), json!(f.updated_at));
+    m.insert("checksum".into(), json!(f.sha1));
     m.insert(
         "efi_boot".into(),
         json!(s
@@ -103,10 +244,6 @@ pub fn entry(
             .unwrap_or_else(|| info.layout.partitions.iter().any(|p| p.esp))),
     );
     m
-}
-
-pub fn image_name(s: &Vmmanager, name: &str) -> String {
-    s.image_name.clone().unwrap_or_else(|| file_safe(name))
 }
 
 /// UTC now as `YYYY-MM-DD HH:MM:SS` (VMmanager's `updated_at`).
@@ -139,134 +276,9 @@ pub fn utc(secs: u64) -> String {
     )
 }
 
-// ---------------------------------------------------------------------------------------
-// Facts read from the guest while it is open
-
-const CONFIG_LIMIT: u64 = 1 << 20;
-
-fn read_text(guest: &dyn Guest, path: &str) -> Option<String> {
-    guest
-        .read(path, CONFIG_LIMIT)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-fn files_in(guest: &dyn Guest, dir: &str, suffix: &str) -> Vec<String> {
-    match guest.lstat(dir) {
-        Ok(Some(m)) if m.kind == crate::guest::Kind::Dir => {}
-        _ => return Vec::new(),
-    }
-    guest
-        .list(dir)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| n.ends_with(suffix))
-        .map(|n| crate::guest::join(dir, &n))
-        .collect()
-}
-
-fn usable(name: &str) -> bool {
-    !name.is_empty() && name != "lo" && !name.contains(['*', '?', '[', '/', ' '])
-}
-
-/// The interface the guest's own network configuration brings up: ifupdown, netplan,
-/// ifcfg, NetworkManager keyfiles, systemd-networkd, in that order.
-pub fn network_device(guest: &dyn Guest) -> Option<String> {
-    let mut ifupdown = vec!["/etc/network/interfaces".to_string()];
-    ifupdown.extend(files_in(guest, "/etc/network/interfaces.d", ""));
-    for f in ifupdown {
-        if let Some(t) = read_text(guest, &f) {
-            for l in t.lines() {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                if w.first() == Some(&"iface") && w.len() >= 2 && usable(w[1]) {
-                    return Some(w[1].to_string());
-                }
-            }
-        }
-    }
-    for f in files_in(guest, "/etc/netplan", ".yaml") {
-        let Some(t) = read_text(guest, &f) else { continue };
-        let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&t) else {
-            continue;
-        };
-        if let Some(eths) = v
-            .get("network")
-            .and_then(|n| n.get("ethernets"))
-            .and_then(|e| e.as_mapping())
-        {
-            for (k, cfg) in eths {
-                let name = cfg.get("set-name").and_then(|s| s.as_str()).or_else(|| {
-                    // An id with a `match:` is a label, not an interface name.
-                    if cfg.get("match").is_some() {
-                        None
-                    } else {
-                        k.as_str()
-                    }
-                });
-                if let Some(n) = name.filter(|n| usable(n)) {
-                    return Some(n.to_string());
-                }
-            }
-        }
-    }
-    let key = |t: &str, k: &str| {
-        t.lines().find_map(|l| {
-            let l = l.trim();
-            l.strip_prefix(k).map(|v| v.trim().trim_matches('"').to_string())
-        })
-    };
-    for f in files_in(guest, "/etc/sysconfig/network-scripts", "") {
-        if !f.rsplit('/').next().unwrap_or("").starts_with("ifcfg-") {
-            continue;
-        }
-        if let Some(n) = read_text(guest, &f)
-            .and_then(|t| key(&t, "DEVICE="))
-            .filter(|n| usable(n))
-        {
-            return Some(n);
-        }
-    }
-    for f in files_in(guest, "/etc/NetworkManager/system-connections", ".nmconnection") {
-        if let Some(n) = read_text(guest, &f)
-            .and_then(|t| key(&t, "interface-name="))
-            .filter(|n| usable(n))
-        {
-            return Some(n);
-        }
-    }
-    for f in files_in(guest, "/etc/systemd/network", ".network") {
-        if let Some(n) = read_text(guest, &f)
-            .and_then(|t| key(&t, "Name="))
-            .filter(|n| usable(n))
-        {
-            return Some(n);
-        }
-    }
-    None
-}
-
-/// How the guest names its disks (`vd`, `sd`, `xvd`, `hd`), from the device names its
-/// fstab and boot configuration mention; `vd` (virtio, what VMmanager's KVM VMs get) when
-/// they only use UUIDs.
-pub fn disk_prefix(guest: &dyn Guest) -> String {
-    let re = regex::Regex::new(r"/dev/(xvd|vd|sd|hd)[a-z]").expect("static regex");
-    for f in [
-        "/etc/fstab",
-        "/etc/default/grub",
-        "/boot/grub/grub.cfg",
-        "/boot/grub2/grub.cfg",
-    ] {
-        if let Some(c) = read_text(guest, f).as_deref().and_then(|t| re.captures(t)) {
-            return c[1].to_string();
-        }
-    }
-    "vd".into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::memory::MemoryGuest;
     use crate::guest::{Layout, OsFacts, Partition};
 
     fn info() -> GuestInfo {
@@ -310,17 +322,16 @@ mod tests {
             min_size_mib: Some(1000),
             ..Default::default()
         };
-        let e = entry(
-            &s,
-            "debian-12",
-            "debian-12.xz",
-            "debian-12",
-            &info(),
-            4 << 30,
-            300 * MIB + 1,
-            "ab",
-            "2024-01-02 03:04:05",
-        );
+        let f = Fields {
+            name: "debian-12",
+            file_name: "debian-12.xz",
+            image_name: "debian-12",
+            virtual_size: 4 << 30,
+            archive_size: 300 * MIB + 1,
+            sha1: "ab",
+            updated_at: "2024-01-02 03:04:05",
+        };
+        let e = entry(&s, &f, &info());
         let keys: Vec<&str> = e.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -354,7 +365,16 @@ mod tests {
             min_size_mib: Some(10_000),
             ..Default::default()
         };
-        let e = entry(&s, "d", "d.xz", "d", &info(), 4 << 30, 1, "ab", "x");
+        let f = Fields {
+            name: "d",
+            file_name: "d.xz",
+            image_name: "d",
+            virtual_size: 4 << 30,
+            archive_size: 1,
+            sha1: "ab",
+            updated_at: "x",
+        };
+        let e = entry(&s, &f, &info());
         assert_eq!(
             (
                 e["expand"].as_str(),
@@ -370,45 +390,5 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc(1_704_164_645), "2024-01-02 03:04:05");
-    }
-
-    #[test]
-    fn network_device_from_each_kind_of_config() {
-        let g = MemoryGuest::new(OsFacts::sample("debian"));
-        assert_eq!(network_device(&g), None);
-        g.file("/etc/systemd/network/10-x.network", b"[Match]\nName=enp1s0\n");
-        assert_eq!(network_device(&g).as_deref(), Some("enp1s0"));
-        g.file(
-            "/etc/netplan/50-cloud-init.yaml",
-            b"network:\n  version: 2\n  ethernets:\n    id0:\n      match: {macaddress: 'x'}\n      set-name: ens4\n",
-        );
-        assert_eq!(network_device(&g).as_deref(), Some("ens4"));
-        g.file(
-            "/etc/network/interfaces",
-            b"auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n",
-        );
-        g.file(
-            "/etc/network/interfaces.d/50-cloud-init",
-            b"auto eth0\niface eth0 inet dhcp\n",
-        );
-        assert_eq!(network_device(&g).as_deref(), Some("eth0"));
-        let r = MemoryGuest::new(OsFacts::sample("rocky"));
-        r.file("/etc/sysconfig/network-scripts/ifcfg-lo", b"DEVICE=lo\n");
-        r.file(
-            "/etc/sysconfig/network-scripts/ifcfg-eth1",
-            b"DEVICE=\"eth1\"\nBOOTPROTO=dhcp\n",
-        );
-        assert_eq!(network_device(&r).as_deref(), Some("eth1"));
-    }
-
-    #[test]
-    fn disk_naming() {
-        let g = MemoryGuest::new(OsFacts::sample("debian"));
-        assert_eq!(disk_prefix(&g), "vd");
-        g.file(
-            "/etc/fstab",
-            b"UUID=x / ext4 defaults 0 1\n/dev/sdb1 /data ext4 defaults 0 2\n",
-        );
-        assert_eq!(disk_prefix(&g), "sd");
     }
 }

@@ -6,6 +6,7 @@ mod when;
 
 use crate::error::{Exit, Tag};
 use crate::steps::{self, Step};
+use crate::suggest::nearest;
 use anyhow::{anyhow, Context, Result};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,8 @@ struct RecipeFile {
     #[serde(default)]
     steps: Vec<StepItem>,
     output: Option<Output>,
-    /// Publish targets (see `publish/`); validated by the publish module.
-    publish: Option<serde_yaml::Value>,
+    /// Publish targets, each parsed by its record (see publish/target.rs).
+    publish: Option<crate::publish::target::Section>,
 }
 
 /// Where and how the golden disk is written.
@@ -63,7 +64,7 @@ pub struct Recipe {
     pub vars: BTreeMap<String, String>,
     pub steps: Vec<StepItem>,
     pub output: Output,
-    pub publish: Option<serde_yaml::Value>,
+    pub publish: crate::publish::target::Section,
 }
 
 impl Recipe {
@@ -109,6 +110,10 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     for s in &mut own_steps {
         s.origin = path.to_path_buf();
     }
+    let mut own_publish = file.publish.unwrap_or_default();
+    for t in &mut own_publish.0 {
+        t.origin = path.to_path_buf();
+    }
     let base = match &file.extends {
         Some(parent) => {
             let parent_path = path.parent().unwrap_or(Path::new(".")).join(parent);
@@ -143,7 +148,7 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
                 b.output.format = o.format.or(b.output.format);
                 b.output.compress = o.compress.or(b.output.compress);
             }
-            b.publish = merge_publish(b.publish, file.publish);
+            b.publish.merge(own_publish);
             b
         }
         None => {
@@ -157,7 +162,7 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
                 vars: file.vars,
                 steps: Vec::new(),
                 output: file.output.unwrap_or_default(),
-                publish: file.publish,
+                publish: own_publish,
             }
         }
     };
@@ -169,21 +174,6 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
         }
     }
     Ok(recipe)
-}
-
-/// A child's publish targets replace the parent's of the same name; others are kept.
-fn merge_publish(parent: Option<serde_yaml::Value>, child: Option<serde_yaml::Value>) -> Option<serde_yaml::Value> {
-    use serde_yaml::Value;
-    match (parent, child) {
-        (Some(Value::Mapping(mut p)), Some(Value::Mapping(c))) => {
-            for (k, v) in c {
-                p.insert(k, v);
-            }
-            Some(Value::Mapping(p))
-        }
-        (p, None) => p,
-        (_, c) => c,
-    }
 }
 
 fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
@@ -220,17 +210,6 @@ fn suggest(msg: &str) -> Option<String> {
         .filter_map(|m| m.get(1).map(|m| m.as_str()))
         .collect();
     nearest(&c[1], &names).map(str::to_string)
-}
-
-/// The closest candidate within a small edit distance.
-pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (word.len() / 3).max(2);
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 impl<'de> Deserialize<'de> for StepItem {

@@ -120,7 +120,7 @@ pub fn info(name: &str) -> Option<&'static StepInfo> {
 
 pub fn unknown_step_message(name: &str) -> String {
     let names: Vec<&str> = REGISTRY.iter().map(|i| i.name).collect();
-    match crate::recipe::nearest(name, &names) {
+    match crate::suggest::nearest(name, &names) {
         Some(n) => format!("unknown step `{name}`, did you mean `{n}`?"),
         None => format!("unknown step `{name}` (`goldify steps` lists them)"),
     }
@@ -436,8 +436,7 @@ pub fn check_abs(paths: &[String]) -> Result<()> {
 
 /// `goldify steps` as text, from the registry.
 pub fn describe_all() -> String {
-    let mut s = String::new();
-    for i in REGISTRY {
+    describe_records(REGISTRY.iter().map(|i| {
         let families = if i.families.is_empty() {
             "all Linux".to_string()
         } else {
@@ -448,13 +447,29 @@ pub fn describe_all() -> String {
             Phase::Last => " [runs last]",
             Phase::Trim => " [runs after all writes]",
         };
-        s.push_str(&format!(
-            "{}{phase}\n    {}\n    applies to: {families}{}\n",
-            i.name,
-            i.summary,
+        let note = format!(
+            "{phase}\n    applies to: {families}{}",
             if i.repeatable { "; repeatable" } else { "" }
-        ));
-        for o in i.options {
+        );
+        (i.name, i.summary, note, i.options)
+    }))
+}
+
+/// The human listing of records (steps, publish targets): name and note, summary, then
+/// one line per option.
+pub fn describe_records<N: AsRef<str>>(
+    records: impl Iterator<Item = (&'static str, &'static str, N, &'static [OptionDoc])>,
+) -> String {
+    let mut s = String::new();
+    for (name, summary, note, options) in records {
+        let note = note.as_ref();
+        // A step's note starts with its phase on the name's line, then its families.
+        let (head, tail) = note.split_once('\n').unwrap_or((note, ""));
+        s.push_str(&format!("{name}{head}\n    {summary}\n"));
+        if !tail.is_empty() {
+            s.push_str(&format!("{tail}\n"));
+        }
+        for o in options {
             s.push_str(&format!(
                 "    {}: {} (default {}) — {}\n",
                 o.name, o.kind, o.default, o.help

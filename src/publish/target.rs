@@ -1,0 +1,184 @@
+//! One record per publish target, as steps have: its name, summary and settings (a serde
+//! type with `deny_unknown_fields`, parsed from the recipe so that its errors carry
+//! file:line:column), and what it does at each moment of a run. `goldify targets`, the
+//! recipe parser, `--publish` and the [`Session`](super::Session) all read the same
+//! registry (the `targets!` list in publish/mod.rs), so adding a target is one file and
+//! one registry line.
+
+use super::hash::Algo;
+use super::{GuestInfo, Plan, Produce};
+use crate::guest::Guest;
+use crate::report::{Artifact, RunReport};
+use anyhow::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What `goldify targets` prints about a target.
+#[derive(Debug, Serialize)]
+pub struct TargetInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [crate::steps::OptionDoc],
+}
+
+/// A repository a target writes into, and the kind of templates it holds; two targets may
+/// not share one (VMmanager keeps KVM and LXD templates apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoClaim {
+    pub dir: PathBuf,
+    pub kind: super::repo::RepoType,
+}
+
+/// A publish target: its settings, and what it does at each moment of the run. Every
+/// moment but [`Target::produce`] is optional.
+pub trait Target: std::fmt::Debug + Send {
+    fn info(&self) -> &'static TargetInfo;
+
+    /// Checks beyond the settings' types (names, URLs, ranges), before anything runs.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The directory it writes into: its own setting, else the run's publish directory.
+    fn dir(&self, publish_dir: &Path) -> PathBuf;
+
+    /// The repository it merges an entry into, if it does.
+    fn repository(&self, _plan: &Plan) -> Option<RepoClaim> {
+        None
+    }
+
+    /// Digests every artifact of the run must carry (the checksum lists ask for theirs).
+    fn digests(&self) -> &[Algo] {
+        &[]
+    }
+
+    /// Files it will write whose names are known from the settings and the command line
+    /// alone (the others depend on the guest), each with what it holds (`qcow2
+    /// (compressed)`); two targets may share a file only to hold the same thing. Checked
+    /// before the long work.
+    fn known_destinations(&self, _plan: &Plan) -> Vec<(PathBuf, String)> {
+        Vec::new()
+    }
+
+    /// The input disk is known and the appliance about to start (a head start may begin).
+    fn input_known(&mut self, _plan: &Plan, _input: &super::Input) -> Result<()> {
+        Ok(())
+    }
+
+    /// The guest is open: read what cannot be read from the golden disk alone.
+    fn guest_open(&mut self, _plan: &Plan, _info: &GuestInfo, _guest: &dyn Guest) -> Result<()> {
+        Ok(())
+    }
+
+    /// The guest is closed: produce artifacts from the golden disk, staged for the commit.
+    fn produce(&mut self, out: &mut Produce) -> Result<()>;
+
+    /// Every artifact is in place (checksum lists are written over them now).
+    fn published(&mut self, _plan: &Plan, _artifacts: &[Artifact]) -> Result<Vec<Artifact>> {
+        Ok(Vec::new())
+    }
+
+    /// The run's report is complete (the run manifest records it).
+    fn reported(&mut self, _plan: &Plan, _report: &RunReport) -> Result<Vec<Artifact>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A target as the recipe (or the command line) gives it.
+#[derive(Debug)]
+pub struct Item {
+    pub name: String,
+    pub target: Box<dyn Target>,
+    /// The recipe file the settings came from (for messages); empty for `--publish`.
+    pub origin: PathBuf,
+}
+
+/// The recipe's `publish:` mapping, in the order written, each value parsed by its target.
+#[derive(Debug, Default)]
+pub struct Section(pub Vec<Item>);
+
+impl Section {
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// A child recipe's targets replace the parent's of the same name; others are kept.
+    pub fn merge(&mut self, child: Section) {
+        for item in child.0 {
+            match self.0.iter().position(|i| i.name == item.name) {
+                Some(i) => self.0[i] = item,
+                None => self.0.push(item),
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Section {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SectionVisitor)
+    }
+}
+
+struct SectionVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SectionVisitor {
+    type Value = Section;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a mapping of publish target name to settings")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Section, E> {
+        Ok(Section::default())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Section, A::Error> {
+        let mut items: Vec<Item> = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if items.iter().any(|i| i.name == name) {
+                return Err(serde::de::Error::custom(format!("publish target `{name}` given twice")));
+            }
+            let target = map.next_value_seed(Seed(&name))?;
+            items.push(Item {
+                name,
+                target,
+                origin: PathBuf::new(),
+            });
+        }
+        Ok(Section(items))
+    }
+}
+
+struct Seed<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+    type Value = Box<dyn Target>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        super::build(self.0, d)
+    }
+}
+
+/// Settings from the recipe, read straight from its YAML (errors keep their line and
+/// column); null settings are read as the empty mapping, so that a target with a
+/// required field says which one is missing.
+pub fn settings<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    match Option::<T>::deserialize(d)? {
+        Some(t) => Ok(t),
+        None => T::deserialize(serde::de::value::MapDeserializer::<_, D::Error>::new(
+            std::iter::empty::<((), ())>(),
+        )),
+    }
+}
+
+pub fn unknown_target_message(name: &str) -> String {
+    let names = super::names();
+    match crate::suggest::nearest(name, &names) {
+        Some(n) => format!("unknown publish target `{name}`, did you mean `{n}`?"),
+        None => format!("unknown publish target `{name}` (known: {})", names.join(", ")),
+    }
+}
