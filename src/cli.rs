@@ -312,7 +312,14 @@ impl Cli {
                 if a.json {
                     print_json(&crate::publish::REGISTRY)?;
                 } else {
-                    print!("{}", crate::steps::describe_records(crate::publish::REGISTRY.iter().map(|t| (t.name, t.summary, "", t.options))));
+                    print!(
+                        "{}",
+                        crate::steps::describe_records(
+                            crate::publish::REGISTRY
+                                .iter()
+                                .map(|t| (t.name, t.summary, "", t.options))
+                        )
+                    );
                 }
                 Ok(success())
             }

@@ -94,11 +94,8 @@ pub fn tagged(error: anyhow::Error, exit: Exit) -> anyhow::Error {
     anyhow::Error::new(Failure { exit, error })
 }
 
-/// The exit code an error maps to; interruption wins over everything else.
+/// The exit code an error maps to (main lets an interruption win over it).
 pub fn exit_of(error: &anyhow::Error) -> Exit {
-    if crate::interrupt::interrupted() {
-        return Exit::Interrupted;
-    }
     error
         .downcast_ref::<Failure>()
         .map(|f| f.exit)

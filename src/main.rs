@@ -9,7 +9,12 @@ fn main() {
     let code = match cli.run() {
         Ok(exit) => exit.code(),
         Err(e) => {
-            let exit = goldify::error::exit_of(&e);
+            // Whatever failed after a signal failed because of it.
+            let exit = if goldify::interrupt::interrupted() {
+                goldify::error::Exit::Interrupted
+            } else {
+                goldify::error::exit_of(&e)
+            };
             eprintln!("goldify: error: {e:#}");
             exit.code()
         }

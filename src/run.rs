@@ -111,8 +111,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
 
     let watch = work.watch_space();
-    let (facts, reports) = guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings)
-        .map_err(|e| watch.explain(e))?;
+    let (facts, reports) =
+        guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();

@@ -3,6 +3,8 @@
 //! symlink is ever followed (the daemon would resolve an absolute link target inside the
 //! appliance, not the guest).
 
+pub use super::api::{api_error, ApiError};
+use super::api::{errno_of, silence_default_error_handler, Api};
 use super::facts::{Family, Init, OsFacts};
 use super::{components, Entry, Filesystem, Guest, Kind, Layout, Meta, Partition, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,70 +16,6 @@ use std::path::Path;
 const MESSAGE_LIMIT: u64 = 2 << 20;
 /// Names per `lstatnslist` call.
 const STAT_BATCH: usize = 500;
-
-/// A libguestfs error as an anyhow error with its message (the crate only derives Debug).
-pub fn api_error(e: guestfs::Error) -> anyhow::Error {
-    match &e {
-        guestfs::Error::API(_) => {
-            let dbg = format!("{e:?}");
-            let re = regex::Regex::new(r#"operation: "([^"]*)", message: "((?:[^"\\]|\\.)*)", errno: (-?\d+)"#)
-                .expect("static regex");
-            match re.captures(&dbg) {
-                Some(c) => {
-                    let msg = c[2].replace("\\n", " ").replace("\\\"", "\"").replace("\\\\", "\\");
-                    let errno: i32 = c[3].parse().unwrap_or(0);
-                    anyhow::Error::new(ApiError {
-                        operation: c[1].to_string(),
-                        message: msg,
-                        errno,
-                    })
-                }
-                None => anyhow!("libguestfs: {dbg}"),
-            }
-        }
-        guestfs::Error::IllegalString(_) => anyhow!("path contains a NUL byte"),
-        guestfs::Error::Utf8Error(_) => anyhow!("libguestfs returned a name that is not UTF-8"),
-        guestfs::Error::Create => anyhow!("cannot create a libguestfs handle"),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub operation: String,
-    pub message: String,
-    pub errno: i32,
-}
-
-fn errno_of(e: &anyhow::Error) -> Option<i32> {
-    e.downcast_ref::<ApiError>().map(|a| a.errno)
-}
-
-trait Api<T> {
-    fn api(self) -> Result<T>;
-}
-
-impl<T> Api<T> for std::result::Result<T, guestfs::Error> {
-    fn api(self) -> Result<T> {
-        self.map_err(api_error)
-    }
-}
-
-#[link(name = "guestfs")]
-extern "C" {
-    fn guestfs_set_error_handler(g: *mut std::ffi::c_void, cb: *const std::ffi::c_void, data: *mut std::ffi::c_void);
-}
-
-/// libguestfs prints every error to stderr by default; goldify reports errors itself, once,
-/// with context, and many "errors" (a path that does not exist) are expected answers.
-fn silence_default_error_handler(g: &guestfs::Handle) {
-    // The crate keeps the raw handle in its only field and gives no accessor.
-    const _: () = assert!(std::mem::size_of::<guestfs::Handle>() == std::mem::size_of::<*mut std::ffi::c_void>());
-    unsafe {
-        let raw = *(g as *const guestfs::Handle as *const *mut std::ffi::c_void);
-        guestfs_set_error_handler(raw, std::ptr::null(), std::ptr::null_mut());
-    }
-}
 
 pub struct OpenOptions<'a> {
     pub format: &'a str,

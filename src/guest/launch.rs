@@ -121,13 +121,13 @@ pub fn configure(g: &guestfs::Handle) -> anyhow::Result<()> {
     use anyhow::Context;
     if std::env::var_os("LIBGUESTFS_BACKEND").is_none() {
         g.set_backend("direct")
-            .map_err(super::guestfs::api_error)
+            .map_err(super::api::api_error)
             .context("selecting the libguestfs direct backend")?;
     }
     if std::env::var_os("LIBGUESTFS_BACKEND_SETTINGS").is_none() && !accel().is_kvm() {
         announce();
         g.set_backend_settings(&["force_tcg"])
-            .map_err(super::guestfs::api_error)
+            .map_err(super::api::api_error)
             .context("selecting TCG for the libguestfs appliance")?;
     }
     Ok(())

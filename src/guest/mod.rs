@@ -8,6 +8,7 @@
 //!   `read` refuse anything but a regular file;
 //! - reads are bounded by the caller's limit.
 
+pub mod api;
 pub mod facts;
 pub mod guestfs;
 pub mod launch;

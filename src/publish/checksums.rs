@@ -15,10 +15,21 @@ use std::path::{Component, Path, PathBuf};
 
 pub static INFO: TargetInfo = TargetInfo {
     name: "checksums",
-    summary: "SHA256SUMS (and SHA1SUMS, SHA512SUMS, MD5SUMS) over every artifact of the run, as sha256sum -c reads them",
+    summary:
+        "SHA256SUMS (and SHA1SUMS, SHA512SUMS, MD5SUMS) over every artifact of the run, as sha256sum -c reads them",
     options: &[
-        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the lists go" },
-        OptionDoc { name: "algorithms", kind: "list of md5|sha1|sha256|sha512", default: "[sha256]", help: "one list per algorithm" },
+        OptionDoc {
+            name: "dir",
+            kind: "path",
+            default: "--publish-dir",
+            help: "where the lists go",
+        },
+        OptionDoc {
+            name: "algorithms",
+            kind: "list of md5|sha1|sha256|sha512",
+            default: "[sha256]",
+            help: "one list per algorithm",
+        },
     ],
 };
 

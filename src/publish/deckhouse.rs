@@ -115,7 +115,10 @@ impl Target for Deckhouse {
         let r = self.request(plan, name);
         let dir = self.dir(&plan.dir);
         let what = r.describe();
-        let mut v = vec![(r.dest, what), (dir.join(manifest_file(self, name)), "a Deckhouse manifest".into())];
+        let mut v = vec![
+            (r.dest, what),
+            (dir.join(manifest_file(self, name)), "a Deckhouse manifest".into()),
+        ];
         if self.container_disk {
             v.push((dir.join(format!("{name}.oci")), "an OCI layout".into()));
             v.push((dir.join(format!("{name}.oci.tar")), "an OCI archive".into()));

@@ -15,10 +15,30 @@ pub static INFO: TargetInfo = TargetInfo {
     name: "disk",
     summary: "the golden disk as qcow2 (optionally compressed), raw, vmdk or vdi",
     options: &[
-        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the file goes" },
-        OptionDoc { name: "format", kind: "qcow2|raw|vmdk|vdi", default: "--format, else the recipe's output.format, else qcow2", help: "the image format" },
-        OptionDoc { name: "compress", kind: "bool", default: "the recipe's output.compress", help: "compressed qcow2 clusters (qcow2 only)" },
-        OptionDoc { name: "name", kind: "string", default: "--name, else the input's name + -golden", help: "base file name" },
+        OptionDoc {
+            name: "dir",
+            kind: "path",
+            default: "--publish-dir",
+            help: "where the file goes",
+        },
+        OptionDoc {
+            name: "format",
+            kind: "qcow2|raw|vmdk|vdi",
+            default: "--format, else the recipe's output.format, else qcow2",
+            help: "the image format",
+        },
+        OptionDoc {
+            name: "compress",
+            kind: "bool",
+            default: "the recipe's output.compress",
+            help: "compressed qcow2 clusters (qcow2 only)",
+        },
+        OptionDoc {
+            name: "name",
+            kind: "string",
+            default: "--name, else the input's name + -golden",
+            help: "base file name",
+        },
     ],
 };
 

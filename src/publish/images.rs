@@ -58,4 +58,3 @@ pub fn hash(staged: &Staged, algos: &[Algo]) -> Result<(u64, BTreeMap<String, St
     let (_, n, sums) = w.finish();
     Ok((n, sums))
 }
-

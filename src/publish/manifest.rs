@@ -22,8 +22,18 @@ pub static INFO: TargetInfo = TargetInfo {
     name: "manifest",
     summary: "the run's JSON manifest, Packer-style (written whenever anything is published)",
     options: &[
-        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where it goes" },
-        OptionDoc { name: "file", kind: "string", default: DEFAULT_FILE, help: "its file name" },
+        OptionDoc {
+            name: "dir",
+            kind: "path",
+            default: "--publish-dir",
+            help: "where it goes",
+        },
+        OptionDoc {
+            name: "file",
+            kind: "string",
+            default: DEFAULT_FILE,
+            help: "its file name",
+        },
     ],
 };
 
@@ -38,8 +48,7 @@ pub struct Manifest {
 
 impl Manifest {
     fn path(&self, plan: &Plan) -> PathBuf {
-        self.dir(&plan.dir)
-            .join(self.file.as_deref().unwrap_or(DEFAULT_FILE))
+        self.dir(&plan.dir).join(self.file.as_deref().unwrap_or(DEFAULT_FILE))
     }
 }
 

@@ -255,7 +255,9 @@ impl Session {
     fn check_repositories(&self) -> Result<()> {
         let mut claims: Vec<(&str, target::RepoClaim)> = Vec::new();
         for i in &self.items {
-            let Some(c) = i.target.repository(&self.plan) else { continue };
+            let Some(c) = i.target.repository(&self.plan) else {
+                continue;
+            };
             if let Some((other, _)) = claims.iter().find(|(_, o)| o.dir == c.dir) {
                 crate::bail_tag!(
                     Exit::Usage,
@@ -334,7 +336,12 @@ impl Session {
         Ok(artifacts)
     }
 
-    fn produce(&mut self, info: &GuestInfo, work: &WorkDisk, scratch_parent: &Path) -> Result<(Vec<Artifact>, Vec<Commit>)> {
+    fn produce(
+        &mut self,
+        info: &GuestInfo,
+        work: &WorkDisk,
+        scratch_parent: &Path,
+    ) -> Result<(Vec<Artifact>, Vec<Commit>)> {
         let scratch = private_dir(scratch_parent)?;
         let mut out = Produce {
             plan: &self.plan,
@@ -713,13 +720,27 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.publish.names(),
-            ["checksums", "vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster"],
+            [
+                "checksums",
+                "vmmanager",
+                "vmmanager-lxd",
+                "disk",
+                "deckhouse",
+                "vcluster"
+            ],
             "as written"
         );
         let items = select(r.publish, &[]).unwrap();
         assert_eq!(
             names(&items),
-            ["vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster", "checksums"],
+            [
+                "vmmanager",
+                "vmmanager-lxd",
+                "disk",
+                "deckhouse",
+                "vcluster",
+                "checksums"
+            ],
             "run in registry order"
         );
         assert!(format!("{:?}", items[0].target).contains("preset: 9"));
@@ -750,7 +771,11 @@ mod tests {
             err("  vmmanger: {}\n"),
             ":3:3: publish: unknown publish target `vmmanger`, did you mean `vmmanager`?"
         );
-        assert!(err("  deckhouse: {}\n").starts_with(":3:14: "), "{}", err("  deckhouse: {}\n"));
+        assert!(
+            err("  deckhouse: {}\n").starts_with(":3:14: "),
+            "{}",
+            err("  deckhouse: {}\n")
+        );
         assert!(err("  deckhouse: {}\n").contains("missing field `base_url`"));
         assert!(err("  deckhouse:\n").contains("missing field `base_url`"));
         assert!(err("  vmmanager: {compresion: {}}\n").contains("unknown field `compresion`"));
@@ -763,7 +788,11 @@ mod tests {
         assert!(err("  disk: {format: raw, compress: true}\n").contains("qcow2 only"));
         assert!(err("  checksums: {algorithms: [crc]}\n").contains("unknown variant `crc`"));
         assert!(err("  disk: {name: ../x}\n").contains("plain file name"));
-        for e in [err("  deckhouse: {}\n"), err("  vmmanger: {}\n"), err("  disk: {name: ../x}\n")] {
+        for e in [
+            err("  deckhouse: {}\n"),
+            err("  vmmanger: {}\n"),
+            err("  disk: {name: ../x}\n"),
+        ] {
             assert!(e.starts_with(":3:"), "file:line:col: {e}");
         }
     }
@@ -771,7 +800,11 @@ mod tests {
     #[test]
     fn children_replace_their_parents_targets() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("base.yaml"), "publish:\n  disk: {format: raw}\n  checksums: {}\n").unwrap();
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            "publish:\n  disk: {format: raw}\n  checksums: {}\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("child.yaml"),
             "extends: base.yaml\npublish:\n  disk: {format: vmdk}\n",
@@ -798,11 +831,10 @@ mod tests {
     #[test]
     fn colliding_destinations_are_found_before_the_run() {
         let d = tempfile::tempdir().unwrap();
-        let r = recipe(
-            "  disk: {compress: true}\n  deckhouse: {base_url: 'http://x', name: vm}\n",
-        )
-        .unwrap();
-        let e = Session::new(r.publish, &Request::default(), facts(d.path())).err().unwrap();
+        let r = recipe("  disk: {compress: true}\n  deckhouse: {base_url: 'http://x', name: vm}\n").unwrap();
+        let e = Session::new(r.publish, &Request::default(), facts(d.path()))
+            .err()
+            .unwrap();
         assert_eq!(crate::error::exit_of(&e), Exit::Usage);
         let e = format!("{e:#}");
         assert!(
@@ -810,11 +842,21 @@ mod tests {
             "{e}"
         );
         let r = recipe("  disk: {}\n  vcluster: {base_url: 'http://x', name: vm}\n").unwrap();
-        let s = Session::new(r.publish, &Request::default(), facts(d.path())).unwrap().unwrap();
+        let s = Session::new(r.publish, &Request::default(), facts(d.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.describe(), "disk, vcluster", "the same qcow2 is shared");
         let r = recipe("  manifest: {file: SHA256SUMS}\n  checksums: {}\n").unwrap();
-        let e = format!("{:#}", Session::new(r.publish, &Request::default(), facts(d.path())).err().unwrap());
-        assert!(e.contains("SHA256SUMS is wanted as a checksum list by checksums and as the run manifest by manifest"), "{e}");
+        let e = format!(
+            "{:#}",
+            Session::new(r.publish, &Request::default(), facts(d.path()))
+                .err()
+                .unwrap()
+        );
+        assert!(
+            e.contains("SHA256SUMS is wanted as a checksum list by checksums and as the run manifest by manifest"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,12 +18,42 @@ pub static INFO: TargetInfo = TargetInfo {
     name: "vcluster",
     summary: "vCluster Platform: <name>.qcow2 and an OSImage manifest pointing at it with its checksum",
     options: &[
-        OptionDoc { name: "dir", kind: "path", default: "--publish-dir", help: "where the files go" },
-        OptionDoc { name: "base_url", kind: "URL", default: "required", help: "where the directory is served over HTTP(S)" },
-        OptionDoc { name: "name", kind: "string", default: "the template name, lowercased", help: "object and file name (RFC 1123 label)" },
-        OptionDoc { name: "display_name", kind: "string", default: "the OS's product name", help: "spec.displayName" },
-        OptionDoc { name: "description", kind: "string", default: "none", help: "spec.description" },
-        OptionDoc { name: "checksum_type", kind: "md5|sha256|sha512", default: "sha256", help: "what Metal3's image-checksum-type accepts" },
+        OptionDoc {
+            name: "dir",
+            kind: "path",
+            default: "--publish-dir",
+            help: "where the files go",
+        },
+        OptionDoc {
+            name: "base_url",
+            kind: "URL",
+            default: "required",
+            help: "where the directory is served over HTTP(S)",
+        },
+        OptionDoc {
+            name: "name",
+            kind: "string",
+            default: "the template name, lowercased",
+            help: "object and file name (RFC 1123 label)",
+        },
+        OptionDoc {
+            name: "display_name",
+            kind: "string",
+            default: "the OS's product name",
+            help: "spec.displayName",
+        },
+        OptionDoc {
+            name: "description",
+            kind: "string",
+            default: "none",
+            help: "spec.description",
+        },
+        OptionDoc {
+            name: "checksum_type",
+            kind: "md5|sha256|sha512",
+            default: "sha256",
+            help: "what Metal3's image-checksum-type accepts",
+        },
     ],
 };
 
@@ -81,7 +111,10 @@ impl Target for Vcluster {
         let what = r.describe();
         vec![
             (r.dest, what),
-            (self.dir(&plan.dir).join(format!("{name}.osimage.yaml")), "an OSImage manifest".into()),
+            (
+                self.dir(&plan.dir).join(format!("{name}.osimage.yaml")),
+                "an OSImage manifest".into(),
+            ),
         ]
     }
 

@@ -133,8 +133,13 @@ impl Target for Vmmanager {
             algos,
             reuse: pre.as_ref(),
         }];
-        let summary = stream::compress(&mut src, outputs, super::settings::threads(self.compression.threads), &bar)
-            .with_context(|| format!("writing {}", dest.display()))?;
+        let summary = stream::compress(
+            &mut src,
+            outputs,
+            super::settings::threads(self.compression.threads),
+            &bar,
+        )
+        .with_context(|| format!("writing {}", dest.display()))?;
         bar.finish_and_clear();
         staged.sync()?;
         tracing::info!(
