@@ -22,6 +22,7 @@ pub mod oci;
 mod produce;
 pub mod repo;
 pub mod settings;
+mod source;
 pub mod stream;
 pub mod target;
 
