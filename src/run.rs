@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub format: Option<Format>,
     pub name: Option<String>,
     pub verbose: u8,
+    /// Directories the disk's backing files, extents and data files may be read from.
+    pub allow: disk::refs::Allowed,
     pub publish: crate::publish::Request,
 }
 
@@ -90,13 +92,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let work_parent = std::env::temp_dir();
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
-    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
+    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;
     timings.prepare = t0.elapsed().as_secs_f64();
 
     // Publishing a VMmanager archive: compress the input's chunks while the appliance works.
     let head_start = match (&plan, &work.input_format) {
         (Some(p), disk::detect::Detected::Disk(f)) if writes_output => {
-            crate::publish::headstart::begin(p, &opts.disk, *f)?
+            crate::publish::headstart::begin(p, &work.source, *f)?
         }
         _ => None,
     };
