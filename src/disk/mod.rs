@@ -52,6 +52,8 @@ pub struct WorkDisk {
     /// Format of the user's input (for messages and the report).
     pub input_format: detect::Detected,
     _temp: Option<tempfile::TempDir>,
+    /// Removes `_temp` if a signal ends the process before its guard runs.
+    _cleanup: Option<crate::interrupt::Cleanup>,
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
@@ -79,6 +81,7 @@ pub fn prepare(
                 );
             }
             let temp = temp_dir(work_parent)?;
+            let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
             let raw = temp.path().join("input.raw");
             decompress(input, c, &raw)
                 .with_context(|| format!("decompressing {}", input.display()))
@@ -100,6 +103,7 @@ pub fn prepare(
                 source: raw,
                 input_format: detected,
                 _temp: Some(temp),
+                _cleanup: Some(cleanup),
             });
         }
     };
@@ -113,9 +117,11 @@ pub fn prepare(
             source: abs,
             input_format: detected,
             _temp: None,
+            _cleanup: None,
         });
     }
     let temp = temp_dir(work_parent)?;
+    let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
     let overlay = temp.path().join("overlay.qcow2");
     create_overlay(&abs, format.name(), &overlay)
         .context("creating the overlay over the input")
@@ -126,6 +132,7 @@ pub fn prepare(
         source: abs,
         input_format: detected,
         _temp: Some(temp),
+        _cleanup: Some(cleanup),
     })
 }
 

@@ -166,6 +166,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .tempdir()
         .context("creating a work directory")
         .tag(Exit::Output)?;
+    let _cleanup = crate::interrupt::remove_on_forced_exit(work.path());
     // Both disks are checked before anything starts: a refused --source must not wait for
     // the template's appliance, and no qemu may follow what a header names (disk/refs.rs).
     let source_disk = opts
