@@ -300,7 +300,8 @@ const BLOCK: usize = 1 << 20;
 /// Stream-decompress into a sparse file: all-zero blocks become holes (seeks), so a 40 GiB
 /// image with 1 GiB of data costs 1 GiB of disk.
 fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
-    let f = File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let f = crate::hostfile::open(input, crate::hostfile::Accept::RegularOrBlock)
+        .with_context(|| format!("opening {}", input.display()))?;
     let f = std::io::BufReader::with_capacity(BLOCK, f);
     let mut reader: Box<dyn Read> = match c {
         detect::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),

@@ -14,8 +14,9 @@
 //! qemu-img look, and its own view of the chain must agree ([`confirm`]).
 //!
 //! Where qemu would fail to open an image anyway, the parsers here may report more than
-//! qemu would follow, never less. raw and VDI images name nothing (qemu's vdi driver has
-//! no differencing images); unknown formats are opened by goldify as raw.
+//! qemu would follow, never less. raw and VDI images name no file (a differencing VDI
+//! names its parent by UUID only, which qemu cannot follow); goldify opens unknown formats
+//! as raw.
 
 use super::Format;
 use crate::error::{Exit, Tag};
@@ -586,21 +587,27 @@ mod tests {
         );
     }
 
-    /// A qcow2 v2 header written by hand: backing name at the end of the cluster, no
-    /// backing format (qemu would probe it).
-    #[test]
-    fn qcow2_backing_without_a_format_is_probed() {
+    /// A qcow2 v2 header written by hand, 512-byte clusters: the backing name at the end of
+    /// the cluster and no backing format extension (qemu would probe the backing file).
+    fn v2_header(backing: &[u8]) -> Vec<u8> {
+        let at = 512 - backing.len();
         let mut h = vec![0u8; 512];
         h[..4].copy_from_slice(b"QFI\xfb");
         h[4..8].copy_from_slice(&2u32.to_be_bytes());
-        h[8..16].copy_from_slice(&500u64.to_be_bytes());
-        h[16..20].copy_from_slice(&6u32.to_be_bytes());
+        h[8..16].copy_from_slice(&(at as u64).to_be_bytes());
+        h[16..20].copy_from_slice(&(backing.len() as u32).to_be_bytes());
         h[20..24].copy_from_slice(&9u32.to_be_bytes());
-        h[500..506].copy_from_slice(b"/x\0yzw");
+        h[at..].copy_from_slice(backing);
+        h
+    }
+
+    #[test]
+    fn qcow2_backing_without_a_format_is_probed() {
+        let mut h = v2_header(b"/x\0yzw");
         // The name is a C string for qemu: "/x".
         assert_eq!(names(&qcow2(&h)), [(Kind::Backing, "/x".into(), Opened::Probed)]);
         // A name longer than the cluster leaves: qemu refuses the image, opens nothing.
-        h[16..20].copy_from_slice(&13u32.to_be_bytes());
+        h[16..20].copy_from_slice(&(7u32 + 7).to_be_bytes());
         assert!(qcow2(&h).is_empty());
         // Version 1 (qcow) is not opened as qcow2 at all.
         h[4..8].copy_from_slice(&1u32.to_be_bytes());
@@ -750,6 +757,14 @@ mod tests {
             &["rebase", "-q", "-u", "-b", "allowed/secret", "-F", "raw", "o.qcow2"],
         );
         assert_eq!(check(&o, &o, Format::Qcow2, &allow).unwrap(), 1);
+        // Allowed, but the format is not recorded: qemu would guess it.
+        std::fs::write(d.join("v2.qcow2"), v2_header(b"allowed/secret")).unwrap();
+        let v2 = d.join("v2.qcow2");
+        let p = format!("{:#}", check(&v2, &v2, Format::Qcow2, &allow).unwrap_err());
+        assert!(
+            p.contains("backing file \"allowed/secret\" without recording its format"),
+            "{p}"
+        );
         // A loop: the backing file is the image itself.
         qemu_img(d, &["rebase", "-q", "-u", "-b", "o.qcow2", "-F", "qcow2", "o.qcow2"]);
         let allow = Allowed::new(&[d.to_path_buf()]).unwrap();

@@ -82,8 +82,14 @@ impl Lab {
     }
 
     fn goldify_within(&self, limit: Duration, args: &[&dyn AsRef<OsStr>]) -> Run {
+        // libguestfs keeps its appliance cache under TMPDIR unless told where: keep the
+        // usual one (a cold cache costs a minute, and it is not a goldify work file).
+        let cache = std::env::var_os("LIBGUESTFS_CACHEDIR")
+            .or_else(|| std::env::var_os("TMPDIR"))
+            .unwrap_or_else(|| "/var/tmp".into());
         let mut c = goldify();
         c.env("TMPDIR", self.path("tmp"))
+            .env("LIBGUESTFS_CACHEDIR", cache)
             .current_dir(self.dir.path())
             .args(args.iter().map(|a| a.as_ref()));
         start(c).finish(limit)
@@ -441,6 +447,20 @@ fn allow_backing_refuses_links_that_leave_the_directory() {
         &allowed,
     ]);
     lab.refused(&r, 3, &[&disk, &"link.raw", &secret]);
+
+    // A FIFO inside the directory: refused before anything opens it.
+    mkfifo(&allowed.join("pipe"));
+    let disk = lab.qcow2_backed_by("pipe.qcow2", "allowed/pipe", "raw");
+    let r = lab.goldify(&[
+        &"run",
+        &recipe("generic"),
+        &disk,
+        &"-o",
+        &lab.out(),
+        &"--allow-backing",
+        &allowed,
+    ]);
+    lab.refused(&r, 3, &[&disk, &"allowed/pipe", &"FIFO"]);
 
     // Allowing does not open the network.
     let disk = lab.qcow2_backed_by("net.qcow2", "nbd://127.0.0.1:9/x", "raw");
