@@ -748,7 +748,7 @@ mod tests {
             none.starts_with("disk user.qcow2 names backing file \"secret\"; "),
             "{none}"
         );
-        let allow = Allowed::new(&[allowed.clone()]).unwrap();
+        let allow = Allowed::new(std::slice::from_ref(&allowed)).unwrap();
         let out = format!("{:#}", check(&o, &o, Format::Qcow2, &allow).unwrap_err());
         assert!(out.contains("outside every --allow-backing directory"), "{out}");
         std::fs::rename(d.join("secret"), allowed.join("secret")).unwrap();
