@@ -106,6 +106,25 @@ pub struct RunArgs {
     /// Publish nothing, whatever the recipe lists.
     #[arg(long, conflicts_with_all = ["publish", "publish_dir"])]
     pub no_publish: bool,
+    #[command(flatten)]
+    pub refs: DiskRefs,
+}
+
+/// What the disks goldify opens may make qemu read besides themselves.
+#[derive(Debug, Args)]
+pub struct DiskRefs {
+    /// Let the disk's backing files, VMDK extents and parent, and qcow2 data file be read
+    /// from DIR (repeatable). Without it, a disk that names any other file is refused;
+    /// with it, every file of the chain, link by link, must resolve inside a DIR. Network
+    /// locations (nbd://, http:…) and json: filenames are always refused.
+    #[arg(long = "allow-backing", value_name = "DIR")]
+    pub allow_backing: Vec<PathBuf>,
+}
+
+impl DiskRefs {
+    fn allowed(&self) -> Result<crate::disk::refs::Allowed> {
+        crate::disk::refs::Allowed::new(&self.allow_backing)
+    }
 }
 
 /// Inspect and tidy a VMmanager template repository: metadata.json and the archives
@@ -180,6 +199,8 @@ pub struct VerifyArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub refs: DiskRefs,
 }
 
 /// Validate a recipe (and what it extends) without touching any disk.
@@ -213,6 +234,8 @@ pub struct InspectArgs {
     pub disk: PathBuf,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub refs: DiskRefs,
 }
 
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
@@ -235,6 +258,7 @@ impl Cli {
         crate::progress::set_quiet(self.quiet);
         match self.command {
             Command::Run(a) => {
+                let allow = a.refs.allowed()?;
                 let disk = crate::packer::input_disk(
                     a.disk.as_deref(),
                     a.packer_manifest.as_deref(),
@@ -249,6 +273,7 @@ impl Cli {
                     format: a.format,
                     name: a.name,
                     verbose: self.verbose,
+                    allow,
                     publish: crate::publish::Request {
                         targets: a.publish,
                         dir: a.publish_dir,
@@ -324,7 +349,7 @@ impl Cli {
                 Ok(success())
             }
             Command::Inspect(a) => {
-                let report = crate::inspect::inspect(&a.disk)?;
+                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?)?;
                 if a.json {
                     print_json(&report)?;
                 } else {
@@ -350,6 +375,7 @@ impl Cli {
                     keep_logs: a.keep_logs,
                     memory_mib: a.memory,
                     verbose: self.verbose,
+                    allow: a.refs.allowed()?,
                 })?;
                 if a.json {
                     print_json(&report)?;

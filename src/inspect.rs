@@ -49,12 +49,12 @@ pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
         .collect()
 }
 
-pub fn inspect(path: &Path) -> Result<InspectReport> {
+pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport> {
     if !path.exists() {
         crate::bail_tag!(Exit::Input, "disk {} does not exist", path.display());
     }
     let phase = crate::progress::phase(format!("inspecting {}", path.display()));
-    let work = disk::prepare(path, &std::env::temp_dir(), false, true)?;
+    let work = disk::prepare(path, &std::env::temp_dir(), false, true, allow)?;
     let virtual_size = disk::virtual_size(&work.path, work.format).tag(Exit::Input)?;
     let guest = GuestfsGuest::open(
         &work.path,

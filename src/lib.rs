@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod guest;
+pub mod hostfile;
 pub mod inspect;
 pub mod interrupt;
 pub mod packer;

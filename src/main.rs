@@ -6,7 +6,10 @@ fn main() {
     if let Err(e) = goldify::interrupt::install() {
         eprintln!("goldify: warning: cannot install signal handlers: {e:#}");
     }
-    let code = match cli.run() {
+    let result = cli.run();
+    // From here on a late signal no longer ends the process on its own (one error line).
+    let _exiting = goldify::interrupt::exiting();
+    let code = match result {
         Ok(exit) => exit.code(),
         Err(e) => {
             // Whatever failed after a signal failed because of it.

@@ -14,6 +14,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Packer appends every run's builds to the manifest; thousands of runs stay far below this.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
     #[serde(default)]
@@ -47,10 +50,11 @@ impl Build {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
+        // A FIFO or a device named here must neither hang the run nor fill the memory.
+        let text = crate::hostfile::read_bounded(path, MAX_MANIFEST_BYTES)
             .with_context(|| format!("reading Packer manifest {}", path.display()))
             .tag(Exit::Usage)?;
-        serde_json::from_str(&text)
+        serde_json::from_slice(&text)
             .with_context(|| format!("parsing Packer manifest {}", path.display()))
             .tag(Exit::Usage)
     }

@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub format: Option<Format>,
     pub name: Option<String>,
     pub verbose: u8,
+    /// Directories the disk's backing files, extents and data files may be read from.
+    pub allow: disk::refs::Allowed,
     pub publish: crate::publish::Request,
 }
 
@@ -97,14 +99,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let work_parent = std::env::temp_dir();
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
-    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
+    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;
     timings.prepare = t0.elapsed().as_secs_f64();
 
     // The input stays unchanged under the overlay while the appliance works: publishing
     // may start on it (the vmmanager head start).
     if let (Some(p), disk::detect::Detected::Disk(f), true) = (&mut publish, work.input_format, writes_output) {
         p.input_known(&crate::publish::Input {
-            path: &opts.disk,
+            path: &work.source,
             format: f,
             scratch_parent: &work_parent,
         })?;

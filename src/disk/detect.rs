@@ -62,13 +62,11 @@ pub fn classify(head: &[u8]) -> Result<Detected> {
     Ok(Detected::Disk(Format::Raw))
 }
 
+/// Classify the disk at `path`. Only regular files and block devices are opened at all: a
+/// FIFO would block the open, a character device (/dev/zero) would never end.
 pub fn detect(path: &Path) -> Result<Detected> {
-    let meta = std::fs::metadata(path).with_context(|| format!("opening disk {}", path.display()))?;
-    if meta.is_dir() {
-        bail!("disk {} is a directory", path.display());
-    }
     let mut head = Vec::with_capacity(512);
-    std::fs::File::open(path)
+    crate::hostfile::open(path, crate::hostfile::Accept::RegularOrBlock)
         .with_context(|| format!("opening disk {}", path.display()))?
         .take(512)
         .read_to_end(&mut head)

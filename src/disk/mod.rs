@@ -4,6 +4,7 @@
 //! through `exec`.
 
 pub mod detect;
+pub mod refs;
 
 use crate::error::{Exit, Tag};
 use crate::exec;
@@ -45,16 +46,28 @@ pub struct WorkDisk {
     /// What libguestfs opens: the overlay, the decompressed copy, or the input itself.
     pub path: PathBuf,
     pub format: Format,
+    /// The input as qemu reads it (canonical: never taken for a protocol name), or its
+    /// decompressed copy.
+    pub source: PathBuf,
     /// Format of the user's input (for messages and the report).
     pub input_format: detect::Detected,
     _temp: Option<tempfile::TempDir>,
+    /// Removes `_temp` if a signal ends the process before its guard runs.
+    _cleanup: Option<crate::interrupt::Cleanup>,
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
 /// under `work_parent` ($TMPDIR), never in the output directory, so that even a killed
 /// run leaves no partial files there; `in_place` edits the input itself; compressed
-/// inputs are decompressed first.
-pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) -> Result<WorkDisk> {
+/// inputs are decompressed first. Before any qemu process opens it, every file the disk
+/// names is refused unless `allow` allows it (see refs.rs).
+pub fn prepare(
+    input: &Path,
+    work_parent: &Path,
+    in_place: bool,
+    dry_run: bool,
+    allow: &refs::Allowed,
+) -> Result<WorkDisk> {
     let detected = detect::detect(input).tag(Exit::Input)?;
     let format = match detected {
         detect::Detected::Disk(f) => f,
@@ -68,6 +81,7 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
                 );
             }
             let temp = temp_dir(work_parent)?;
+            let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
             let raw = temp.path().join("input.raw");
             decompress(input, c, &raw)
                 .with_context(|| format!("decompressing {}", input.display()))
@@ -80,31 +94,34 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
                     input.display()
                 );
             };
-            qemu_img_check(&raw, inner_format).tag(Exit::Input)?;
+            let raw = canonical(&raw)?;
+            check_disk(input, &raw, inner_format, allow)?;
             // The decompressed copy is ours: work on it directly.
             return Ok(WorkDisk {
-                path: raw,
+                path: raw.clone(),
                 format: inner_format,
+                source: raw,
                 input_format: detected,
                 _temp: Some(temp),
+                _cleanup: Some(cleanup),
             });
         }
     };
-    qemu_img_check(input, format).tag(Exit::Input)?;
-    let abs = input
-        .canonicalize()
-        .with_context(|| format!("resolving {}", input.display()))
-        .tag(Exit::Input)?;
+    let abs = canonical(input)?;
+    check_disk(input, &abs, format, allow)?;
     if in_place || dry_run {
         // Dry runs open the input read-only; nothing needs an overlay.
         return Ok(WorkDisk {
-            path: abs,
+            path: abs.clone(),
             format,
+            source: abs,
             input_format: detected,
             _temp: None,
+            _cleanup: None,
         });
     }
     let temp = temp_dir(work_parent)?;
+    let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
     let overlay = temp.path().join("overlay.qcow2");
     create_overlay(&abs, format.name(), &overlay)
         .context("creating the overlay over the input")
@@ -112,8 +129,10 @@ pub fn prepare(input: &Path, work_parent: &Path, in_place: bool, dry_run: bool) 
     Ok(WorkDisk {
         path: overlay,
         format: Format::Qcow2,
+        source: abs,
         input_format: detected,
         _temp: Some(temp),
+        _cleanup: Some(cleanup),
     })
 }
 
@@ -188,27 +207,51 @@ fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
         .tag(Exit::Output)
 }
 
-/// `qemu-img info` must understand the image: corrupt headers fail here, with its message.
-fn qemu_img_check(path: &Path, format: Format) -> Result<()> {
+/// The absolute path without symlinks: what goldify hands to qemu, where a relative name
+/// such as `nbd:x` or `json:{…}` would be taken for a protocol (qemu's `path_has_protocol`).
+fn canonical(path: &Path) -> Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))
+        .tag(Exit::Input)
+}
+
+/// Every file `path` (canonical; the user's `input`) makes qemu open is allowed: first
+/// from the headers, read by goldify (refs.rs), then as `qemu-img info` sees the image,
+/// and its whole chain when it has one. `qemu-img info` must also understand the image:
+/// corrupt headers fail here, with its message.
+fn check_disk(input: &Path, path: &Path, format: Format, allow: &refs::Allowed) -> Result<()> {
+    let links = refs::check(input, path, format, allow)?;
+    let mut args = vec!["info", "--output=json", "-f", format.name()];
+    if links > 0 {
+        // The chain was checked link by link; -U (force share) because a backing file in
+        // use by a VM is locked, and goldify only reads it.
+        args.extend(["--backing-chain", "-U"]);
+    }
     let out = exec::run(
         "qemu-img",
-        [
-            "info".as_ref(),
-            "--output=json".as_ref(),
-            "-f".as_ref(),
-            format.name().as_ref(),
-            path.as_os_str(),
-        ],
+        args.iter().map(std::ffi::OsStr::new).chain([path.as_os_str()]),
     )
-    .with_context(|| format!("reading {} as {}", path.display(), format.name()))?;
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing qemu-img info")?;
-    if info.get("encrypted").and_then(|e| e.as_bool()) == Some(true) {
-        anyhow::bail!("{} is encrypted; goldify needs an unencrypted disk", path.display());
+    .with_context(|| format!("reading {} as {}", input.display(), format.name()))
+    .tag(Exit::Input)?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .context("parsing qemu-img info")
+        .tag(Exit::Input)?;
+    refs::confirm(input, &info, allow)?;
+    let images = info.as_array().cloned().unwrap_or_else(|| vec![info]);
+    if images
+        .iter()
+        .any(|i| i.get("encrypted").and_then(|e| e.as_bool()) == Some(true))
+    {
+        crate::bail_tag!(
+            Exit::Input,
+            "{} is encrypted; goldify needs an unencrypted disk",
+            input.display()
+        );
     }
-    if let Some(backing) = info.get("backing-filename").and_then(|b| b.as_str()) {
+    if links > 0 {
         tracing::info!(
-            "{} has a backing file {backing}; it is read, never written",
-            path.display()
+            "{} reads {links} other file(s) in the allowed directories; they are read, never written",
+            input.display()
         );
     }
     Ok(())
@@ -257,7 +300,8 @@ const BLOCK: usize = 1 << 20;
 /// Stream-decompress into a sparse file: all-zero blocks become holes (seeks), so a 40 GiB
 /// image with 1 GiB of data costs 1 GiB of disk.
 fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
-    let f = File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let f = crate::hostfile::open(input, crate::hostfile::Accept::RegularOrBlock)
+        .with_context(|| format!("opening {}", input.display()))?;
     let f = std::io::BufReader::with_capacity(BLOCK, f);
     let mut reader: Box<dyn Read> = match c {
         detect::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),

@@ -36,6 +36,8 @@ pub struct VerifyOptions {
     pub keep_logs: Option<PathBuf>,
     pub memory_mib: u32,
     pub verbose: u8,
+    /// Directories the disks' backing files, extents and data files may be read from.
+    pub allow: disk::refs::Allowed,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,8 +101,7 @@ fn nonce() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn read_source(path: &Path, work: &Path, verbose: u8) -> Result<SourceFacts> {
-    let prepared = disk::prepare(path, work, false, true)?;
+fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<SourceFacts> {
     let guest = GuestfsGuest::open(
         &prepared.path,
         &OpenOptions {
@@ -115,15 +116,13 @@ fn read_source(path: &Path, work: &Path, verbose: u8) -> Result<SourceFacts> {
     Ok(facts)
 }
 
-/// The overlay every clone starts from: the template plus the report unit.
+/// The overlay every clone starts from (`base`, over the template) gets the report unit.
 fn prepare_base(
-    template: &Path,
-    work: &Path,
+    base: disk::WorkDisk,
     nonce: &str,
     settle: u64,
     verbose: u8,
 ) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
-    let base = disk::prepare(template, work, false, false)?;
     let guest = GuestfsGuest::open(
         &base.path,
         &OpenOptions {
@@ -162,13 +161,26 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             .with_context(|| format!("creating {}", dir.display()))
             .tag(Exit::Output)?;
     }
-    let accel = launch::accel().clone();
-    announce(&accel);
     let work = tempfile::Builder::new()
         .prefix("goldify-verify-")
         .tempdir()
         .context("creating a work directory")
         .tag(Exit::Output)?;
+    let _cleanup = crate::interrupt::remove_on_forced_exit(work.path());
+    // Both disks are checked before anything starts: a refused --source must not wait for
+    // the template's appliance, and no qemu may follow what a header names (disk/refs.rs).
+    let source_disk = opts
+        .source
+        .as_deref()
+        .map(|p| {
+            disk::prepare(p, work.path(), false, true, &opts.allow)
+                .with_context(|| format!("reading source {}", p.display()))
+        })
+        .transpose()?;
+    let base_disk = disk::prepare(&opts.template, work.path(), false, false, &opts.allow)
+        .with_context(|| format!("preparing clones of {}", opts.template.display()))?;
+    let accel = launch::accel().clone();
+    announce(&accel);
     let nonce = nonce()?;
 
     let phase = crate::progress::phase(format!(
@@ -177,16 +189,15 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     ));
     // Two appliance launches, side by side: the source's identity, the clones' base.
     let (source, base) = std::thread::scope(|s| {
-        let src = opts.source.as_deref().map(|p| {
-            let work = work.path();
+        let src = opts.source.as_deref().zip(source_disk.as_ref()).map(|(p, prepared)| {
             s.spawn(move || {
-                read_source(p, work, opts.verbose).with_context(|| format!("reading source {}", p.display()))
+                read_source(p, prepared, opts.verbose).with_context(|| format!("reading source {}", p.display()))
             })
         });
         // The clone reports by itself when its boot has not settled after two thirds of the
         // per-boot limit: pending jobs are a better answer than a timeout.
         let settle = (opts.timeout.as_secs() * 2 / 3).max(30);
-        let base = prepare_base(&opts.template, work.path(), &nonce, settle, opts.verbose)
+        let base = prepare_base(base_disk, &nonce, settle, opts.verbose)
             .with_context(|| format!("preparing clones of {}", opts.template.display()));
         let src = src
             .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("reading the source panicked"))))
