@@ -6,23 +6,28 @@
 use super::facts::{Family, Init, OsFacts};
 use super::{components, Entry, Filesystem, Guest, Kind, Layout, Meta, Partition, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
+use regex::Regex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::LazyLock;
 
 /// libguestfs' protocol carries at most 4 MiB per message; larger transfers use files.
 const MESSAGE_LIMIT: u64 = 2 << 20;
 /// Names per `lstatnslist` call.
 const STAT_BATCH: usize = 500;
 
+/// The fields of the crate's `Debug` output for `guestfs::Error::API`.
+static API_ERROR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"operation: "([^"]*)", message: "((?:[^"\\]|\\.)*)", errno: (-?\d+)"#).expect("static regex")
+});
+
 /// A libguestfs error as an anyhow error with its message (the crate only derives Debug).
 pub fn api_error(e: guestfs::Error) -> anyhow::Error {
     match &e {
         guestfs::Error::API(_) => {
             let dbg = format!("{e:?}");
-            let re = regex::Regex::new(r#"operation: "([^"]*)", message: "((?:[^"\\]|\\.)*)", errno: (-?\d+)"#)
-                .expect("static regex");
-            match re.captures(&dbg) {
+            match API_ERROR.captures(&dbg) {
                 Some(c) => {
                     let msg = c[2].replace("\\n", " ").replace("\\\"", "\"").replace("\\\\", "\\");
                     let errno: i32 = c[3].parse().unwrap_or(0);
@@ -113,12 +118,15 @@ pub struct GuestfsGuest {
     _qemu: Option<crate::interrupt::ChildGuard>,
 }
 
+static GUEST_DISK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex")
+});
+
 /// The name the appliance gives to a device the guest calls `guest_device`: the guest's
 /// first disk is the appliance's `/dev/sda` whatever bus the guest used (vd, xvd, hd, sd,
 /// nvme). Returns `None` for names that do not denote a partition or disk this way.
 pub fn canonical_disk_name(guest_device: &str) -> Option<String> {
-    let re = regex::Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex");
-    let c = re.captures(guest_device)?;
+    let c = GUEST_DISK.captures(guest_device)?;
     if let Some(letters) = c.get(1) {
         let part = c.get(2).map(|m| m.as_str()).unwrap_or("");
         return Some(format!("/dev/sd{}{}", letters.as_str(), part));

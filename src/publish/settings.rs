@@ -4,9 +4,11 @@
 use super::hash::Algo;
 use crate::disk::Format;
 use anyhow::{anyhow, bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 pub const TARGETS: [&str; 7] = [
     "vmmanager",
@@ -322,9 +324,14 @@ fn check_name(name: &str) -> Result<()> {
 /// serde_yaml's message without its position (the value came out of a merged mapping,
 /// so a line number would point nowhere useful).
 fn tidy(e: &serde_yaml::Error) -> String {
-    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
-    re.replace(&e.to_string(), "").into_owned()
+    POSITION.replace(&e.to_string(), "").into_owned()
 }
+
+static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ column \d+$").expect("static regex"));
+
+/// An OCI image tag (distribution-spec: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
+static IMAGE_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex"));
 
 fn validate(t: &Targets) -> Result<()> {
     if let Some(v) = &t.vmmanager {
@@ -372,8 +379,7 @@ fn validate(t: &Targets) -> Result<()> {
             dns_label("deckhouse", "name", n, 63)?;
         }
         if let Some(tag) = &d.tag {
-            let re = regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex");
-            if !re.is_match(tag) {
+            if !IMAGE_TAG.is_match(tag) {
                 bail!("publish target `deckhouse`: tag {tag:?} is not a valid image tag");
             }
         }
@@ -400,9 +406,11 @@ fn validate(t: &Targets) -> Result<()> {
     Ok(())
 }
 
+static HTTP_URL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^https?://[^\s/?#]+(/[^\s?#]*)?$").expect("static regex"));
+
 fn http_url(target: &str, url: &str) -> Result<()> {
-    let re = regex::Regex::new(r"^https?://[^\s/?#]+(/[^\s?#]*)?$").expect("static regex");
-    if !re.is_match(url) {
+    if !HTTP_URL.is_match(url) {
         bail!("publish target `{target}`: base_url must be an http:// or https:// URL without query, not {url:?}");
     }
     Ok(())
@@ -415,10 +423,12 @@ fn plain_name(target: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+static DNS_LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex"));
+
 /// Kubernetes object names (RFC 1123 labels).
 fn dns_label(target: &str, what: &str, v: &str, max: usize) -> Result<()> {
-    let re = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex");
-    if v.len() > max || !re.is_match(v) {
+    if v.len() > max || !DNS_LABEL.is_match(v) {
         bail!("publish target `{target}`: {what} {v:?} must be lowercase letters, digits and '-' (at most {max})");
     }
     Ok(())

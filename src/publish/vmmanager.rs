@@ -8,7 +8,9 @@
 use super::settings::{file_safe, Vmmanager};
 use super::GuestInfo;
 use crate::guest::Guest;
+use regex::Regex;
 use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
 
 const MIB: u64 = 1 << 20;
 
@@ -245,18 +247,19 @@ pub fn network_device(guest: &dyn Guest) -> Option<String> {
     None
 }
 
+static DISK_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/dev/(xvd|vd|sd|hd)[a-z]").expect("static regex"));
+
 /// How the guest names its disks (`vd`, `sd`, `xvd`, `hd`), from the device names its
 /// fstab and boot configuration mention; `vd` (virtio, what VMmanager's KVM VMs get) when
 /// they only use UUIDs.
 pub fn disk_prefix(guest: &dyn Guest) -> String {
-    let re = regex::Regex::new(r"/dev/(xvd|vd|sd|hd)[a-z]").expect("static regex");
     for f in [
         "/etc/fstab",
         "/etc/default/grub",
         "/boot/grub/grub.cfg",
         "/boot/grub2/grub.cfg",
     ] {
-        if let Some(c) = read_text(guest, f).as_deref().and_then(|t| re.captures(t)) {
+        if let Some(c) = read_text(guest, f).as_deref().and_then(|t| DISK_NAME.captures(t)) {
             return c[1].to_string();
         }
     }

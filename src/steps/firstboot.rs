@@ -8,7 +8,9 @@
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use crate::guest::facts::Init;
 use anyhow::{bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "firstboot",
@@ -66,6 +68,9 @@ RemainAfterExit=yes
 WantedBy=multi-user.target
 ";
 
+/// A script's name becomes a file name: no separators, no control characters.
+static SAFE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex"));
+
 impl Step for Firstboot {
     fn info(&self) -> &'static StepInfo {
         &INFO
@@ -76,8 +81,7 @@ impl Step for Firstboot {
             bail!("`script` is empty");
         }
         let name = self.name.clone().unwrap_or_else(|| "script".into());
-        let safe = regex::Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex");
-        if !safe.is_match(&name) || name.starts_with('.') {
+        if !SAFE_NAME.is_match(&name) || name.starts_with('.') {
             bail!("firstboot name {name:?}: use letters, digits, . _ - only");
         }
         ctx.mkdir_p(DIR)?;
@@ -108,3 +112,4 @@ impl Step for Firstboot {
         Ok(())
     }
 }
+

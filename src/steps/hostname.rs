@@ -4,7 +4,9 @@
 
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "hostname",
@@ -46,14 +48,18 @@ pub fn fix_hosts(text: &str, name: &str) -> String {
     out
 }
 
+/// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+static HOST_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex")
+});
+
 impl Step for Hostname {
     fn info(&self) -> &'static StepInfo {
         &INFO
     }
 
     fn apply(&self, ctx: &mut Ctx) -> Result<()> {
-        let valid = regex::Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex");
-        if !valid.is_match(&self.name) || self.name.len() > 253 {
+        if !HOST_NAME.is_match(&self.name) || self.name.len() > 253 {
             bail!("hostname {:?} is not a valid host name", self.name);
         }
         match ctx.lstat("/etc/hostname")? {
