@@ -114,6 +114,9 @@ registry! {
     firstboot::Firstboot,
 }
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub fn info(name: &str) -> Option<&'static StepInfo> {
     REGISTRY.iter().copied().find(|i| i.name == name)
 }
