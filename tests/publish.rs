@@ -355,22 +355,7 @@ fn full_disk_leaves_the_repository_as_it_was() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&repo)
-        .status();
-    assert!(
-        mounted.is_ok_and(|s| s.success()),
-        "cannot mount a tmpfs on {} (the test needs root)",
-        repo.display()
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(repo.clone());
+    let _tmpfs = tmpfs(&repo, "256k");
     std::fs::write(
         repo.join("metadata.json"),
         r#"{"type": "os", "os": [{"name": "old", "file_name": "old.xz"}]}"#,

@@ -219,6 +219,39 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// A small tmpfs mounted on `dir` (e.g. `size` "1m"), for "disk full" cases; unmounted
+/// when dropped. Mounting needs root: without it the test fails and says so.
+pub fn tmpfs(dir: &Path, size: &str) -> Tmpfs {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status();
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "cannot mount a {size} tmpfs on {} (the test needs root)",
+        dir.display()
+    );
+    Tmpfs(dir.to_path_buf())
+}
+
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The environment that makes a guestfish started by a test use the backend and
+/// accelerator goldify uses on this host (TCG where KVM does not work).
+pub fn guestfs_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![("LIBGUESTFS_BACKEND", "direct")];
+    if !goldify::guest::launch::accel().is_kvm() {
+        env.push(("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"));
+    }
+    env
+}
+
 /// SHA-256 and mtime of a file: proof that nothing wrote it.
 pub fn fingerprint(path: &Path) -> (String, std::time::SystemTime) {
     let mtime = std::fs::metadata(path)
