@@ -140,12 +140,13 @@ pub struct Ctx<'a> {
     dry: DryRunDone,
 }
 
-/// Under `--dry-run`, what the step has removed and truncated so far. Later lookups see the
-/// guest as the real run would have left it, so the report is the real run's: a path that
-/// two globs match, or that lies in a tree removed before, is reported once, and a file
+/// Under `--dry-run`, what the run has removed and truncated so far (in this step, and in
+/// the steps before when the context continues them). Later lookups see the guest as the
+/// real run would have left it, so the report is the real run's: a path that two globs or
+/// two steps match, or that lies in a tree removed before, is reported once, and a file
 /// removed and then written again is reported as created.
 #[derive(Default)]
-struct DryRunDone {
+pub struct DryRunDone {
     removed: BTreeSet<String>,
     truncated: BTreeSet<String>,
 }
@@ -177,6 +178,16 @@ impl<'a> Ctx<'a> {
             },
             dry: DryRunDone::default(),
         }
+    }
+
+    /// Continue a dry run: this step sees what the steps before it removed and truncated.
+    pub fn continuing(self, done: DryRunDone) -> Ctx<'a> {
+        Ctx { dry: done, ..self }
+    }
+
+    /// The step's report, and what a dry run has done so far, for the next step.
+    pub fn finish(self) -> (StepReport, DryRunDone) {
+        (self.report, self.dry)
     }
 
     pub fn facts(&self) -> &crate::guest::OsFacts {
