@@ -20,8 +20,8 @@ pub struct MemoryGuest {
     pub filesystems: Vec<Filesystem>,
     pub trimmed: RefCell<Vec<String>>,
     pub layout: Layout,
-    /// Swap areas `recreate_swap` made: device, UUID and label, as it was asked.
-    pub swaps: RefCell<Vec<(String, Option<String>, Option<String>)>>,
+    /// Swap areas `recreate_swap` made, with the UUID and label it was asked for.
+    pub swaps: RefCell<Vec<Filesystem>>,
 }
 
 fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
@@ -308,9 +308,13 @@ impl Guest for MemoryGuest {
 
     fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()> {
         self.trimmed.borrow_mut().push(device.into());
-        self.swaps
-            .borrow_mut()
-            .push((device.into(), uuid.map(String::from), label.map(String::from)));
+        self.swaps.borrow_mut().push(Filesystem {
+            device: device.into(),
+            fstype: "swap".into(),
+            uuid: uuid.map(String::from),
+            label: label.map(String::from),
+            mountpoint: None,
+        });
         Ok(())
     }
 

@@ -109,14 +109,12 @@ mod tests {
             ]
         );
         // The same UUID and label: fstab's UUID= and resume= still find the swap.
-        assert_eq!(
-            *g.swaps.borrow(),
-            [(
-                "/dev/sda3".to_string(),
-                Some(SWAP_UUID.to_string()),
-                Some("swap0".to_string())
-            )]
-        );
+        let swaps = g.swaps.borrow();
+        let recreated: Vec<_> = swaps
+            .iter()
+            .map(|s| (s.device.as_str(), s.uuid.as_deref(), s.label.as_deref()))
+            .collect();
+        assert_eq!(recreated, [("/dev/sda3", Some(SWAP_UUID), Some("swap0"))]);
         assert_eq!(*g.trimmed.borrow(), ["/dev/sda3", "/", "/boot/efi"]);
         assert_eq!(tree(&g), before, "trimming changes no file");
     }
