@@ -6,7 +6,7 @@ use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
 use crate::recipe::Recipe;
 use crate::report::{Artifact, RunReport, StepReport, Timings};
-use crate::steps::Ctx;
+use crate::steps::{Ctx, DryRunDone};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -224,11 +224,12 @@ pub fn apply_steps(
     reports: &mut Vec<StepReport>,
 ) -> Result<()> {
     let facts = guest.facts().clone();
+    let mut dry_done = DryRunDone::default();
     for item in recipe.ordered() {
         crate::interrupt::check()?;
         let info = item.step.info();
         let started = Instant::now();
-        let mut ctx = Ctx::new(guest, dry_run, &item.name);
+        let mut ctx = Ctx::new(guest, dry_run, &item.name).continuing(dry_done);
         if !info.applies_to(facts.family) {
             ctx.report.skipped = Some(format!("does not apply to the {} family", facts.family));
         } else if let Some(when) = item.when.as_ref().filter(|w| !w.holds(&facts)) {
@@ -241,7 +242,9 @@ pub fn apply_steps(
                 .tag(Exit::Step)?;
         }
         ctx.report.seconds = started.elapsed().as_secs_f64();
-        reports.push(ctx.report);
+        let (report, done) = ctx.finish();
+        dry_done = done;
+        reports.push(report);
     }
     Ok(())
 }
@@ -273,6 +276,60 @@ mod tests {
         assert_eq!(names, ["delete", "delete", "machine-id"]);
         assert!(reports[0].skipped.as_deref().unwrap().contains("rhel"));
         assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
+    }
+
+    /// A used machine whose leftovers several steps of the base recipe match: logs removes
+    /// the rotated cloud-init log and accounting file that cloud-init-clean and
+    /// machine-state look for again, tmp-files empties the /var/tmp/abrt that
+    /// machine-state's crash data names.
+    fn used_machine() -> MemoryGuest {
+        let mut g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.filesystems.push(crate::guest::Filesystem {
+            device: "/dev/sda1".into(),
+            fstype: "ext4".into(),
+            uuid: Some("0e3c".into()),
+            label: None,
+            mountpoint: Some("/".into()),
+        });
+        g.file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n")
+            .file("/etc/fstab", b"UUID=0e3c / ext4 defaults 0 1\n")
+            .file("/etc/hostname", b"used\n")
+            .file("/etc/shadow-", b"root:old:::\n")
+            .file("/etc/ssh/ssh_host_ed25519_key", b"k")
+            .file("/usr/sbin/sshd", b"elf")
+            .file("/var/log/syslog", b"log")
+            .file("/var/log/cloud-init.log", b"log")
+            .file("/var/log/cloud-init.log.1", b"old log")
+            .file("/var/log/account/pacct", b"acct")
+            .file("/var/log/account/pacct.1", b"old acct")
+            .file("/var/tmp/abrt/ccpp-1/coredump", b"core")
+            .file("/var/lib/cloud/instances/i-1/user-data.txt", b"#cloud-config")
+            .file("/root/.bash_history", b"ls\n")
+            .file("/root/.ssh/authorized_keys", b"ssh-ed25519 AAAA");
+        g
+    }
+
+    #[test]
+    fn a_dry_run_of_the_base_recipe_reports_what_the_real_run_does() {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/base.yaml");
+        let recipe = crate::recipe::Recipe::load(&base).unwrap();
+        let phase = crate::progress::phase("test");
+        let mut planned = Vec::new();
+        super::apply_steps(&recipe, &used_machine(), true, &phase, &mut planned).unwrap();
+        let mut done = Vec::new();
+        super::apply_steps(&recipe, &used_machine(), false, &phase, &mut done).unwrap();
+        let changes = |reports: &[crate::report::StepReport]| -> Vec<(String, Vec<(crate::report::Action, String)>)> {
+            reports
+                .iter()
+                .map(|r| {
+                    (
+                        r.step.clone(),
+                        r.changes.iter().map(|c| (c.action, c.path.clone())).collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(changes(&planned), changes(&done));
     }
 
     #[test]

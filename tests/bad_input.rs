@@ -153,7 +153,7 @@ fn disk_without_an_os_exits_3() {
     // A partitioned disk with an empty filesystem: libguestfs finds no OS.
     let disk = d.path().join("blank.img");
     let st = std::process::Command::new("guestfish")
-        .envs(goldify_guestfs_env())
+        .envs(guestfs_env())
         .args(["-N", &format!("{}=fs:ext4:64M", disk.display()), "exit"])
         .status()
         .unwrap();
@@ -165,19 +165,7 @@ fn disk_without_an_os_exits_3() {
 fn full_output_disk_exits_5_and_leaves_nothing() {
     let disk = phony("debian");
     let mnt = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test mounts a 1 MiB tmpfs and needs root");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _u = Unmount(mnt.path());
+    let _tmpfs = tmpfs(mnt.path(), "1m");
     let before = sha256(&disk);
     let r = run(&[&"run", &recipe("debian"), &disk, &"-o", &mnt.path()]);
     assert_eq!(r.code, 5, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
@@ -192,32 +180,12 @@ fn in_place_and_dry_run_conflict() {
     assert_eq!(r.code, 2);
 }
 
-pub fn goldify_guestfs_env() -> Vec<(String, String)> {
-    let mut env = vec![("LIBGUESTFS_BACKEND".to_string(), "direct".to_string())];
-    if !goldify::guest::launch::accel().is_kvm() {
-        env.push(("LIBGUESTFS_BACKEND_SETTINGS".into(), "force_tcg".into()));
-    }
-    env
-}
-
 #[test]
 fn full_work_filesystem_stops_the_appliance_instead_of_hanging() {
     // qemu would pause on ENOSPC and libguestfs wait forever; goldify watches the space.
     let disk = phony("debian");
     let mnt = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(mnt.path())
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test mounts a tmpfs and needs root");
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _u = Unmount(mnt.path());
+    let _tmpfs = tmpfs(mnt.path(), "24m");
     let out = tempfile::tempdir().unwrap();
     let o = goldify()
         .env("TMPDIR", mnt.path())

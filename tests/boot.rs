@@ -8,12 +8,12 @@
 //! The heavy work is serialized (one goldify at a time; each verification already boots
 //! its clones side by side), and every golden image is made once per process and shared.
 
-mod support;
+mod common;
 
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use support::*;
 
 /// Per-boot limit given to `goldify verify`: generous, the host may be busy.
 const BOOT_TIMEOUT: &str = "900";
@@ -37,7 +37,7 @@ fn preflight_once() {
     require("qemu-img", "goldify makes overlays with qemu-img");
     require("mmdebstrap", "the Debian fixtures are built with mmdebstrap");
     require("cloud-localds", "the used Debian fixture is booted with a NoCloud seed");
-    let out = run(&mut goldify(&["doctor", "--no-launch"]));
+    let out = timed(goldify().args(["doctor", "--no-launch"]));
     assert!(
         out.status.success(),
         "goldify doctor says this host cannot run libguestfs or QEMU:\n{}{}",
@@ -63,11 +63,14 @@ fn debian(cloud_init: bool) -> &'static Variant {
         let dir = scratch(&format!("boot/{name}"));
         let _m = machine();
         let recipe = repo().join("recipes/debian.yaml");
-        let out = run(goldify(&["run", recipe.to_str().unwrap()])
-            .arg(&used)
-            .arg("-o")
-            .arg(&dir)
-            .args(["--name", "golden"]));
+        let out = timed(
+            goldify()
+                .args(["run", recipe.to_str().unwrap()])
+                .arg(&used)
+                .arg("-o")
+                .arg(&dir)
+                .args(["--name", "golden"]),
+        );
         assert!(
             out.status.success(),
             "goldify run failed on {}:\n{}",
@@ -90,14 +93,15 @@ struct Verified {
 /// untouched afterwards.
 fn verify(template: &Path, source: Option<&Path>, logs: &Path) -> Verified {
     let before = fingerprint(template);
-    let mut cmd = goldify(&["verify", "--boot", "--json", "--timeout", BOOT_TIMEOUT, "--keep-logs"]);
+    let mut cmd = goldify();
+    cmd.args(["verify", "--boot", "--json", "--timeout", BOOT_TIMEOUT, "--keep-logs"]);
     cmd.arg(logs).arg(template);
     if let Some(s) = source {
         cmd.arg("--source").arg(s);
     }
     let out = {
         let _m = machine();
-        run(&mut cmd)
+        timed(&mut cmd)
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
@@ -236,7 +240,7 @@ fn negative_control_clones_of_the_used_disk_fail() {
 
 /// Fail at once, saying why, when this goldify cannot publish (issue 4 not merged yet).
 fn require_publish() {
-    let help = run(&mut goldify(&["run", "--help"]));
+    let help = timed(goldify().args(["run", "--help"]));
     assert!(
         String::from_utf8_lossy(&help.stdout).contains("--publish"),
         "needs the vmmanager publish target (issue 4): this goldify has no `run --publish`"
@@ -250,12 +254,15 @@ fn require_publish() {
 fn publish_vmmanager(used: &Path, dir: &Path) -> PathBuf {
     let repo_dir = dir.join("repo");
     let recipe = repo().join("recipes/debian.yaml");
-    let out = run(goldify(&["run", recipe.to_str().unwrap()])
-        .arg(used)
-        .arg("-o")
-        .arg(dir)
-        .args(["--publish", "vmmanager", "--publish-dir"])
-        .arg(&repo_dir));
+    let out = timed(
+        goldify()
+            .args(["run", recipe.to_str().unwrap()])
+            .arg(used)
+            .arg("-o")
+            .arg(dir)
+            .args(["--publish", "vmmanager", "--publish-dir"])
+            .arg(&repo_dir),
+    );
     assert!(
         out.status.success(),
         "goldify run --publish vmmanager failed:\n{}",
@@ -293,12 +300,14 @@ fn vmmanager_template_decompressed_with_stock_xz_boots() {
     };
     require("xz", "the VMmanager archive is checked with stock xz -d");
     let raw = dir.join("template.raw");
-    let out = run(std::process::Command::new("sh")
-        .arg("-c")
-        .arg("xz -d -c \"$1\" > \"$2\"")
-        .arg("sh")
-        .arg(&archive)
-        .arg(&raw));
+    let out = timed(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("xz -d -c \"$1\" > \"$2\"")
+            .arg("sh")
+            .arg(&archive)
+            .arg(&raw),
+    );
     assert!(
         out.status.success(),
         "xz -d {} failed: {}",

@@ -116,11 +116,3 @@ fn several_operating_systems_exit_3() {
     assert!(entries(o.path()).is_empty());
     let _ = Path::new("");
 }
-
-fn guestfs_env() -> Vec<(&'static str, &'static str)> {
-    let mut env = vec![("LIBGUESTFS_BACKEND", "direct")];
-    if !goldify::guest::launch::accel().is_kvm() {
-        env.push(("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"));
-    }
-    env
-}

@@ -2,20 +2,10 @@
 //! disk, then manifest → shell-local (goldify run --packer-manifest) → artifice → checksum.
 //! Needs packer, libguestfs and qemu-img; fails (never skips) without them.
 
-mod support;
+mod common;
 
-use std::path::Path;
+use common::*;
 use std::process::Command;
-use support::*;
-
-fn sha256_of(path: &Path) -> String {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 #[test]
 fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
@@ -25,19 +15,21 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
     let dir = scratch("packer");
     let template = repo().join("examples/packer/golden.pkr.hcl");
     let recipe = repo().join("recipes/debian.yaml");
-    let out = run(Command::new("packer")
-        .current_dir(&dir)
-        // Packer 1.6.6 needs nothing from the network; make sure it does not try.
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("PACKER_CACHE_DIR", dir.join("packer-cache"))
-        .args(["build", "-color=false"])
-        .arg("-var")
-        .arg(format!("disk={}", disk.display()))
-        .arg("-var")
-        .arg(format!("recipe={}", recipe.display()))
-        .arg("-var")
-        .arg(format!("goldify={GOLDIFY}"))
-        .arg(&template));
+    let out = timed(
+        Command::new("packer")
+            .current_dir(&dir)
+            // Packer 1.6.6 needs nothing from the network; make sure it does not try.
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("PACKER_CACHE_DIR", dir.join("packer-cache"))
+            .args(["build", "-color=false"])
+            .arg("-var")
+            .arg(format!("disk={}", disk.display()))
+            .arg("-var")
+            .arg(format!("recipe={}", recipe.display()))
+            .arg("-var")
+            .arg(format!("goldify={GOLDIFY}"))
+            .arg(&template),
+    );
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -70,7 +62,7 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
         "{log}"
     );
     let golden = dir.join("output-golden/golden.qcow2");
-    let info = run(Command::new("qemu-img").args(["info", "--output=json"]).arg(&golden));
+    let info = timed(Command::new("qemu-img").args(["info", "--output=json"]).arg(&golden));
     assert!(info.status.success(), "qemu-img info {}", golden.display());
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "qcow2");
@@ -85,7 +77,7 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
         let name = name.trim().trim_start_matches('*');
         assert_eq!(
             hash,
-            sha256_of(&dir.join("output-golden").join(name)),
+            sha256(&dir.join("output-golden").join(name)),
             "checksum of {name}"
         );
         seen.push(name.to_string());
@@ -93,5 +85,5 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
     seen.sort();
     assert_eq!(seen, ["golden.qcow2", "goldify-report.json"]);
     // The builder's own disk is left as the builder made it: goldify worked on an overlay.
-    assert_eq!(sha256_of(&dir.join("output-vm/disk.qcow2")), sha256_of(&disk));
+    assert_eq!(sha256(&dir.join("output-vm/disk.qcow2")), sha256(&disk));
 }

@@ -7,137 +7,16 @@
 //! it. The real Debian end-to-end is `#[ignore]`d (minutes):
 //! `cargo test --test publish -- --ignored`.
 
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-fn goldify() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_goldify"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-fn recipes() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes")
-}
-
-fn fixture_script(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GOLDIFY_FIXTURE_SCRIPTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("vm-fixtures"));
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "fixture script {} not found (set GOLDIFY_FIXTURE_SCRIPTS)",
-        p.display()
-    );
-    p
-}
-
-/// The cached image a fixture script prints (building it the first time).
-fn fixture(script: &str, args: &[&str]) -> PathBuf {
-    let s = fixture_script(script);
-    let out = Command::new("bash")
-        .arg(&s)
-        .args(args)
-        .output()
-        .expect("running the fixture script");
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn phony_debian() -> PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| fixture("phony.sh", &["debian"])).clone()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let out: Output = cmd.output().expect("running goldify");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "goldify failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn error_line(&self) -> String {
-        let e: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("goldify: error:"))
-            .collect();
-        assert_eq!(e.len(), 1, "expected one error line:\n{}", self.stderr);
-        e[0].to_string()
-    }
-}
-
-fn sh(script: &str, dir: &Path) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
-fn yaml(path: &Path) -> serde_yaml::Value {
-    serde_yaml::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Every file below `dir` with its contents, for "nothing changed" checks.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            (
-                e.path().strip_prefix(dir).unwrap().display().to_string(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
+use std::process::Command;
 
 fn write_recipe(dir: &Path, publish: &str) -> PathBuf {
     let p = dir.join("recipe.yaml");
     let text = format!(
         "name: pubtest\nextends: {}\npublish:\n{publish}",
-        recipes().join("debian.yaml").display()
+        recipe("debian").display()
     );
     std::fs::write(&p, text).unwrap();
     p
@@ -146,7 +25,7 @@ fn write_recipe(dir: &Path, publish: &str) -> PathBuf {
 /// One launch, every target; then many assertions, including `goldify repo`.
 #[test]
 fn every_target_in_one_run() {
-    let img = phony_debian();
+    let img = phony("debian");
     let t = tempfile::tempdir().unwrap();
     let (vm, lxd, out) = (t.path().join("vm"), t.path().join("lxd"), t.path().join("pub"));
     // An existing repository: another entry and fields goldify does not know survive.
@@ -171,15 +50,17 @@ fn every_target_in_one_run() {
             lxd.display()
         ),
     );
-    let r = run(goldify()
-        .arg("run")
-        .arg(&recipe)
-        .arg(&img)
-        .arg("-o")
-        .arg(t.path().join("work"))
-        .arg("--publish-dir")
-        .arg(&out)
-        .arg("--json"));
+    let r = Run::of(
+        goldify()
+            .arg("run")
+            .arg(&recipe)
+            .arg(&img)
+            .arg("-o")
+            .arg(t.path().join("work"))
+            .arg("--publish-dir")
+            .arg(&out)
+            .arg("--json"),
+    );
     r.ok();
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(report["timings"]["publish"].as_f64().unwrap() > 0.0);
@@ -348,7 +229,7 @@ fn every_target_in_one_run() {
     }
 
     // goldify repo: list, verify, damage, rm, gc.
-    let list = run(goldify().args(["repo", "list", "--json"]).arg(&vm));
+    let list = Run::of(goldify().args(["repo", "list", "--json"]).arg(&vm));
     assert_eq!(list.code, 0, "stdout:\n{}", list.stdout);
     let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
     let status = |v: &serde_json::Value, f: &str| {
@@ -361,7 +242,7 @@ fn every_target_in_one_run() {
     };
     assert_eq!(status(&v, "debian-12.xz").as_deref(), Some("available"));
     assert_eq!(status(&v, ".metadata.json.lock"), None, "the lock is bookkeeping");
-    let verify = run(goldify().args(["repo", "verify"]).arg(&vm));
+    let verify = Run::of(goldify().args(["repo", "verify"]).arg(&vm));
     assert!(
         verify.stdout.contains("debian-12.xz") && verify.stdout.contains("available"),
         "{}",
@@ -372,18 +253,18 @@ fn every_target_in_one_run() {
     bytes[mid] ^= 0xff;
     std::fs::write(&archive, &bytes).unwrap();
     std::fs::write(vm.join("stray.bin"), b"x").unwrap();
-    let damaged = run(goldify().args(["repo", "verify", "--json"]).arg(&vm));
+    let damaged = Run::of(goldify().args(["repo", "verify", "--json"]).arg(&vm));
     assert_eq!(damaged.code, 6, "verify fails on damage");
     let v: serde_json::Value = serde_json::from_str(&damaged.stdout).unwrap();
     assert_eq!(status(&v, "debian-12.xz").as_deref(), Some("checksum-mismatch"));
     assert_eq!(status(&v, "stray.bin").as_deref(), Some("unreferenced-file"));
     std::fs::remove_file(vm.join("alma-9.xz")).unwrap();
     let v: serde_json::Value =
-        serde_json::from_str(&run(goldify().args(["repo", "list", "--json"]).arg(&vm)).stdout).unwrap();
+        serde_json::from_str(&Run::of(goldify().args(["repo", "list", "--json"]).arg(&vm)).stdout).unwrap();
     assert_eq!(status(&v, "alma-9.xz").as_deref(), Some("file-missing"));
-    run(goldify().args(["repo", "rm"]).arg(&vm).arg("debian-12")).ok();
+    Run::of(goldify().args(["repo", "rm"]).arg(&vm).arg("debian-12")).ok();
     assert!(!archive.exists());
-    run(goldify().args(["repo", "gc"]).arg(&vm)).ok();
+    Run::of(goldify().args(["repo", "gc"]).arg(&vm)).ok();
     assert!(!vm.join("stray.bin").exists());
     let meta = json(&vm.join("metadata.json"));
     assert_eq!(meta["os"].as_array().unwrap().len(), 1);
@@ -402,13 +283,15 @@ fn bad_settings_fail_before_the_long_work() {
         let out = t.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let started = std::time::Instant::now();
-        let r = run(goldify()
-            .arg("run")
-            .arg(&recipe)
-            .arg(&disk)
-            .arg("-o")
-            .arg(&out)
-            .args(extra));
+        let r = Run::of(
+            goldify()
+                .arg("run")
+                .arg(&recipe)
+                .arg(&disk)
+                .arg("-o")
+                .arg(&out)
+                .args(extra),
+        );
         assert!(
             started.elapsed().as_secs() < 10,
             "took {:?}: did it launch?",
@@ -468,26 +351,11 @@ fn bad_settings_fail_before_the_long_work() {
 /// Uses a small tmpfs (needs root; skipped otherwise).
 #[test]
 fn full_disk_leaves_the_repository_as_it_was() {
-    let img = phony_debian();
+    let img = phony("debian");
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&repo)
-        .status();
-    assert!(
-        mounted.is_ok_and(|s| s.success()),
-        "cannot mount a tmpfs on {} (the test needs root)",
-        repo.display()
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(repo.clone());
+    let _tmpfs = tmpfs(&repo, "256k");
     std::fs::write(
         repo.join("metadata.json"),
         r#"{"type": "os", "os": [{"name": "old", "file_name": "old.xz"}]}"#,
@@ -499,12 +367,14 @@ fn full_disk_leaves_the_repository_as_it_was() {
         t.path(),
         &format!("  vmmanager: {{repo: {}, name: old}}\n", repo.display()),
     );
-    let r = run(goldify()
-        .arg("run")
-        .arg(&recipe)
-        .arg(&img)
-        .arg("-o")
-        .arg(t.path().join("work")));
+    let r = Run::of(
+        goldify()
+            .arg("run")
+            .arg(&recipe)
+            .arg(&img)
+            .arg("-o")
+            .arg(t.path().join("work")),
+    );
     assert_eq!(r.code, 5, "{}", r.stderr);
     let line = r.error_line();
     assert!(
@@ -517,7 +387,7 @@ fn full_disk_leaves_the_repository_as_it_was() {
 /// Ctrl-C while compressing: exit 130, the repository as it was, no temporary files.
 #[test]
 fn interrupted_publish_leaves_the_repository_as_it_was() {
-    let img = phony_debian();
+    let img = phony("debian");
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -575,13 +445,15 @@ fn interrupted_publish_leaves_the_repository_as_it_was() {
 fn debian12_vmmanager_end_to_end() {
     let img = fixture("debian12.sh", &[]);
     let t = tempfile::tempdir().unwrap();
-    let r = run(goldify()
-        .arg("run")
-        .arg(recipes().join("debian.yaml"))
-        .arg(&img)
-        .arg("-o")
-        .arg(t.path())
-        .args(["--publish", "vmmanager", "--publish", "disk", "--json"]));
+    let r = Run::of(
+        goldify()
+            .arg("run")
+            .arg(recipe("debian"))
+            .arg(&img)
+            .arg("-o")
+            .arg(t.path())
+            .args(["--publish", "vmmanager", "--publish", "disk", "--json"]),
+    );
     r.ok();
     sh(
         "xz -dc debian-12.xz > g.raw && qemu-img compare -q -f raw g.raw *-golden.qcow2",

@@ -8,9 +8,11 @@ use super::api::{errno_of, silence_default_error_handler, Api};
 use super::facts::{Family, Init, OsFacts};
 use super::{components, Entry, Filesystem, Guest, Kind, Layout, Meta, Partition, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
+use regex::Regex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::LazyLock;
 
 /// libguestfs' protocol carries at most 4 MiB per message; larger transfers use files.
 const MESSAGE_LIMIT: u64 = 2 << 20;
@@ -51,12 +53,15 @@ pub struct GuestfsGuest {
     _qemu: Option<crate::interrupt::ChildGuard>,
 }
 
+static GUEST_DISK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex")
+});
+
 /// The name the appliance gives to a device the guest calls `guest_device`: the guest's
 /// first disk is the appliance's `/dev/sda` whatever bus the guest used (vd, xvd, hd, sd,
 /// nvme). Returns `None` for names that do not denote a partition or disk this way.
 pub fn canonical_disk_name(guest_device: &str) -> Option<String> {
-    let re = regex::Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex");
-    let c = re.captures(guest_device)?;
+    let c = GUEST_DISK.captures(guest_device)?;
     if let Some(letters) = c.get(1) {
         let part = c.get(2).map(|m| m.as_str()).unwrap_or("");
         return Some(format!("/dev/sd{}{}", letters.as_str(), part));

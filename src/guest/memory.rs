@@ -20,6 +20,8 @@ pub struct MemoryGuest {
     pub filesystems: Vec<Filesystem>,
     pub trimmed: RefCell<Vec<String>>,
     pub layout: Layout,
+    /// Swap areas `recreate_swap` made, with the UUID and label it was asked for.
+    pub swaps: RefCell<Vec<Filesystem>>,
 }
 
 fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
@@ -50,6 +52,7 @@ impl MemoryGuest {
             filesystems: Vec::new(),
             trimmed: RefCell::new(Vec::new()),
             layout: Layout::default(),
+            swaps: RefCell::new(Vec::new()),
         }
     }
 
@@ -303,8 +306,15 @@ impl Guest for MemoryGuest {
         Ok(mps)
     }
 
-    fn recreate_swap(&self, device: &str, _uuid: Option<&str>, _label: Option<&str>) -> Result<()> {
+    fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()> {
         self.trimmed.borrow_mut().push(device.into());
+        self.swaps.borrow_mut().push(Filesystem {
+            device: device.into(),
+            fstype: "swap".into(),
+            uuid: uuid.map(String::from),
+            label: label.map(String::from),
+            mountpoint: None,
+        });
         Ok(())
     }
 

@@ -8,11 +8,13 @@ use crate::error::{Exit, Tag};
 use crate::steps::{self, Step};
 use crate::suggest::nearest;
 use anyhow::{anyhow, Context, Result};
+use regex::Regex;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 pub use when::When;
 
 /// A recipe larger than this is not a recipe.
@@ -183,11 +185,13 @@ fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
     serde_yaml::from_str::<RecipeFile>(text).map_err(|e| yaml_error(path, &e))
 }
 
+/// serde_yaml's own position suffix, replaced by the `file:line:col:` prefix.
+static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ column \d+$").expect("static regex"));
+
 /// `file:line:col: message`, with a suggestion for a misspelt name.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
-    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
     let msg = e.to_string();
-    let mut msg = re.replace(&msg, "").into_owned();
+    let mut msg = POSITION.replace(&msg, "").into_owned();
     if let Some(s) = suggest(&msg) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
@@ -197,15 +201,17 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     }
 }
 
+static UNKNOWN_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex"));
+static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
+
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the nearest name.
 fn suggest(msg: &str) -> Option<String> {
     if msg.contains("did you mean") {
         return None;
     }
-    let re = regex::Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex");
-    let c = re.captures(msg)?;
-    let names: Vec<&str> = regex::Regex::new(r"`([^`]*)`")
-        .expect("static regex")
+    let c = UNKNOWN_NAME.captures(msg)?;
+    let names: Vec<&str> = QUOTED
         .captures_iter(c.get(2)?.as_str())
         .filter_map(|m| m.get(1).map(|m| m.as_str()))
         .collect();

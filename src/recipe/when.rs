@@ -6,9 +6,11 @@
 //! ```
 
 use crate::guest::{Family, OsFacts};
+use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -48,9 +50,12 @@ impl When {
     }
 }
 
+/// `>= 12`, `<8.4`, `22.04`: an optional operator and a major[.minor] version.
+static CONDITION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*(>=|<=|==|=|!=|>|<)?\s*(\d+)(?:\.(\d+))?\s*$").expect("static regex"));
+
 fn parse_condition(s: &str) -> Option<(&str, i32, Option<i32>)> {
-    let re = regex::Regex::new(r"^\s*(>=|<=|==|=|!=|>|<)?\s*(\d+)(?:\.(\d+))?\s*$").expect("static regex");
-    let c = re.captures(s)?;
+    let c = CONDITION.captures(s)?;
     let op = c.get(1).map(|m| m.as_str()).unwrap_or("=");
     let major = c[2].parse().ok()?;
     let minor = c.get(3).and_then(|m| m.as_str().parse().ok());

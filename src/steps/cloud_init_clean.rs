@@ -8,7 +8,9 @@
 
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "cloud-init-clean",
@@ -59,10 +61,12 @@ const SSH_CONFIGS: &[&str] = &["/etc/ssh/sshd_config.d/50-cloud-init.conf"];
 /// The default def_log_file and output log, with their rotated copies.
 const LOGS: &[&str] = &["/var/log/cloud-init.log", "/var/log/cloud-init-output.log", "/var/log/cloud-init.log.*", "/var/log/cloud-init-output.log.*"];
 
+static CLOUD_DIR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?m)^\s+cloud_dir:\s*['"]?(/[^'"\s#]+?)/?['"]?\s*(#.*)?$"#).expect("static regex"));
+
 /// `cloud_dir:` from cloud.cfg's system_info.paths, if set to a plain absolute path.
 fn cloud_dir(cfg: &str) -> Option<String> {
-    let re = regex::Regex::new(r#"(?m)^\s+cloud_dir:\s*['"]?(/[^'"\s#]+?)/?['"]?\s*(#.*)?$"#).expect("static regex");
-    let dir = re.captures(cfg)?.get(1)?.as_str().to_string();
+    let dir = CLOUD_DIR.captures(cfg)?.get(1)?.as_str().to_string();
     let ok = crate::guest::components(&dir).is_ok();
     ok.then_some(dir)
 }

@@ -65,3 +65,92 @@ impl Step for Edit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+    use crate::report::Action;
+    use crate::steps::testing::{apply, changes, dry_run_matches, text, tree};
+
+    const HOSTS: &[u8] = b"127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n";
+    /// The expression tests/user_steps.rs runs in a real image.
+    const LOCALHOST: &str =
+        r#"{path: /etc/hosts, regex: '(?m)^127\.0\.0\.1\s+localhost$', replace: '127.0.0.1 localhost template'}"#;
+
+    fn guest() -> MemoryGuest {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/hosts", HOSTS).file("/etc/shadow", b"root:*:::\n");
+        g.chmod(0o604, "/etc/hosts").unwrap();
+        g.chown(0, 4, "/etc/hosts").unwrap();
+        g.link("/etc/hosts.link", "/etc/shadow");
+        g
+    }
+
+    #[test]
+    fn replaces_in_place_keeping_owner_and_mode() {
+        let g = guest();
+        let report = apply(&g, "edit", LOCALHOST).unwrap();
+        assert_eq!(changes(&report), [(Action::Edited, "/etc/hosts")]);
+        assert_eq!(
+            text(&g, "/etc/hosts"),
+            "127.0.0.1 localhost template\n::1 localhost ip6-localhost\n"
+        );
+        let m = g.lstat("/etc/hosts").unwrap().unwrap();
+        assert_eq!((m.mode, m.uid, m.gid), (0o604, 0, 4));
+        // Groups in the replacement; every match is replaced.
+        apply(
+            &g,
+            "edit",
+            r"{path: /etc/hosts, regex: '(local)(host)', replace: '${2}_$1'}",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/hosts"),
+            "127.0.0.1 host_local template\n::1 host_local ip6-host_local\n"
+        );
+        // A replacement that changes nothing records nothing.
+        let report = apply(&g, "edit", "{path: /etc/hosts, regex: template, replace: template}").unwrap();
+        assert!(report.changes.is_empty());
+    }
+
+    #[test]
+    fn required_missing_or_unmatched_fails_without_writing() {
+        let g = guest();
+        let before = tree(&g);
+        let err = apply(&g, "edit", "{path: /etc/nope, regex: x, replace: y}").unwrap_err();
+        assert!(err.to_string().contains("/etc/nope does not exist"), "{err:#}");
+        let err = apply(&g, "edit", "{path: /etc/hosts, regex: no-such-text, replace: x}").unwrap_err();
+        assert!(
+            err.to_string().contains("does not match anything in /etc/hosts"),
+            "{err:#}"
+        );
+        let err = apply(&g, "edit", "{path: /etc/hosts, regex: '(', replace: x}").unwrap_err();
+        assert!(err.to_string().contains("bad regex"), "{err:#}");
+        assert!(apply(&g, "edit", "{path: etc/hosts, regex: x, replace: y}").is_err());
+        for options in [
+            "{path: /etc/nope, regex: x, replace: y, required: false}",
+            "{path: /etc/hosts, regex: no-such-text, replace: x, required: false}",
+        ] {
+            assert!(apply(&g, "edit", options).unwrap().changes.is_empty(), "{options}");
+        }
+        assert_eq!(tree(&g), before);
+    }
+
+    #[test]
+    fn a_link_is_not_edited_through() {
+        let g = guest();
+        let options = "{path: /etc/hosts.link, regex: root, replace: toor, required: false}";
+        let report = apply(&g, "edit", options).unwrap();
+        assert!(report.changes.is_empty());
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert_eq!(g.content("/etc/shadow").unwrap(), b"root:*:::\n");
+        assert!(apply(&g, "edit", "{path: /etc/hosts.link, regex: root, replace: toor}").is_err());
+        assert_eq!(g.content("/etc/shadow").unwrap(), b"root:*:::\n");
+    }
+
+    #[test]
+    fn dry_run_reports_and_writes_nothing() {
+        dry_run_matches(guest, "edit", LOCALHOST);
+    }
+}

@@ -8,7 +8,9 @@
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use crate::guest::facts::Init;
 use anyhow::{bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "firstboot",
@@ -66,6 +68,9 @@ RemainAfterExit=yes
 WantedBy=multi-user.target
 ";
 
+/// A script's name becomes a file name: no separators, no control characters.
+static SAFE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex"));
+
 impl Step for Firstboot {
     fn info(&self) -> &'static StepInfo {
         &INFO
@@ -76,8 +81,7 @@ impl Step for Firstboot {
             bail!("`script` is empty");
         }
         let name = self.name.clone().unwrap_or_else(|| "script".into());
-        let safe = regex::Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex");
-        if !safe.is_match(&name) || name.starts_with('.') {
+        if !SAFE_NAME.is_match(&name) || name.starts_with('.') {
             bail!("firstboot name {name:?}: use letters, digits, . _ - only");
         }
         ctx.mkdir_p(DIR)?;
@@ -106,5 +110,91 @@ impl Step for Firstboot {
             other => bail!("firstboot needs systemd or OpenRC in the guest (found {other:?})"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DIR, RUNNER, RUNNER_SH, UNIT_FILE};
+    use crate::guest::facts::Init;
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+    use crate::steps::testing::{apply, dry_run_matches, text, tree};
+
+    /// The step tests/user_steps.rs runs in a real image.
+    const HELLO: &str = "{name: hello, script: 'echo first boot > /var/tmp/fb'}";
+
+    fn guest(init: Init) -> MemoryGuest {
+        let mut facts = OsFacts::sample("debian");
+        facts.init = init;
+        let g = MemoryGuest::new(facts);
+        g.file("/etc/hostname", b"keep\n").dir("/etc/systemd/system");
+        g
+    }
+
+    fn mode(g: &MemoryGuest, path: &str) -> u32 {
+        g.lstat(path).unwrap().unwrap_or_else(|| panic!("{path} missing")).mode
+    }
+
+    #[test]
+    fn systemd_gets_scripts_in_order_a_runner_and_an_enabled_unit() {
+        let g = guest(Init::Systemd);
+        apply(&g, "firstboot", HELLO).unwrap();
+        apply(&g, "firstboot", "{script: \"#!/bin/bash\\necho two\\n\"}").unwrap();
+        assert_eq!(g.list(DIR).unwrap(), ["00-hello", "01-script"]);
+        assert_eq!(
+            text(&g, &format!("{DIR}/00-hello")),
+            "#!/bin/sh\necho first boot > /var/tmp/fb"
+        );
+        assert_eq!(
+            text(&g, &format!("{DIR}/01-script")),
+            "#!/bin/bash\necho two\n",
+            "a #! line is kept"
+        );
+        assert_eq!(mode(&g, &format!("{DIR}/00-hello")), 0o755);
+        assert_eq!((text(&g, RUNNER), mode(&g, RUNNER)), (RUNNER_SH.to_string(), 0o755));
+        assert_eq!(text(&g, "/etc/systemd/system/goldify-firstboot.service"), UNIT_FILE);
+        assert_eq!(
+            g.readlink("/etc/systemd/system/multi-user.target.wants/goldify-firstboot.service")
+                .unwrap(),
+            "/etc/systemd/system/goldify-firstboot.service"
+        );
+        assert_eq!(text(&g, "/etc/hostname"), "keep\n");
+    }
+
+    #[test]
+    fn openrc_gets_a_local_d_script() {
+        let g = guest(Init::Openrc);
+        apply(&g, "firstboot", HELLO).unwrap();
+        let start = "/etc/local.d/goldify-firstboot.start";
+        assert_eq!(text(&g, start), format!("#!/bin/sh\nexec {RUNNER}\n"));
+        assert_eq!(mode(&g, start), 0o755);
+        assert_eq!(g.readlink("/etc/runlevels/default/local").unwrap(), "/etc/init.d/local");
+        assert!(!g.exists("/etc/systemd/system/goldify-firstboot.service"));
+    }
+
+    #[test]
+    fn refusals() {
+        let g = guest(Init::Systemd);
+        let before = tree(&g);
+        for options in [
+            "{script: ''}",
+            "{script: '  '}",
+            "{name: ../../etc/cron.d/x, script: 'true'}",
+            "{name: .hidden, script: 'true'}",
+            "{name: '', script: 'true'}",
+            "{name: 'two words', script: 'true'}",
+        ] {
+            assert!(apply(&g, "firstboot", options).is_err(), "{options}");
+        }
+        assert_eq!(tree(&g), before);
+        let err = apply(&guest(Init::Sysv), "firstboot", HELLO).unwrap_err();
+        assert!(err.to_string().contains("needs systemd or OpenRC"), "{err:#}");
+    }
+
+    #[test]
+    fn dry_run_reports_and_writes_nothing() {
+        dry_run_matches(|| guest(Init::Systemd), "firstboot", HELLO);
+        dry_run_matches(|| guest(Init::Openrc), "firstboot", HELLO);
     }
 }

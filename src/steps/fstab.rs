@@ -6,7 +6,9 @@
 
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "fstab",
@@ -46,10 +48,15 @@ pub fn is_stable(spec: &str) -> bool {
     }
     // /dev/<vg>/<lv> (LVM) and /dev/md/<name> are named, not numbered by discovery order.
     let rest = &spec[5..];
-    let unstable = regex::Regex::new(r"^((s|h|v|xv)d[a-z]+\d*|nvme\d+n\d+(p\d+)?|mmcblk\d+(p\d+)?|disk/by-(path|id)/.*|sr\d+|md\d+(p\d+)?)$")
-        .expect("static regex");
-    !unstable.is_match(rest)
+    !UNSTABLE.is_match(rest)
 }
+
+/// Kernel names numbered by discovery order, and by-path/by-id links that change with the
+/// bus or the serial number: what a clone on other hardware may not have.
+static UNSTABLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^((s|h|v|xv)d[a-z]+\d*|nvme\d+n\d+(p\d+)?|mmcblk\d+(p\d+)?|disk/by-(path|id)/.*|sr\d+|md\d+(p\d+)?)$")
+        .expect("static regex")
+});
 
 pub struct Entry {
     pub line: usize,

@@ -4,7 +4,9 @@
 
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "hostname",
@@ -46,14 +48,18 @@ pub fn fix_hosts(text: &str, name: &str) -> String {
     out
 }
 
+/// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+static HOST_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex")
+});
+
 impl Step for Hostname {
     fn info(&self) -> &'static StepInfo {
         &INFO
     }
 
     fn apply(&self, ctx: &mut Ctx) -> Result<()> {
-        let valid = regex::Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex");
-        if !valid.is_match(&self.name) || self.name.len() > 253 {
+        if !HOST_NAME.is_match(&self.name) || self.name.len() > 253 {
             bail!("hostname {:?} is not a valid host name", self.name);
         }
         match ctx.lstat("/etc/hostname")? {
@@ -104,5 +110,97 @@ mod tests {
         let t = "127.0.0.1\tlocalhost\n127.0.1.1\tused-debian\n::1 localhost ip6-localhost\n";
         assert_eq!(fix_hosts(t, "localhost"), "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n");
         assert_eq!(fix_hosts(t, "tmpl.example.org"), "127.0.0.1\tlocalhost\n127.0.1.1\ttmpl.example.org tmpl\n::1 localhost ip6-localhost\n");
+    }
+
+    mod in_guest {
+        use crate::guest::memory::MemoryGuest;
+        use crate::guest::{Guest, Kind, OsFacts};
+        use crate::report::Action;
+        use crate::steps::testing::{apply, changes, dry_run_matches, text, tree};
+
+        const HOSTS: &str = "127.0.0.1\tlocalhost\n127.0.1.1\tused-debian.example.org used-debian\n::1 localhost\n";
+
+        fn guest() -> MemoryGuest {
+            let g = MemoryGuest::new(OsFacts::sample("debian"));
+            g.file("/etc/hostname", b"used-debian\n")
+                .file("/etc/hosts", HOSTS.as_bytes())
+                .file("/etc/sysconfig/network", b"NETWORKING=yes\nHOSTNAME=used-rhel\n")
+                .file("/etc/HOSTNAME", b"used-suse\n")
+                .file("/etc/shadow", b"root:*:::\n");
+            g.chmod(0o600, "/etc/hostname").unwrap();
+            g
+        }
+
+        #[test]
+        fn every_place_the_old_name_lives_is_reset() {
+            let g = guest();
+            let report = apply(&g, "hostname", "~").unwrap();
+            assert_eq!(
+                changes(&report),
+                [
+                    (Action::Written, "/etc/hostname"),
+                    (Action::Edited, "/etc/sysconfig/network"),
+                    (Action::Edited, "/etc/HOSTNAME"),
+                    (Action::Edited, "/etc/hosts"),
+                ]
+            );
+            assert_eq!(text(&g, "/etc/hostname"), "localhost\n");
+            assert_eq!(g.lstat("/etc/hostname").unwrap().unwrap().mode, 0o600, "the mode stays");
+            assert_eq!(text(&g, "/etc/sysconfig/network"), "NETWORKING=yes\n");
+            assert_eq!(text(&g, "/etc/HOSTNAME"), "localhost\n");
+            assert_eq!(text(&g, "/etc/hosts"), "127.0.0.1\tlocalhost\n::1 localhost\n");
+            // Done once, nothing is left to do.
+            assert!(apply(&g, "hostname", "~").unwrap().changes.is_empty());
+
+            let g = guest();
+            apply(&g, "hostname", "{name: tmpl.example.org}").unwrap();
+            assert_eq!(text(&g, "/etc/hostname"), "tmpl.example.org\n");
+            assert!(text(&g, "/etc/hosts").contains("127.0.1.1\ttmpl.example.org tmpl\n"));
+        }
+
+        #[test]
+        fn a_hostile_hostname_file_is_replaced_not_written_through() {
+            let g = guest();
+            g.remove("/etc/hostname").unwrap();
+            g.link("/etc/hostname", "/etc/shadow");
+            apply(&g, "hostname", "~").unwrap();
+            assert_eq!(g.lstat("/etc/hostname").unwrap().unwrap().kind, Kind::File);
+            assert_eq!(text(&g, "/etc/hostname"), "localhost\n");
+            assert_eq!(text(&g, "/etc/shadow"), "root:*:::\n");
+
+            // The hostile fixture's 10 MB hostname: not read, replaced.
+            g.file("/etc/hostname", &vec![b'a'; 10 << 20]);
+            apply(&g, "hostname", "~").unwrap();
+            assert_eq!(text(&g, "/etc/hostname"), "localhost\n");
+        }
+
+        #[test]
+        fn invalid_names_are_refused_before_writing() {
+            let g = guest();
+            let before = tree(&g);
+            for name in ["''", "-lead", "under_score", "a..b", "'two words'", "'x\n'"] {
+                let options = format!("{{name: {name}}}");
+                assert!(apply(&g, "hostname", &options).is_err(), "{name}");
+            }
+            assert!(apply(&g, "hostname", &format!("{{name: {}}}", "a".repeat(64))).is_err());
+            assert_eq!(tree(&g), before);
+        }
+
+        #[test]
+        fn dry_run_reports_and_writes_nothing() {
+            dry_run_matches(guest, "hostname", "~");
+            // Removed, then created: the dry run must not call the new file "written".
+            let hostile = || {
+                let g = guest();
+                g.remove("/etc/hostname").unwrap();
+                g.link("/etc/hostname", "/etc/shadow");
+                g
+            };
+            let report = dry_run_matches(hostile, "hostname", "~");
+            assert_eq!(
+                changes(&report)[..2],
+                [(Action::Removed, "/etc/hostname"), (Action::Created, "/etc/hostname")]
+            );
+        }
     }
 }

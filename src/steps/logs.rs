@@ -7,7 +7,9 @@
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use crate::guest::Kind;
 use anyhow::Result;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "logs",
@@ -39,10 +41,14 @@ pub struct Logs {
 /// Removed rather than truncated: rotated or compressed (`syslog.1`, `messages-20240101`,
 /// `dpkg.log.2.gz`, `x.old`) and binary journals.
 pub fn is_archive(name: &str) -> bool {
-    let re = regex::Regex::new(r"(\.\d+|-\d{8}|\.old|\.gz|\.xz|\.bz2|\.zst|\.lz4|\.journal~?)(\.gz|\.xz|\.bz2|\.zst)?$")
-        .expect("static regex");
-    re.is_match(name)
+    ARCHIVE.is_match(name)
 }
+
+/// Compiled once: `is_archive` runs for every file the walk of /var/log finds.
+static ARCHIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\.\d+|-\d{8}|\.old|\.gz|\.xz|\.bz2|\.zst|\.lz4|\.journal~?)(\.gz|\.xz|\.bz2|\.zst)?$")
+        .expect("static regex")
+});
 
 impl Step for Logs {
     fn info(&self) -> &'static StepInfo {

@@ -125,3 +125,109 @@ impl Step for MachineState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+    use crate::steps::testing::{apply, dry_run_matches};
+
+    /// Per option group, a path it removes; `(None, …)` rows are truncated, not removed.
+    const GONE: &[(&str, &str)] = &[
+        ("crash-data", "/var/crash/202401011200/dump.202401011200"),
+        ("crash-data", "/var/lib/systemd/coredump/core.sshd.0.xz"),
+        ("spools", "/var/spool/mail/alice"),
+        ("spools", "/var/spool/cron/crontabs/root"),
+        ("spools", "/var/spool/at/a0001"),
+        ("package-ids", "/var/lib/rpm/__db.001"),
+        ("package-ids", "/var/lib/yum/uuid"),
+        ("package-ids", "/etc/pki/consumer/cert.pem"),
+        ("device-caches", "/etc/lvm/devices/system.devices"),
+        ("device-caches", "/etc/blkid/blkid.tab"),
+        ("accounting", "/var/log/account/pacct.1"),
+        ("services", "/etc/krb5.keytab"),
+        ("services", "/var/lib/sss/db/cache_example.ldb"),
+        ("services", "/var/lib/samba/private/secrets.tdb"),
+        ("ssh-userdir", "/root/.ssh/authorized_keys"),
+        ("ssh-userdir", "/home/alice/.ssh/id_ed25519"),
+    ];
+
+    /// Neighbours no group may touch.
+    const KEPT: &[&str] = &[
+        "/var/lib/rpm/rpmdb.sqlite",
+        "/etc/lvm/lvm.conf",
+        "/etc/krb5.conf",
+        "/var/lib/samba/private/smb.conf.bak",
+        "/home/alice/.bashrc",
+        "/etc/passwd",
+    ];
+
+    fn guest() -> MemoryGuest {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        for (_, path) in GONE {
+            g.file(path, b"state");
+        }
+        for path in KEPT {
+            g.file(path, b"keep");
+        }
+        g.file("/var/log/account/pacct", b"records");
+        g.chmod(0o600, "/var/log/account/pacct").unwrap();
+        // Hostile: a mail spool and a "home" that point at /etc are not followed.
+        g.link("/var/mail", "/etc").link("/home/mallory", "/etc");
+        g
+    }
+
+    #[test]
+    fn every_group_removes_its_paths_and_nothing_else() {
+        let g = guest();
+        apply(&g, "machine-state", "~").unwrap();
+        for (group, path) in GONE {
+            assert!(!g.exists(path), "{group}: {path} left");
+        }
+        for path in KEPT {
+            assert_eq!(g.content(path).unwrap(), b"keep", "{path}");
+        }
+        // Directories the packages own stay.
+        for dir in [
+            "/var/crash",
+            "/var/spool/cron/crontabs",
+            "/var/lib/sss/db",
+            "/etc/pki/consumer",
+        ] {
+            assert!(g.exists(dir), "{dir}");
+        }
+        assert!(!g.exists("/root/.ssh") && !g.exists("/home/alice/.ssh"));
+        let pacct = g.lstat("/var/log/account/pacct").unwrap().unwrap();
+        assert_eq!((pacct.size, pacct.mode), (0, 0o600), "accounting is truncated in place");
+        assert_eq!(g.readlink("/var/mail").unwrap(), "/etc");
+        assert_eq!(g.readlink("/home/mallory").unwrap(), "/etc");
+    }
+
+    #[test]
+    fn each_group_can_be_switched_off() {
+        let groups = [
+            "crash-data",
+            "spools",
+            "package-ids",
+            "device-caches",
+            "accounting",
+            "services",
+            "ssh-userdir",
+        ];
+        for off in groups {
+            let g = guest();
+            apply(&g, "machine-state", &format!("{{{off}: false}}")).unwrap();
+            for (group, path) in GONE {
+                assert_eq!(g.exists(path), *group == off, "{off}: false, {path}");
+            }
+            let pacct = g.lstat("/var/log/account/pacct").unwrap().unwrap().size;
+            assert_eq!(pacct == 0, off != "accounting", "{off}: false");
+        }
+    }
+
+    #[test]
+    fn dry_run_reports_and_writes_nothing() {
+        let report = dry_run_matches(guest, "machine-state", "~");
+        assert!(report.changes.iter().any(|c| c.path == "/var/log/account/pacct"));
+    }
+}

@@ -9,6 +9,7 @@ use crate::guest::{self, Entry, Family, Guest, Kind, Meta};
 use crate::report::{Action, Change, StepReport};
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// When a step runs relative to the others: recipe order within a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -114,6 +115,9 @@ registry! {
     firstboot::Firstboot,
 }
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub fn info(name: &str) -> Option<&'static StepInfo> {
     REGISTRY.iter().copied().find(|i| i.name == name)
 }
@@ -133,6 +137,34 @@ pub struct Ctx<'a> {
     pub guest: &'a dyn Guest,
     pub dry_run: bool,
     pub report: StepReport,
+    dry: DryRunDone,
+}
+
+/// Under `--dry-run`, what the run has removed and truncated so far (in this step, and in
+/// the steps before when the context continues them). Later lookups see the guest as the
+/// real run would have left it, so the report is the real run's: a path that two globs or
+/// two steps match, or that lies in a tree removed before, is reported once, and a file
+/// removed and then written again is reported as created.
+#[derive(Default)]
+pub struct DryRunDone {
+    removed: BTreeSet<String>,
+    truncated: BTreeSet<String>,
+}
+
+impl DryRunDone {
+    /// Whether `path` or a directory above it was removed.
+    fn removed(&self, path: &str) -> bool {
+        let mut p = path;
+        loop {
+            if self.removed.contains(p) {
+                return true;
+            }
+            match p.rfind('/') {
+                Some(0) | None => return false,
+                Some(i) => p = &p[..i],
+            }
+        }
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -144,7 +176,18 @@ impl<'a> Ctx<'a> {
                 step: step.to_string(),
                 ..Default::default()
             },
+            dry: DryRunDone::default(),
         }
+    }
+
+    /// Continue a dry run: this step sees what the steps before it removed and truncated.
+    pub fn continuing(self, done: DryRunDone) -> Ctx<'a> {
+        Ctx { dry: done, ..self }
+    }
+
+    /// The step's report, and what a dry run has done so far, for the next step.
+    pub fn finish(self) -> (StepReport, DryRunDone) {
+        (self.report, self.dry)
     }
 
     pub fn facts(&self) -> &crate::guest::OsFacts {
@@ -169,11 +212,19 @@ impl<'a> Ctx<'a> {
 
     /// lstat that turns a refused guest symlink into a warning and `None`.
     pub fn lstat(&mut self, path: &str) -> Result<Option<Meta>> {
+        if self.dry.removed(path) {
+            return Ok(None);
+        }
         match self.guest.lstat(path) {
             Err(e) if guest::is_unsafe(&e) => {
                 self.warn(format!("skipping {path}: {e:#}"));
                 Ok(None)
             }
+            Ok(Some(m)) if self.dry.truncated.contains(path) => Ok(Some(Meta {
+                size: 0,
+                allocated: 0,
+                ..m
+            })),
             r => r,
         }
     }
@@ -191,7 +242,9 @@ impl<'a> Ctx<'a> {
                 meta: meta.clone(),
             })
         };
-        if !self.dry_run {
+        if self.dry_run {
+            self.dry.removed.insert(path.to_string());
+        } else {
             self.guest.remove(path)?;
         }
         self.record(path, Action::Removed, freed);
@@ -209,7 +262,9 @@ impl<'a> Ctx<'a> {
         if meta.size == 0 && meta.allocated == 0 {
             return Ok(false);
         }
-        if !self.dry_run {
+        if self.dry_run {
+            self.dry.truncated.insert(path.to_string());
+        } else {
             self.guest.truncate(path)?;
         }
         self.record(path, Action::Truncated, meta.allocated);
@@ -297,6 +352,10 @@ impl<'a> Ctx<'a> {
             Err(e) if guest::is_unsafe(&e) => {
                 self.warn(format!("skipping {pattern}: {e:#}"));
                 Ok(Vec::new())
+            }
+            Ok(mut paths) => {
+                paths.retain(|p| !self.dry.removed(p));
+                Ok(paths)
             }
             r => r.with_context(|| format!("expanding {pattern}")),
         }

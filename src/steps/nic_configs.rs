@@ -228,4 +228,79 @@ mod tests {
         assert!(out.contains("name: e*"), "{out}");
         assert!(netplan("network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n").unwrap().is_none());
     }
+
+    mod in_guest {
+        use crate::guest::memory::MemoryGuest;
+        use crate::guest::{Guest, OsFacts};
+        use crate::steps::testing::{apply, dry_run_matches, text};
+
+        const NM: &str = "/etc/NetworkManager/system-connections/eth0.nmconnection";
+
+        /// One guest with every kind of pin (a real one has only some of them).
+        fn guest() -> MemoryGuest {
+            let g = MemoryGuest::new(OsFacts::sample("debian"));
+            g.file("/etc/network/interfaces", b"auto ens3\niface ens3 inet dhcp\n    hwaddress ether 52:54:00:12:34:56\n")
+                .file("/etc/sysconfig/network-scripts/ifcfg-eth0", b"DEVICE=eth0\nHWADDR=52:54:00:12:34:56\nONBOOT=yes\n")
+                .file(NM, b"[connection]\nid=eth0\nuuid=2b3c\n[ethernet]\nmac-address=52:54:00:12:34:56\n")
+                .file("/etc/netplan/00-installer-config.yaml", b"network:\n  ethernets:\n    enp1s0:\n      match: {macaddress: '52:54:00:12:34:56'}\n      set-name: enp1s0\n      dhcp4: true\n")
+                .file("/etc/netplan/99-broken.yaml", b"network: [unclosed\n")
+                .file("/etc/systemd/network/10-eth.link", b"[Match]\nMACAddress=52:54:00:12:34:56\n[Link]\nName=eth0\n")
+                .file("/etc/systemd/network/20-virtio.link", b"[Match]\nDriver=virtio_net\n[Link]\nNamePolicy=path\n")
+                .file("/etc/systemd/network/20-wired.network", b"[Match]\nMACAddress=52:54:00:12:34:56\n[Network]\nDHCP=ipv4\n")
+                .file("/etc/udev/rules.d/70-persistent-net.rules", b"SUBSYSTEM==\"net\"\n")
+                .file("/etc/udev/rules.d/60-keep.rules", b"keep")
+                .file("/var/lib/dhcp/dhclient.ens3.leases", b"lease {}")
+                .file("/var/lib/NetworkManager/secret_key", b"k")
+                .file("/var/lib/NetworkManager/internal-abc-eth0.lease", b"l")
+                .file("/var/lib/NetworkManager/NetworkManager.state", b"keep")
+                .file("/var/lib/systemd/netif/leases/2", b"l")
+                .file("/etc/shadow", b"root:*:::\n")
+                .link("/etc/NetworkManager/system-connections/evil.nmconnection", "/etc/shadow");
+            g.chmod(0o600, NM).unwrap();
+            g
+        }
+
+        #[test]
+        fn pins_and_leases_go_the_rest_stays() {
+            let g = guest();
+            let report = apply(&g, "nic-configs", "~").unwrap();
+            assert_eq!(text(&g, "/etc/network/interfaces"), "auto ens3\niface ens3 inet dhcp\n");
+            assert_eq!(
+                text(&g, "/etc/sysconfig/network-scripts/ifcfg-eth0"),
+                "DEVICE=eth0\nONBOOT=yes\n"
+            );
+            assert_eq!(text(&g, NM), "[connection]\nid=eth0\n[ethernet]\n");
+            assert_eq!(
+                g.lstat(NM).unwrap().unwrap().mode,
+                0o600,
+                "NetworkManager wants its keyfiles 0600"
+            );
+            let np: serde_yaml::Value =
+                serde_yaml::from_str(&text(&g, "/etc/netplan/00-installer-config.yaml")).unwrap();
+            let enp = &np["network"]["ethernets"]["enp1s0"];
+            assert_eq!(enp["match"]["name"], "e*");
+            assert!(enp.get("set-name").is_none() && enp["dhcp4"] == true);
+            assert!(!g.exists("/etc/systemd/network/10-eth.link"));
+            assert!(g.exists("/etc/systemd/network/20-virtio.link"));
+            assert_eq!(
+                text(&g, "/etc/systemd/network/20-wired.network"),
+                "[Match]\nName=en* eth*\n[Network]\nDHCP=ipv4\n"
+            );
+            assert!(
+                !g.exists("/etc/udev/rules.d/70-persistent-net.rules") && g.exists("/etc/udev/rules.d/60-keep.rules")
+            );
+            assert!(g.list("/var/lib/dhcp").unwrap().is_empty());
+            assert_eq!(g.list("/var/lib/NetworkManager").unwrap(), ["NetworkManager.state"]);
+            assert!(g.list("/var/lib/systemd/netif/leases").unwrap().is_empty());
+            // What cannot be parsed, or is a link, is left alone with a warning.
+            assert_eq!(text(&g, "/etc/netplan/99-broken.yaml"), "network: [unclosed\n");
+            assert_eq!(text(&g, "/etc/shadow"), "root:*:::\n");
+            assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        }
+
+        #[test]
+        fn dry_run_reports_and_writes_nothing() {
+            dry_run_matches(guest, "nic-configs", "~");
+        }
+    }
 }

@@ -41,3 +41,44 @@ impl Step for Run {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::OsFacts;
+    use crate::report::Action;
+    use crate::steps::testing::{apply, changes, dry_run, tree};
+
+    const COMMAND: &str = "echo ran-by-goldify > /root/run-marker";
+
+    #[test]
+    fn the_command_goes_to_the_guest_never_to_the_host() {
+        // The in-memory guest cannot run anything and says so: the step handed the
+        // command to `Guest::run` (the appliance, chrooted into the guest), nowhere else.
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        let err = apply(&g, "run", &format!("{{command: '{COMMAND}'}}")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("cannot run commands ({COMMAND})")),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn dry_run_reports_the_command_and_runs_nothing() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/hostname", b"keep\n");
+        let before = tree(&g);
+        let report = dry_run(&g, "run", &format!("{{command: '{COMMAND}'}}")).unwrap();
+        assert_eq!(changes(&report), [(Action::Ran, COMMAND)]);
+        assert_eq!(tree(&g), before);
+    }
+
+    #[test]
+    fn an_empty_command_is_refused() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        for options in ["{command: ''}", "{command: '  '}"] {
+            let err = dry_run(&g, "run", options).unwrap_err();
+            assert!(err.to_string().contains("`command` is empty"), "{err:#}");
+        }
+    }
+}

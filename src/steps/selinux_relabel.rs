@@ -36,3 +36,46 @@ impl Step for SelinuxRelabel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+    use crate::report::Action;
+    use crate::steps::testing::{apply, changes, dry_run_matches, tree};
+
+    fn guest(selinux: bool) -> MemoryGuest {
+        let mut facts = OsFacts::sample("almalinux");
+        facts.selinux = selinux;
+        let g = MemoryGuest::new(facts);
+        g.file("/etc/selinux/config", b"SELINUX=enforcing\n");
+        g
+    }
+
+    #[test]
+    fn configured_selinux_gets_a_relabel_at_first_boot() {
+        let g = guest(true);
+        let report = apply(&g, "selinux-relabel", "~").unwrap();
+        assert_eq!(changes(&report), [(Action::Created, "/.autorelabel")]);
+        assert!(report.skipped.is_none());
+        let m = g.lstat("/.autorelabel").unwrap().unwrap();
+        assert_eq!((m.size, m.uid), (0, 0));
+        // Already requested: nothing to do.
+        assert!(apply(&g, "selinux-relabel", "~").unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn without_selinux_the_step_is_skipped() {
+        let g = guest(false);
+        let before = tree(&g);
+        let report = apply(&g, "selinux-relabel", "~").unwrap();
+        assert!(report.skipped.as_deref().is_some_and(|s| s.contains("not configured")));
+        assert!(report.changes.is_empty());
+        assert_eq!(tree(&g), before);
+    }
+
+    #[test]
+    fn dry_run_reports_and_writes_nothing() {
+        dry_run_matches(|| guest(true), "selinux-relabel", "~");
+    }
+}

@@ -49,3 +49,84 @@ impl Step for Symlink {
         ctx.symlink(&self.target, &self.link)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::{Guest, OsFacts};
+    use crate::report::Action;
+    use crate::steps::testing::{apply, changes, dry_run_matches, tree};
+
+    /// The step tests/user_steps.rs runs in a real image.
+    const DATA: &str = "{target: /srv/app/data, link: /data}";
+
+    fn guest() -> MemoryGuest {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.dir("/srv/app/data")
+            .file("/etc/motd", b"old motd")
+            .file("/etc/shadow", b"root:*:::\n")
+            .link("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC")
+            .link("/srv/etc", "/etc");
+        g
+    }
+
+    #[test]
+    fn creates_the_link_with_the_target_as_given() {
+        let g = guest();
+        let report = apply(&g, "symlink", DATA).unwrap();
+        assert_eq!(changes(&report), [(Action::Linked, "/data")]);
+        assert_eq!(g.readlink("/data").unwrap(), "/srv/app/data");
+        // Relative and dangling targets are stored as they are: goldify never resolves them.
+        apply(&g, "symlink", "{target: ../usr/bin/nowhere, link: /etc/rel}").unwrap();
+        assert_eq!(g.readlink("/etc/rel").unwrap(), "../usr/bin/nowhere");
+        // The same link again changes nothing.
+        assert!(apply(&g, "symlink", DATA).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn an_existing_path_is_replaced_only_with_force() {
+        let g = guest();
+        let before = tree(&g);
+        let options = "{target: /usr/share/zoneinfo/Europe/Paris, link: /etc/localtime}";
+        let err = apply(&g, "symlink", options).unwrap_err();
+        assert!(err.to_string().contains("/etc/localtime already exists"), "{err:#}");
+        assert!(apply(&g, "symlink", "{target: /run/motd, link: /etc/motd}").is_err());
+        assert_eq!(tree(&g), before);
+
+        let report = apply(&g, "symlink", "{target: /run/motd, link: /etc/motd, force: true}").unwrap();
+        assert_eq!(
+            changes(&report),
+            [(Action::Removed, "/etc/motd"), (Action::Linked, "/etc/motd")]
+        );
+        assert_eq!(g.readlink("/etc/motd").unwrap(), "/run/motd");
+        let options = "{target: /usr/share/zoneinfo/Europe/Paris, link: /etc/localtime, force: true}";
+        apply(&g, "symlink", options).unwrap();
+        assert_eq!(
+            g.readlink("/etc/localtime").unwrap(),
+            "/usr/share/zoneinfo/Europe/Paris"
+        );
+    }
+
+    #[test]
+    fn refusals_write_nothing() {
+        let g = guest();
+        let before = tree(&g);
+        for options in [
+            "{target: /x, link: data}",
+            "{target: /x, link: /srv/../data}",
+            "{target: '', link: /data}",
+            // Never created through a guest symlink, even with force.
+            "{target: /x, link: /srv/etc/evil, force: true}",
+            "{target: /x, link: /srv/etc/shadow, force: true}",
+        ] {
+            assert!(apply(&g, "symlink", options).is_err(), "{options}");
+        }
+        assert_eq!(tree(&g), before);
+    }
+
+    #[test]
+    fn dry_run_reports_and_writes_nothing() {
+        dry_run_matches(guest, "symlink", DATA);
+        dry_run_matches(guest, "symlink", "{target: /run/motd, link: /etc/motd, force: true}");
+    }
+}

@@ -1,6 +1,10 @@
-//! Shared helpers for the integration tests: the built binary, fixture images from
-//! vm-fixtures/ (built once per machine, cached outside the repo), and read-only access to
-//! an image's files through goldify's own libguestfs guest.
+//! The one helper module of every test binary in tests/ (each includes it with `mod
+//! common;`): the built binary and its runs, fixture images from vm-fixtures/ (built once
+//! per machine, cached outside the repo), files and trees compared before and after, and
+//! read-only access to an image's files through goldify's own libguestfs guest.
+//!
+//! A test that cannot run here (no QEMU, no libguestfs, a fixture that does not build)
+//! fails and says why: it never passes without having checked anything.
 #![allow(dead_code)]
 
 use goldify::guest::guestfs::{GuestfsGuest, OpenOptions};
@@ -9,6 +13,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+/// The binary under test, for tools that are handed its path (Packer).
+pub const GOLDIFY: &str = env!("CARGO_BIN_EXE_goldify");
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,7 +27,7 @@ pub fn recipe(name: &str) -> PathBuf {
 }
 
 pub fn goldify() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_goldify"));
+    let mut c = Command::new(GOLDIFY);
     c.env_remove("RUST_LOG");
     c
 }
@@ -30,19 +38,22 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// `goldify ARGS…`, waited for.
 pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-    let out: Output = goldify()
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("running goldify");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(goldify().args(args.iter().map(|a| a.as_ref())))
 }
 
 impl Run {
+    /// Run a prepared command (usually `goldify()` with arguments) and wait for it.
+    pub fn of(cmd: &mut Command) -> Run {
+        let out: Output = cmd.output().expect("running goldify");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     #[track_caller]
     pub fn ok(&self) -> &Self {
         assert_eq!(
@@ -68,6 +79,20 @@ impl Run {
 
 static FIXTURES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
 
+/// A fixture script: from `$GOLDIFY_FIXTURE_SCRIPTS` when set, else from vm-fixtures/.
+pub fn fixture_script(script: &str) -> PathBuf {
+    let dir = std::env::var_os("GOLDIFY_FIXTURE_SCRIPTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("vm-fixtures"));
+    let p = dir.join(script);
+    assert!(
+        p.exists(),
+        "fixture script {} not found (set GOLDIFY_FIXTURE_SCRIPTS)",
+        p.display()
+    );
+    p
+}
+
 /// A fixture image built by a vm-fixtures script (cached: instant after the first build).
 /// Tests must never write to it; goldify opens it read-only unless --in-place.
 pub fn fixture(script: &str, args: &[&str]) -> PathBuf {
@@ -76,12 +101,13 @@ pub fn fixture(script: &str, args: &[&str]) -> PathBuf {
     if let Some(p) = map.lock().unwrap().get(&key) {
         return p.clone();
     }
-    let out = Command::new("bash")
-        .arg(repo().join("vm-fixtures").join(script))
-        .args(args)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run vm-fixtures/{script}: {e}"));
+    // The script's log goes straight to the terminal: a first build takes minutes.
+    let out = timed(
+        Command::new("bash")
+            .arg(fixture_script(script))
+            .args(args)
+            .stderr(std::process::Stdio::inherit()),
+    );
     assert!(
         out.status.success(),
         "vm-fixtures/{key} failed (see its output above); the host must run libguestfs"
@@ -123,6 +149,125 @@ pub fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Fail the test, clearly, unless `program` is on PATH.
+pub fn require(program: &str, why: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is not installed, and {why}: run scripts/setup-host.sh"
+    );
+}
+
+/// The tail of a program's output, for failure messages.
+pub fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Run a command, echoing how long it took; returns its output whatever the exit code.
+pub fn timed(cmd: &mut Command) -> Output {
+    let line = format!("{cmd:?}");
+    let t = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+    eprintln!("[{:>6.1} s] {line} -> {}", t.elapsed().as_secs_f64(), out.status);
+    out
+}
+
+/// `sh -c SCRIPT` in `dir`, which must succeed; its stdout.
+pub fn sh(script: &str, dir: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+pub fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every file below `dir` with its contents, for "nothing changed" checks.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A small tmpfs mounted on `dir` (e.g. `size` "1m"), for "disk full" cases; unmounted
+/// when dropped. Mounting needs root: without it the test fails and says so.
+pub fn tmpfs(dir: &Path, size: &str) -> Tmpfs {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status();
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "cannot mount a {size} tmpfs on {} (the test needs root)",
+        dir.display()
+    );
+    Tmpfs(dir.to_path_buf())
+}
+
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The environment that makes a guestfish started by a test use the backend and
+/// accelerator goldify uses on this host (TCG where KVM does not work).
+pub fn guestfs_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![("LIBGUESTFS_BACKEND", "direct")];
+    if !goldify::guest::launch::accel().is_kvm() {
+        env.push(("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"));
+    }
+    env
+}
+
+/// SHA-256 and mtime of a file: proof that nothing wrote it.
+pub fn fingerprint(path: &Path) -> (String, std::time::SystemTime) {
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let hash = sha256(path);
+    assert!(!hash.is_empty(), "sha256sum {} failed", path.display());
+    (hash, mtime)
+}
+
+/// A scratch directory under target/, kept after the run for inspection, emptied first.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
 }
 
 /// Read-only view of an image's files, through the same libguestfs guest goldify uses.
