@@ -5,6 +5,7 @@
 
 use super::atomic;
 use super::hash::{Algo, Hashes};
+use crate::error::{Exit, Tag};
 use crate::report::Artifact;
 use anyhow::{Context, Result};
 use std::path::{Component, Path, PathBuf};
@@ -48,6 +49,16 @@ pub fn render(dir: &Path, algo: Algo, artifacts: &[Artifact]) -> Result<Option<S
         text.push_str(&format!("{sum}  {rel}\n"));
     }
     Ok((!text.is_empty()).then_some(text))
+}
+
+/// Before the long work: the lists this target will replace in `dir` are regular files
+/// where they exist (a link, a FIFO or a directory in their place is refused now rather
+/// than after the compression).
+pub fn check(dir: &Path, algos: &[Algo]) -> Result<()> {
+    for algo in algos {
+        atomic::check_regular(&dir.join(algo.sums_file())).tag(Exit::Output)?;
+    }
+    Ok(())
 }
 
 /// Write one file per algorithm into `dir`; returns them as artifacts (hashed in memory).

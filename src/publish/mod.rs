@@ -126,6 +126,10 @@ impl Plan {
         if let Some(d) = &lxd {
             repo::check(d, repo::RepoType::Lxd)?;
         }
+        manifest::check(&self.manifest_path())?;
+        if let Some(c) = &t.checksums {
+            checksums::check(&self.dir_of(&c.dir), &c.algorithms)?;
+        }
         let mut dirs: Vec<PathBuf> = vm.iter().chain(&lxd).cloned().collect();
         dirs.push(self.dir.clone());
         dirs.extend(t.disk.as_ref().map(|d| self.dir_of(&d.dir)));
