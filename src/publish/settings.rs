@@ -397,7 +397,57 @@ fn validate(t: &Targets) -> Result<()> {
             plain_name("manifest", f)?;
         }
     }
+    for (target, setting, file) in produced_files(t) {
+        let own = target == "manifest" && file == super::manifest::DEFAULT_FILE;
+        if super::repo::is_reserved(&file) && !own {
+            bail!(
+                "publish target `{target}`: {setting} would write {file:?}, a name reserved for the repository's own files (metadata.json, the run manifest, checksum lists, their locks, goldify's work files)"
+            );
+        }
+    }
     Ok(())
+}
+
+/// The file names the settings alone decide, with the setting that decides each. (Names
+/// from --name or the guest are made file-safe and always carry an extension.)
+fn produced_files(t: &Targets) -> Vec<(&'static str, &'static str, String)> {
+    let mut v = Vec::new();
+    let mut named = |target, s_image: &Option<String>, s_name: &Option<String>, ext: &str| match (s_image, s_name) {
+        (Some(n), _) => v.push((target, "image_name", format!("{n}.{ext}"))),
+        (None, Some(n)) => v.push((target, "name", format!("{}.{ext}", file_safe(n)))),
+        _ => {}
+    };
+    if let Some(s) = &t.vmmanager {
+        named("vmmanager", &s.image_name, &s.name, "xz");
+    }
+    if let Some(s) = &t.lxd {
+        named("vmmanager-lxd", &s.image_name, &s.name, "tar.gz");
+    }
+    if let Some(n) = t.disk.as_ref().and_then(|d| d.name.as_ref()) {
+        for f in [Format::Qcow2, Format::Raw, Format::Vmdk, Format::Vdi] {
+            v.push(("disk", "name", format!("{n}.{}", f.extension())));
+        }
+    }
+    if let Some(s) = &t.deckhouse {
+        if let Some(n) = &s.name {
+            for file in [
+                format!("{n}.qcow2"),
+                format!("{n}.oci"),
+                format!("{n}.oci.tar"),
+                super::deckhouse::manifest_file(s, n),
+            ] {
+                v.push(("deckhouse", "name", file));
+            }
+        }
+    }
+    if let Some(n) = t.vcluster.as_ref().and_then(|s| s.name.as_ref()) {
+        v.push(("vcluster", "name", format!("{n}.qcow2")));
+        v.push(("vcluster", "name", format!("{n}.osimage.yaml")));
+    }
+    if let Some(f) = t.manifest.as_ref().and_then(|m| m.file.as_ref()) {
+        v.push(("manifest", "file", f.clone()));
+    }
+    v
 }
 
 fn http_url(target: &str, url: &str) -> Result<()> {
@@ -409,7 +459,7 @@ fn http_url(target: &str, url: &str) -> Result<()> {
 }
 
 fn plain_name(target: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.chars().any(char::is_control) {
         bail!("publish target `{target}`: {name:?} must be a plain file name");
     }
     Ok(())
@@ -533,6 +583,16 @@ checksums: {algorithms: [sha256, sha1, sha512]}
         assert!(err("checksums: {algorithms: [crc]}", &[]).contains("unknown variant `crc`"));
         assert!(err("{}", &["vcluser"])
             .starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"));
+        for f in ["metadata.json", "SHA256SUMS", "SHA1SUMS", "MD5SUMS"] {
+            let e = err(&format!("manifest: {{file: {f}}}"), &[]);
+            assert!(
+                e.starts_with("r.yaml: publish target `manifest`: file would write") && e.contains(f),
+                "{e}"
+            );
+        }
+        assert!(parse_str("manifest: {file: goldify-manifest.json}", &[]).is_ok());
+        assert!(err("manifest: {file: \".metadata.json.lock\"}", &[]).contains("plain file name"));
+        assert!(err("manifest: {file: \"a\\e[2Jb\"}", &[]).contains("plain file name"));
         for e in [err("deckhouse: {}", &[]), err("vmmanger: {}", &[])] {
             assert!(!e.contains('\n'), "{e}");
         }
