@@ -549,7 +549,10 @@ fn hostile_manifest_is_refused() {
     // Checksum lists likewise.
     let recipe = publish_recipe(
         &r.root,
-        &format!("  checksums: {{dir: {}, algorithms: [sha256, sha512]}}\n", r.dir.display()),
+        &format!(
+            "  checksums: {{dir: {}, algorithms: [sha256, sha512]}}\n",
+            r.dir.display()
+        ),
     );
     std::fs::create_dir(r.dir.join("SHA512SUMS")).unwrap();
     let res = run_within(20, &[&"run", &recipe, &disk, &"-o", &r.root.join("out")]);
