@@ -574,8 +574,20 @@ fn a_live_run_is_never_collected() {
             r.dir.display()
         ),
     );
+    /// A run that is stopped (SIGTERM: goldify then stops its appliance) if the test fails
+    /// before it ends.
+    struct Running(Option<std::process::Child>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.0.take() {
+                let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = c.wait();
+            }
+        }
+    }
     let start = |name: &str| {
-        goldify()
+        let child = goldify()
             .arg("run")
             .arg(&recipe)
             .arg(&img)
@@ -585,7 +597,8 @@ fn a_live_run_is_never_collected() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Running(Some(child))
     };
     let (a, b) = (start("a"), start("b"));
     // Wait for a staged archive with bytes in it.
@@ -605,8 +618,8 @@ fn a_live_run_is_never_collected() {
     gc.ok();
     assert!(staged.exists(), "gc removed a live run's archive:\n{}", gc.stdout);
     assert!(gc.stdout.contains("in use"), "{}", gc.stdout);
-    for (name, child) in [("a", a), ("b", b)] {
-        let out = child.wait_with_output().unwrap();
+    for (name, mut running) in [("a", a), ("b", b)] {
+        let out = running.0.take().unwrap().wait_with_output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
