@@ -330,6 +330,44 @@ fn hostile_lock_files_are_refused() {
     assert_eq!(snapshot(&r.dir), before);
 }
 
+/// `repo gc` waiting for a lock another process holds ends on SIGTERM (exit 130), having
+/// changed nothing.
+#[test]
+fn a_wait_for_the_lock_ends_on_sigterm() {
+    let r = Repo::new(&json!({"type": "os", "os": []}));
+    r.file("stray.bin", b"x");
+    let lock = std::fs::File::create(r.dir.join(".metadata.json.lock")).unwrap();
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let before = snapshot(&r.dir);
+    let mut child = goldify()
+        .args(["repo", "gc"])
+        .arg(&r.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "gc did not wait for the lock");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("gc ignored SIGTERM while waiting for the lock");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let res = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    refused(&res, 130, &["interrupted"]);
+    assert_eq!(snapshot(&r.dir), before);
+}
+
 /// Archives that are symbolic links (to a host file with the right size and checksum, or
 /// to a FIFO), FIFOs or directories are reported, never followed or opened.
 #[test]
