@@ -252,7 +252,9 @@ impl Drop for Claim {
 }
 
 fn claim(dir: &Path) -> Result<Arc<Claim>> {
-    static CLAIMS: LazyLock<Mutex<HashMap<(u64, u64), Weak<Claim>>>> = LazyLock::new(Default::default);
+    /// (device, inode) of a directory → this run's claim on it.
+    type Claims = HashMap<(u64, u64), Weak<Claim>>;
+    static CLAIMS: LazyLock<Mutex<Claims>> = LazyLock::new(Default::default);
     // By device and inode: two spellings of one directory must share one claim (a second
     // flock on the same file from this process would wait for the first forever).
     let meta = std::fs::metadata(dir).with_context(|| format!("reading directory {}", dir.display()))?;

@@ -374,9 +374,8 @@ impl Listing {
             .iter()
             .map(|r| (shown(r.name.as_deref().unwrap_or("-")), shown(&r.file), r))
             .collect();
-        let width = |f: &dyn Fn(&(Cow<str>, Cow<str>, &Row)) -> usize| rows.iter().map(f).max().unwrap_or(4).max(4);
-        let w = width(&|r| r.0.chars().count());
-        let fw = width(&|r| r.1.chars().count());
+        let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(4).max(4);
+        let fw = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(4).max(4);
         writeln!(out, "  {:<w$}  {:<fw$}  {:>10}  STATUS", "NAME", "FILE", "SIZE")?;
         for (name, file, r) in &rows {
             let size = r.size.map(crate::report::human_bytes).unwrap_or_else(|| "-".into());

@@ -288,6 +288,11 @@ fn rm_is_all_or_nothing() {
         [".metadata.json.lock", "c.xz", "metadata.json"],
         "no temporary file left"
     );
+    let mode = std::fs::metadata(r.dir.join("metadata.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o644, "the served index stays world-readable");
 }
 
 /// A `.metadata.json.lock` that is a symbolic link or a FIFO: refused (exit 5) at once,
