@@ -77,9 +77,10 @@ fn run_lock_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{RUN_LOCK_PREFIX}{id}{LOCK_SUFFIX}"))
 }
 
-/// Open `path` for reading only if it is a regular file, never through a symbolic link and never
-/// blocking (a FIFO would block open(2) until a writer comes). `None` when it does not
-/// exist (or a parent is not a directory).
+/// Open `path` for reading only if it is a regular file: never through a symbolic link
+/// (O_NOFOLLOW fails with ELOOP, open(2)) and never blocking (a FIFO opened for reading
+/// waits for a writer unless O_NONBLOCK, fifo(7); its type is then seen by fstat(2)).
+/// `None` when it does not exist (or a parent is not a directory).
 pub fn open_regular(path: &Path) -> Result<Option<File>> {
     let opened = std::fs::OpenOptions::new()
         .read(true)
