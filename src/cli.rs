@@ -130,8 +130,15 @@ impl DiskRefs {
 /// Inspect and tidy a VMmanager template repository: metadata.json and the archives
 /// beside it.
 ///
-/// Statuses: available, file missing, checksum mismatch (verify only), size mismatch,
-/// unreferenced file. `list` and `verify` exit 6 when any entry is not available.
+/// Statuses: available, file missing, checksum mismatch (verify only), size mismatch, not a
+/// regular file (a link, FIFO or directory: never followed), unsafe file name (not a plain
+/// name, or one of the repository's own files: never opened or removed), unreferenced file,
+/// leftover of an ended run, in use by a running goldify.
+///
+/// Exit codes: 2 when DIR is not a repository (missing, or without metadata.json); 5 when
+/// the repository cannot be read or changed; 6 when `list` or `verify` find an entry that
+/// is not available (with --strict, also unreferenced files and leftovers, otherwise only a
+/// warning).
 #[derive(Debug, Args)]
 pub struct RepoArgs {
     #[command(subcommand)]
@@ -145,16 +152,23 @@ pub enum RepoAction {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Fail (exit 6) on files no entry references and on leftovers too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Check every archive's size and checksum against metadata.json.
     Verify {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Fail (exit 6) on files no entry references and on leftovers too.
+        #[arg(long)]
+        strict: bool,
     },
-    /// Remove an entry from metadata.json, then its archive.
+    /// Remove an entry from metadata.json, then its archive (all or nothing).
     Rm { dir: PathBuf, name: String },
-    /// Remove files no entry references (leftovers of killed runs included).
+    /// Remove files no entry references and leftovers of ended runs (never what a
+    /// running goldify is writing).
     Gc {
         dir: PathBuf,
         /// Only print what would be removed.
@@ -384,9 +398,96 @@ impl Cli {
                 }
                 Ok(if report.ok { success() } else { Exit::Verify })
             }
-            Command::Repo(a) => crate::publish::repo::command(a.action),
+            Command::Repo(a) => repo(a.action),
         }
     }
+}
+
+/// `goldify repo …`: run the action and print its result (names escaped for humans,
+/// exact in JSON).
+fn repo(action: RepoAction) -> Result<Exit> {
+    use crate::publish::repo::{self, shown, shown_path};
+    use crate::report::human_bytes;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match action {
+        RepoAction::List { dir, json, strict } => repo_listing(&mut out, &repo::list(&dir, false)?, json, strict),
+        RepoAction::Verify { dir, json, strict } => repo_listing(&mut out, &repo::list(&dir, true)?, json, strict),
+        RepoAction::Rm { dir, name } => {
+            let r = repo::remove(&dir, &name)?;
+            for (file, why) in &r.kept {
+                tracing::warn!(
+                    "entry `{}` named {}, {why}: the entry is removed, the file kept",
+                    shown(&name),
+                    shown(file)
+                );
+            }
+            writeln!(
+                out,
+                "removed entry {} from {}",
+                shown(&name),
+                shown_path(&dir.join(repo::METADATA))
+            )?;
+            for p in r.removed {
+                writeln!(out, "removed {}", shown_path(&p))?;
+            }
+            Ok(success())
+        }
+        RepoAction::Gc { dir, dry_run } => {
+            let c = repo::gc(&dir, dry_run)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for (p, size, status) in &c.removed {
+                writeln!(
+                    out,
+                    "{verb} {} ({}, {})",
+                    shown_path(p),
+                    human_bytes(*size),
+                    status.describe()
+                )?;
+            }
+            for (p, size) in &c.in_use {
+                writeln!(
+                    out,
+                    "kept {} ({}, in use by a running goldify)",
+                    shown_path(p),
+                    human_bytes(*size)
+                )?;
+            }
+            let total: u64 = c.removed.iter().map(|f| f.1).sum();
+            writeln!(
+                out,
+                "{verb} {} unreferenced file(s) and leftover(s), {}",
+                c.removed.len(),
+                human_bytes(total)
+            )?;
+            Ok(success())
+        }
+    }
+}
+
+fn repo_listing(
+    out: &mut dyn std::io::Write,
+    l: &crate::publish::repo::Listing,
+    json: bool,
+    strict: bool,
+) -> Result<Exit> {
+    use crate::publish::repo::shown;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(l)?)?;
+    } else {
+        l.print_human(out)?;
+    }
+    let strays = l.strays();
+    if !strict && !strays.is_empty() {
+        let names: Vec<_> = strays.iter().map(|r| shown(&r.file)).collect();
+        tracing::warn!(
+            "{}: {} file(s) no entry references: {} (`goldify repo gc` removes them; --strict fails on them)",
+            shown(&l.dir),
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(if l.ok(strict) { success() } else { Exit::Verify })
 }
 
 /// Exit code 0 is not an [`Exit`] variant; `main` maps `None`-like success through this.

@@ -7,6 +7,7 @@ use super::atomic;
 use super::hash::{Algo, Hashes};
 use super::target::{Target, TargetInfo};
 use super::{Plan, Produce};
+use crate::error::{Exit, Tag};
 use crate::report::Artifact;
 use crate::steps::OptionDoc;
 use anyhow::{bail, Context, Result};
@@ -60,6 +61,10 @@ impl Target for Checksums {
 
     fn dir(&self, publish_dir: &Path) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn check(&self, plan: &Plan) -> Result<()> {
+        check(&self.dir(&plan.dir), &self.algorithms)
     }
 
     /// Every artifact is hashed with these while it is written.
@@ -123,6 +128,16 @@ pub fn render(dir: &Path, algo: Algo, artifacts: &[Artifact]) -> Result<Option<S
         text.push_str(&format!("{sum}  {rel}\n"));
     }
     Ok((!text.is_empty()).then_some(text))
+}
+
+/// Before the long work: the lists this target will replace in `dir` are regular files
+/// where they exist (a link, a FIFO or a directory in their place is refused now rather
+/// than after the compression).
+pub fn check(dir: &Path, algos: &[Algo]) -> Result<()> {
+    for algo in algos {
+        atomic::check_regular(&dir.join(algo.sums_file())).tag(Exit::Output)?;
+    }
+    Ok(())
 }
 
 /// Write one file per algorithm into `dir`; returns them as artifacts (hashed in memory).

@@ -4,7 +4,7 @@
 //! qcow2 as a containerDisk OCI image (see oci.rs).
 
 use super::images::Request;
-use super::settings::{dns_label, http_url};
+use super::settings::{dns_label, http_url, publishable};
 use super::target::{Target, TargetInfo};
 use super::{oci, Plan, Produce};
 use crate::disk::Format;
@@ -95,6 +95,9 @@ impl Target for Deckhouse {
         }
         if let Some(n) = &self.name {
             dns_label("name", n, 63)?;
+            for f in [format!("{n}.qcow2"), format!("{n}.oci"), format!("{n}.oci.tar"), manifest_file(self, n)] {
+                publishable("name", &f)?;
+            }
         }
         if let Some(tag) = &self.tag {
             static TAG: LazyLock<Regex> =

@@ -2,7 +2,7 @@
 //! the publish directory beside the other artifacts.
 
 use super::images::Request;
-use super::settings::plain_name;
+use super::settings::{plain_name, publishable};
 use super::target::{Target, TargetInfo};
 use super::{Plan, Produce};
 use crate::disk::Format;
@@ -79,6 +79,9 @@ impl Target for Disk {
         }
         if let Some(n) = &self.name {
             plain_name(n)?;
+            for f in [Format::Qcow2, Format::Raw, Format::Vmdk, Format::Vdi] {
+                publishable("name", &format!("{n}.{}", f.extension()))?;
+            }
         }
         Ok(())
     }

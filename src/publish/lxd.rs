@@ -9,7 +9,7 @@ use super::atomic::Staged;
 use super::codec::Gzip;
 use super::hash::Algo;
 use super::repo::RepoType;
-use super::settings::{file_safe, plain_name, threads, GzipSettings};
+use super::settings::{file_safe, plain_name, publishable, threads, GzipSettings};
 use super::stream::{self, Output, ReadSource, Written};
 use super::target::{RepoClaim, Target, TargetInfo};
 use super::vmmanager::{default_tags, mib_ceil};
@@ -58,6 +58,9 @@ impl Target for Lxd {
         Gzip::new(self.compression.level).context("compression")?;
         for n in [&self.name, &self.image_name].into_iter().flatten() {
             plain_name(n)?;
+        }
+        if let Some(image) = self.image_name.clone().or_else(|| self.name.as_deref().map(file_safe)) {
+            publishable("image_name", &format!("{image}.tar.gz"))?;
         }
         Ok(())
     }

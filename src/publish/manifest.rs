@@ -3,12 +3,18 @@
 //! list that each run appends to, with `name`, `builder_type`, `build_time`, `files`,
 //! `artifact_id`, `custom_data`, and `last_run_uuid`; goldify adds what the run did (input,
 //! recipe, OS, every step and what it changed, artifacts with checksums, timings).
+//!
+//! Runs append to one manifest, so the read-modify-write happens under an exclusive lock
+//! on `.<file>.lock` beside it: two runs finishing at once both keep their build. The
+//! manifest may sit in a repository, so it is read the way the repository's own files are
+//! (atomic.rs): a regular file only, never through a link, at most [`MAX_MANIFEST`] bytes.
 
 use super::atomic;
 use super::hash::{Algo, Hashes};
-use super::settings::plain_name;
+use super::settings::{plain_name, publishable};
 use super::target::{Target, TargetInfo};
 use super::{Plan, Produce};
+use crate::error::{Exit, Tag};
 use crate::report::{Artifact, RunReport};
 use crate::steps::OptionDoc;
 use anyhow::{Context, Result};
@@ -17,6 +23,37 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_FILE: &str = "goldify-manifest.json";
+/// The largest manifest goldify appends to: a build's record is a few KiB to a few hundred
+/// (every path each step changed), so this holds thousands of runs and bounds what a
+/// hostile file can make goldify read.
+pub const MAX_MANIFEST: u64 = 64 << 20;
+
+/// `.<file>.lock` beside the manifest.
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Before the long work: the manifest and its lock, where they exist, are regular files,
+/// and the manifest does not take the name of an archive a repository entry in its
+/// directory references.
+pub fn check(path: &Path) -> Result<()> {
+    atomic::check_regular(path).tag(Exit::Output)?;
+    atomic::check_regular(&lock_path(path)).tag(Exit::Output)?;
+    let (Some(dir), Some(file)) = (path.parent(), path.file_name().and_then(|f| f.to_str())) else {
+        return Ok(());
+    };
+    if let Some(entry) = super::repo::entry_using(dir, file).tag(Exit::Output)? {
+        crate::bail_tag!(
+            Exit::Usage,
+            "publish target `manifest`: {} is the archive of entry `{}` in {}; choose another `file`",
+            super::repo::shown(file),
+            super::repo::shown(&entry),
+            dir.join(super::repo::METADATA).display()
+        );
+    }
+    Ok(())
+}
 
 pub static INFO: TargetInfo = TargetInfo {
     name: "manifest",
@@ -58,14 +95,19 @@ impl Target for Manifest {
     }
 
     fn validate(&self) -> Result<()> {
-        if let Some(f) = &self.file {
+        if let Some(f) = self.file.as_deref().filter(|f| *f != DEFAULT_FILE) {
             plain_name(f)?;
+            publishable("file", f)?;
         }
         Ok(())
     }
 
     fn dir(&self, publish_dir: &Path) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn check(&self, plan: &Plan) -> Result<()> {
+        check(&self.path(plan))
     }
 
     fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
@@ -136,15 +178,16 @@ pub fn build(report: &RunReport, recipe_name: &str, run_uuid: &str) -> Value {
 /// replaced, with a warning, as Packer does with an unreadable one).
 pub fn write(path: &Path, report: &RunReport, recipe_name: &str) -> Result<Artifact> {
     let uuid = run_uuid();
-    let mut doc = match std::fs::read(path) {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+    let _lock = atomic::lock_file(&lock_path(path))?;
+    let mut doc = match atomic::read_bounded(path, MAX_MANIFEST)? {
+        Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) if v.get("builds").is_some_and(Value::is_array) => v,
             _ => {
                 tracing::warn!("{} is not a manifest; starting a new one", path.display());
                 json!({"builds": []})
             }
         },
-        Err(_) => json!({"builds": []}),
+        None => json!({"builds": []}),
     };
     doc["builds"]
         .as_array_mut()
@@ -168,11 +211,8 @@ pub fn write(path: &Path, report: &RunReport, recipe_name: &str) -> Result<Artif
 mod tests {
     use super::*;
 
-    #[test]
-    fn runs_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(DEFAULT_FILE);
-        let report = RunReport {
+    fn report() -> RunReport {
+        RunReport {
             goldify_version: "0",
             input: "in.qcow2".into(),
             recipe: "r.yaml".into(),
@@ -188,7 +228,14 @@ mod tests {
                 checksums: Default::default(),
             }],
             timings: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn runs_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(DEFAULT_FILE);
+        let report = report();
         write(&p, &report, "debian").unwrap();
         write(&p, &report, "debian").unwrap();
         let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -196,5 +243,72 @@ mod tests {
         assert_eq!(v["builds"][1]["packer_run_uuid"], v["last_run_uuid"]);
         assert_eq!(v["builds"][0]["files"][0]["name"], "/r/x.xz");
         assert_eq!(v["last_run_uuid"].as_str().unwrap().len(), 36);
+    }
+
+    /// Not a test on its own: the body of each process in `processes_appending_at_once`.
+    #[test]
+    fn manifest_helper_process() {
+        let Ok(path) = std::env::var("GOLDIFY_MANIFEST_HELPER") else {
+            return;
+        };
+        for _ in 0..20 {
+            write(Path::new(&path), &report(), "debian").unwrap();
+        }
+    }
+
+    /// Runs finishing at once each keep their build (the read-modify-write is locked).
+    #[test]
+    fn processes_appending_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(DEFAULT_FILE);
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "publish::manifest::tests::manifest_helper_process",
+                        "--quiet",
+                    ])
+                    .env("GOLDIFY_MANIFEST_HELPER", &p)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["builds"].as_array().unwrap().len(), 80, "builds were lost");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".goldify-manifest.json.lock", DEFAULT_FILE]);
+    }
+
+    #[test]
+    fn hostile_manifests_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(DEFAULT_FILE);
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"host file").unwrap();
+        std::os::unix::fs::symlink(&outside, &p).unwrap();
+        for e in [check(&p).unwrap_err(), write(&p, &report(), "x").unwrap_err()] {
+            assert!(format!("{e:#}").contains("symbolic link"), "{e:#}");
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), b"host file");
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(
+            dir.path().join("metadata.json"),
+            r#"{"type": "os", "os": [{"name": "a", "file_name": "a.xz"}]}"#,
+        )
+        .unwrap();
+        let e = check(&dir.path().join("a.xz")).unwrap_err();
+        assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Usage);
+        assert!(format!("{e:#}").contains("archive of entry `a`"), "{e:#}");
+        assert!(check(&p).is_ok());
     }
 }

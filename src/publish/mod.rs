@@ -274,6 +274,9 @@ impl Session {
         for (_, c) in &claims {
             repo::check(&c.dir, c.kind)?;
         }
+        for i in &self.items {
+            i.target.check(&self.plan)?;
+        }
         let mut dirs = vec![self.plan.dir.clone()];
         dirs.extend(self.items.iter().map(|i| i.target.dir(&self.plan.dir)));
         dirs.dedup();

@@ -78,8 +78,20 @@ pub fn http_url(url: &str) -> Result<()> {
 
 /// A name that becomes a file name in a publish directory.
 pub fn plain_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.chars().any(char::is_control) {
         bail!("{name:?} must be a plain file name");
+    }
+    Ok(())
+}
+
+/// A file a target writes into a publish directory: never one of the repository's own
+/// files (metadata.json, the run manifest, checksum lists, their locks, goldify's work
+/// files), which publishing it would replace.
+pub fn publishable(setting: &str, file: &str) -> Result<()> {
+    if super::repo::is_reserved(file) {
+        bail!(
+            "{setting} would write {file:?}, a name reserved for the repository's own files (metadata.json, the run manifest, checksum lists, their locks, goldify's work files)"
+        );
     }
     Ok(())
 }

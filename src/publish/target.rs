@@ -47,6 +47,12 @@ pub trait Target: std::fmt::Debug + Send {
         None
     }
 
+    /// Read-only checks of what is already where it writes (a manifest or a checksum list
+    /// that is a link or a FIFO), before anything is created.
+    fn check(&self, _plan: &Plan) -> Result<()> {
+        Ok(())
+    }
+
     /// Digests every artifact of the run must carry (the checksum lists ask for theirs).
     fn digests(&self) -> &[Algo] {
         &[]

@@ -4,7 +4,7 @@
 
 use super::hash::Algo;
 use super::images::Request;
-use super::settings::{dns_label, http_url};
+use super::settings::{dns_label, http_url, publishable};
 use super::target::{Target, TargetInfo};
 use super::{Plan, Produce};
 use crate::disk::Format;
@@ -97,6 +97,9 @@ impl Target for Vcluster {
         }
         if let Some(n) = &self.name {
             dns_label("name", n, 63)?;
+            for f in [format!("{n}.qcow2"), format!("{n}.osimage.yaml")] {
+                publishable("name", &f)?;
+            }
         }
         Ok(())
     }

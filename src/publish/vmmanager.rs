@@ -13,7 +13,7 @@ use super::codec::Xz;
 use super::hash::Algo;
 use super::headstart::HeadStart;
 use super::repo::RepoType;
-use super::settings::{file_safe, plain_name, XzSettings};
+use super::settings::{file_safe, plain_name, publishable, XzSettings};
 use super::target::{RepoClaim, Target, TargetInfo};
 use super::{atomic, stream, GuestInfo, Plan, Produce};
 use crate::steps::OptionDoc;
@@ -94,6 +94,9 @@ impl Target for Vmmanager {
         }
         for n in [&self.name, &self.image_name].into_iter().flatten() {
             plain_name(n)?;
+        }
+        if let Some(image) = self.image_name.clone().or_else(|| self.name.as_deref().map(file_safe)) {
+            publishable("image_name", &format!("{image}.xz"))?;
         }
         Ok(())
     }
