@@ -698,6 +698,7 @@ fn meta_of(st: &guestfs::StatNS) -> Meta {
         mode: (st.st_mode as u32) & 0o7777,
         uid: st.st_uid as u32,
         gid: st.st_gid as u32,
+        nlink: st.st_nlink.max(0) as u64,
     }
 }
 

@@ -142,6 +142,22 @@ mod tests {
     }
 
     #[test]
+    fn hard_linked_log_is_replaced_not_truncated_through() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/shadow", b"root:$6$secret:19844::::::\n")
+            .own("/etc/shadow", 0, 42, 0o640)
+            .hardlink("/etc/shadow", "/var/log/x.log");
+        let mut ctx = Ctx::new(&g, false, "logs");
+        Logs::default().apply(&mut ctx).unwrap();
+        assert_eq!(g.content("/etc/shadow").unwrap(), b"root:$6$secret:19844::::::\n");
+        assert_eq!(g.content("/var/log/x.log").unwrap(), b"");
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.mode, m.gid, m.nlink), (0o640, 42, 1));
+        assert!(ctx.report.warnings[0].contains("hard links"), "{:?}", ctx.report.warnings);
+        assert_eq!(ctx.report.freed, 0, "the blocks still belong to /etc/shadow");
+    }
+
+    #[test]
     fn symlinked_var_log_is_not_followed() {
         let g = MemoryGuest::new(OsFacts::sample("debian"));
         g.file("/etc/passwd", b"root:x:0:0::/root:/bin/sh\n");
