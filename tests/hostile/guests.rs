@@ -1,4 +1,112 @@
 //! Hostile-input cases: guests. See main.rs.
+//!
+//! The guest's own tree attacks the cleaner (hard links here; the symlink traps of the
+//! `hostile` phony guest are in steps_in_images.rs), and recipes name files or guest
+//! paths they must not: a host file as `extends:`, paths that leave the guest tree.
 
-#[allow(unused_imports)]
 use crate::common::*;
+
+/// Owner, group, mode and content of a guest file, as the tests compare them.
+fn snapshot(img: &Image, path: &str) -> (u32, u32, u32, String) {
+    let m = img.meta(path);
+    (m.uid, m.gid, m.mode, img.text(path))
+}
+
+fn warnings(report: &serde_json::Value, step: &str) -> String {
+    let s = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step)
+        .unwrap_or_else(|| panic!("no step {step}"));
+    s["warnings"].to_string()
+}
+
+/// The `hardlinks` phony guest: /var/log/x.log is /etc/shadow, /etc/machine-id is
+/// /etc/gshadow, /etc/hostname is /etc/group, /etc/hosts is /srv/hosts.saved, and
+/// /srv/*.alias name gshadow and passwd. The debian recipe plus a chmod and a write on the
+/// aliases must leave every other name byte for byte, owner and mode as it was.
+#[test]
+fn hard_links_are_replaced_never_written_through() {
+    let image = phony("hardlinks");
+    let before = sha256(&image);
+    let kept = [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/passwd",
+        "/etc/group",
+        "/srv/hosts.saved",
+    ];
+    let original: Vec<_> = {
+        let img = open(&image);
+        assert_eq!(img.meta("/etc/gshadow").nlink, 3, "the fixture's hard links");
+        assert_eq!(img.meta("/var/log/x.log").nlink, 2, "the fixture's hard links");
+        kept.iter().map(|p| snapshot(&img, p)).collect()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let recipe_path = dir.path().join("hardlinks.yaml");
+    std::fs::write(
+        &recipe_path,
+        format!(
+            "extends: {}\nsteps:\n  - chmod: {{path: /srv/gshadow.alias, mode: \"0644\"}}\n  - write: {{path: /srv/passwd.alias, content: \"alias\\n\", owner: alice}}\n",
+            recipe("debian").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let r = run(&[
+        &"run",
+        &"--json",
+        &recipe_path,
+        &image,
+        &"-o",
+        &out,
+        &"--name",
+        &"golden",
+    ]);
+    r.ok();
+    assert_eq!(sha256(&image), before, "the input changed");
+    assert_eq!(entries(&out), ["golden.qcow2"]);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    for step in ["logs", "machine-id", "hostname", "chmod", "write"] {
+        assert!(
+            warnings(&report, step).contains("hard links"),
+            "{step}: {}",
+            warnings(&report, step)
+        );
+    }
+
+    let img = open(&out.join("golden.qcow2"));
+    for (path, was) in kept.iter().zip(&original) {
+        assert_eq!(&snapshot(&img, path), was, "{path} changed through a hard link");
+        assert_eq!(
+            img.meta(path).nlink,
+            1,
+            "{path}: its other names got inodes of their own"
+        );
+    }
+    // The names the steps wrote were cleaned, each in an inode of its own that keeps the
+    // owner and mode the shared one had.
+    let log = img.meta("/var/log/x.log");
+    assert_eq!((log.size, log.mode, log.gid, log.nlink), (0, 0o640, 42, 1));
+    assert_eq!(img.text("/etc/machine-id"), "uninitialized\n");
+    assert_eq!(
+        (img.meta("/etc/machine-id").mode, img.meta("/etc/machine-id").nlink),
+        (0o444, 1)
+    );
+    assert_eq!(img.text("/etc/hostname"), "localhost\n");
+    assert!(!img.text("/etc/hosts").contains("127.0.1.1"));
+    assert!(img.text("/srv/hosts.saved").contains("127.0.1.1"));
+    assert!(!img.exists("/root/.bash_history"));
+    let alias = img.meta("/srv/gshadow.alias");
+    assert_eq!((alias.mode, alias.gid, alias.nlink), (0o644, 42, 1));
+    assert_eq!(img.text("/srv/gshadow.alias"), original[1].3);
+    assert_eq!(img.text("/srv/passwd.alias"), "alias\n");
+    assert_eq!(img.meta("/srv/passwd.alias").uid, 1000);
+    // No replacement file was left behind.
+    for d in ["/etc", "/srv", "/var/log"] {
+        let left: Vec<String> = img.list(d).into_iter().filter(|n| n.starts_with(".goldify-")).collect();
+        assert!(left.is_empty(), "{d}: {left:?}");
+    }
+}
