@@ -7,11 +7,13 @@ mod when;
 use crate::error::{Exit, Tag};
 use crate::steps::{self, Step};
 use anyhow::{anyhow, Context, Result};
+use regex::Regex;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 pub use when::When;
 
 /// A recipe larger than this is not a recipe.
@@ -111,7 +113,7 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     }
     let base = match &file.extends {
         Some(parent) => {
-            let parent_path = path.parent().unwrap_or(Path::new(".")).join(parent);
+            let parent_path = extends_target(path, parent)?;
             Some(
                 load_chain(&parent_path, seen, depth + 1)
                     .with_context(|| format!("{}: in the recipe it extends", path.display()))?,
@@ -171,6 +173,30 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     Ok(recipe)
 }
 
+/// What `extends:` may name: a recipe, that is a `.yaml` or `.yml` file, and when that name
+/// is a symlink, one to a `.yaml` or `.yml` file. `extends: /etc/shadow` (or a key, a
+/// device) is refused before anything opens it, so no message about it can quote it.
+fn extends_target(recipe: &Path, name: &str) -> Result<PathBuf> {
+    let is_recipe = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let target = recipe.parent().unwrap_or(Path::new(".")).join(name);
+    if !is_recipe(&target) {
+        anyhow::bail!(
+            "{}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)",
+            recipe.display()
+        );
+    }
+    if let Ok(real) = target.canonicalize() {
+        if !is_recipe(&real) {
+            anyhow::bail!(
+                "{}: `extends: {name:?}` is a link to {}, which is not a .yaml or .yml file",
+                recipe.display(),
+                real.display()
+            );
+        }
+    }
+    Ok(target)
+}
+
 /// A child's publish targets replace the parent's of the same name; others are kept.
 fn merge_publish(parent: Option<serde_yaml::Value>, child: Option<serde_yaml::Value>) -> Option<serde_yaml::Value> {
     use serde_yaml::Value;
@@ -194,11 +220,14 @@ fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
 }
 
 /// `file:line:col: message`, with a suggestion for a misspelt name.
+///
+/// The message never quotes a value of the file: whatever the user names as a recipe may be
+/// something else (`/etc/shadow` parses as YAML), and the error line must not print it.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
-    let re = regex::Regex::new(r" at line \d+ column \d+$").expect("static regex");
+    static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ column \d+$").expect("static regex"));
     let msg = e.to_string();
-    let mut msg = re.replace(&msg, "").into_owned();
-    if let Some(s) = suggest(&msg) {
+    let mut msg = scrub(&POSITION.replace(&msg, ""));
+    if let Some(s) = suggest(&e.to_string()) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
     match e.location() {
@@ -207,15 +236,42 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     }
 }
 
+/// serde's messages with the file's own values taken out, the field path and what was
+/// expected kept: `invalid type: string "root:$6$…", expected …` loses the string (serde
+/// prints an unexpected value as `string "…"` or `integer `7``, de::Unexpected), and an
+/// unknown field or variant is named only when it looks like a name (a line of
+/// /etc/shadow parses as a mapping key).
+fn scrub(msg: &str) -> String {
+    static VALUE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(invalid (?:type|value): [a-z ]+?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#).expect("static regex")
+    });
+    static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
+    let msg = VALUE.replace_all(msg, "$1");
+    QUOTED
+        .replace_all(&msg, |c: &regex::Captures| {
+            if looks_like_a_name(&c[1]) {
+                c[0].to_string()
+            } else {
+                "(a name not shown)".to_string()
+            }
+        })
+        .into_owned()
+}
+
+fn looks_like_a_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the nearest name.
 fn suggest(msg: &str) -> Option<String> {
+    static UNKNOWN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex"));
+    static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
     if msg.contains("did you mean") {
         return None;
     }
-    let re = regex::Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex");
-    let c = re.captures(msg)?;
-    let names: Vec<&str> = regex::Regex::new(r"`([^`]*)`")
-        .expect("static regex")
+    let c = UNKNOWN.captures(msg)?;
+    let names: Vec<&str> = NAME
         .captures_iter(c.get(2)?.as_str())
         .filter_map(|m| m.get(1).map(|m| m.as_str()))
         .collect();

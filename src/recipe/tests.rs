@@ -100,3 +100,61 @@ fn recipe_errors_are_usage_errors() {
     let e = Recipe::load(&p).unwrap_err();
     assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Usage);
 }
+
+/// A host file that is not a recipe, full of something that must never be printed.
+const SECRET: &str = "root:$6$GOLDIFY-SENTINEL-SECRET$abc:19844:0:99999:7:::\ndaemon:*:19844:0:99999:7:::\n";
+
+#[test]
+fn extends_names_only_recipes() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = write(d.path(), "shadow", SECRET);
+    for target in ["shadow", secret.to_str().unwrap(), "/dev/zero"] {
+        let p = write(d.path(), "r.yaml", &format!("extends: {target}\n"));
+        let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+        assert!(!e.contains("SENTINEL"), "{e}");
+        assert!(e.contains("r.yaml") && e.contains(".yaml or .yml"), "{e}");
+    }
+    // A .yaml name that is a link to something else is refused too.
+    std::os::unix::fs::symlink(&secret, d.path().join("base.yaml")).unwrap();
+    let p = write(d.path(), "r.yaml", "extends: base.yaml\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(!e.contains("SENTINEL") && e.contains("base.yaml"), "{e}");
+    // A link to a recipe is fine.
+    write(d.path(), "real.yaml", "steps: [fstrim]\n");
+    std::os::unix::fs::symlink(d.path().join("real.yaml"), d.path().join("link.yml")).unwrap();
+    let p = write(d.path(), "r.yaml", "extends: link.yml\n");
+    assert_eq!(Recipe::load(&p).unwrap().steps.len(), 1);
+}
+
+#[test]
+fn errors_never_quote_values_of_the_file() {
+    // The secret as the recipe itself, and as a .yaml file that a recipe extends.
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "shadow.yaml", SECRET);
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(
+        !e.contains("SENTINEL") && e.contains("shadow.yaml:1:1: unknown field (a name not shown)"),
+        "{e}"
+    );
+    let p = write(d.path(), "token.yaml", "ghp_SENTINEL-token $x\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(
+        !e.contains("SENTINEL") && e.contains("token.yaml:1:1: invalid type: string, expected"),
+        "{e}"
+    );
+    let p = write(d.path(), "r.yaml", "extends: shadow.yaml\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(!e.contains("SENTINEL"), "{e}");
+    // Type errors keep position and field, without the value.
+    let e = err("name: x\nsteps:\n  - logs: {keep: 'SENTINEL'}\n");
+    assert!(
+        !e.contains("SENTINEL") && e.contains("r.yaml:3:") && e.contains("keep"),
+        "{e}"
+    );
+    let e = err("description: [SENTINEL]\n");
+    assert!(!e.contains("SENTINEL") && e.contains("description"), "{e}");
+    let e = err("steps: 7\n");
+    assert!(e.contains("r.yaml:1:") && e.contains("invalid type: integer,"), "{e}");
+    let e = err("vars: {a: {b: \"SENT\\\"INEL\"}}\n");
+    assert!(!e.contains("INEL"), "{e}");
+}

@@ -110,3 +110,61 @@ fn hard_links_are_replaced_never_written_through() {
         assert!(left.is_empty(), "{d}: {left:?}");
     }
 }
+
+/// A host file full of a secret, as `/etc/shadow` is.
+const SECRET: &str =
+    "root:$6$GOLDIFY-SENTINEL-SECRET$xyz:19844:0:99999:7:::\nalice:$y$GOLDIFY-SENTINEL-SECRET:19845:0:99999:7:::\n";
+
+/// `check` and `run` on `recipe` exit 2 with one error line that mentions `names`, and
+/// nothing of SECRET reaches stdout or stderr; nothing is written.
+fn refused_without_echo(recipe: &std::path::Path, disk: &std::path::Path, names: &[&str]) {
+    let out = tempfile::tempdir().unwrap();
+    for r in [
+        run(&[&"check", &recipe]),
+        run(&[&"run", &recipe, &disk, &"-o", &out.path()]),
+    ] {
+        assert_eq!(r.code, 2, "{recipe:?}: {}", r.stderr);
+        let line = r.error_line();
+        for n in names {
+            assert!(line.contains(n), "{line:?} should name {n:?}");
+        }
+        assert!(
+            !r.stdout.contains("SENTINEL") && !r.stderr.contains("SENTINEL"),
+            "the secret was printed:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    assert!(entries(out.path()).is_empty());
+}
+
+#[test]
+fn host_files_named_as_recipes_are_never_printed() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let shadow = dir.join("shadow");
+    std::fs::write(&shadow, SECRET).unwrap();
+    let shadow_yaml = dir.join("shadow.yaml");
+    std::fs::write(&shadow_yaml, SECRET).unwrap();
+    std::os::unix::fs::symlink(&shadow, dir.join("base.yaml")).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, [0u8; 4096]).unwrap();
+    let sums: Vec<String> = [&shadow, &shadow_yaml, &disk].iter().map(|p| sha256(p)).collect();
+
+    for (name, extends) in [
+        ("abs.yaml", shadow.to_str().unwrap()),
+        ("link.yaml", "base.yaml"),
+        ("yaml.yaml", "shadow.yaml"),
+        ("dev.yaml", "/dev/zero"),
+    ] {
+        let recipe = dir.join(name);
+        std::fs::write(&recipe, format!("name: x\nextends: {extends}\n")).unwrap();
+        refused_without_echo(&recipe, &disk, &[name]);
+    }
+    // The secret file itself given as the recipe.
+    refused_without_echo(&shadow_yaml, &disk, &["shadow.yaml:1:1:"]);
+    refused_without_echo(&shadow, &disk, &["shadow:1:1:"]);
+
+    let after: Vec<String> = [&shadow, &shadow_yaml, &disk].iter().map(|p| sha256(p)).collect();
+    assert_eq!(sums, after);
+}
