@@ -327,6 +327,9 @@ impl Guest for MemoryGuest {
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        if path == "/" {
+            bail!("refusing to remove the guest's root directory");
+        }
         self.check(path)?;
         let prefix = format!("{path}/");
         self.names
@@ -551,5 +554,6 @@ mod tests {
         g.remove("/var/log/x.log").unwrap();
         assert!(!g.exists("/var/log/x.log"));
         shadow_untouched(&g);
+        assert!(g.remove("/").is_err() && g.exists("/etc/shadow"));
     }
 }

@@ -139,7 +139,8 @@ pub trait Guest {
     /// Create or replace a regular file's contents (an existing file keeps owner and mode;
     /// a hard-linked one gets a new inode at this name, the other names keep theirs).
     fn write(&self, path: &str, data: &[u8]) -> Result<()>;
-    /// Remove a file, symlink or whole directory tree (a hard link: only this name).
+    /// Remove a file, symlink or whole directory tree (a hard link: only this name); `/`
+    /// itself is refused.
     fn remove(&self, path: &str) -> Result<()>;
     /// Cut a regular file to zero bytes, keeping owner and mode (and the inode, unless
     /// other names share it: then this name gets a new, empty one).

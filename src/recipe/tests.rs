@@ -158,3 +158,49 @@ fn errors_never_quote_values_of_the_file() {
     let e = err("vars: {a: {b: \"SENT\\\"INEL\"}}\n");
     assert!(!e.contains("INEL"), "{e}");
 }
+
+/// Bad guest paths and option values in user steps are recipe errors with a position,
+/// found by `goldify check` before any appliance starts.
+#[test]
+fn user_step_paths_are_checked_with_the_recipe() {
+    for (step, why) in [
+        ("delete: {paths: [/etc/../etc/shadow]}", "\"..\""),
+        ("delete: {paths: [/var/log/./x]}", "\".\""),
+        ("delete: {paths: [etc/shadow]}", "absolute"),
+        ("delete: {paths: ['']}", "absolute"),
+        ("delete: {paths: [/tmp/]}", "empty component"),
+        ("delete: {paths: [/]}", "whole guest"),
+        ("delete: {paths: ['/*']}", "whole guest"),
+        ("delete: {paths: ['/**']}", "whole guest"),
+        ("delete: {paths: ['/tmp/[x']}", "glob"),
+        ("delete: {paths: ['/tmp/a**']}", "glob"),
+        ("truncate: {paths: [/var/log/../../etc/shadow]}", "\"..\""),
+        ("write: {path: /etc/../root/x, content: y}", "\"..\""),
+        ("write: {path: \"/etc/x\\0y\", content: y}", "NUL"),
+        ("write: {path: /, content: y}", "root directory"),
+        ("edit: {path: ../etc/hosts, regex: a, replace: b}", "absolute"),
+        ("edit: {path: /etc/hosts, regex: '(', replace: b}", "regex"),
+        ("mkdir: {path: /srv/../../x}", "\"..\""),
+        ("mkdir: {path: /}", "root directory"),
+        ("chmod: {path: '/srv//x', mode: '0600'}", "empty component"),
+        ("chmod: {path: '/srv/[', mode: '0600'}", "glob"),
+        ("symlink: {target: /x, link: /etc/../y}", "\"..\""),
+        ("symlink: {target: /x, link: /, force: true}", "root directory"),
+        ("symlink: {target: '', link: /y}", "target"),
+        ("firstboot: {name: ../../etc/cron.d/x, script: 'true'}", "name"),
+        ("firstboot: {name: ok, script: '  '}", "empty"),
+        ("run: {command: ''}", "empty"),
+        ("logs: {keep: ['[']}", "glob"),
+        ("hostname: {name: 'bad_host name'}", "host name"),
+    ] {
+        let e = err(&format!("name: t\nsteps:\n  - {step}\n"));
+        assert!(e.contains("r.yaml:3:"), "{step}: {e}");
+        assert!(e.contains(why), "{step}: {e}");
+    }
+    // Parts named by variables are checked once the variables are expanded.
+    let e = err("vars: {dir: /etc/..}\nsteps:\n  - delete: {paths: ['${dir}/shadow']}\n");
+    assert!(e.contains("r.yaml") && e.contains("\"..\""), "{e}");
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "ok.yaml", "vars: {dir: /srv}\nsteps:\n  - mkdir: {path: '${dir}/app/'}\n  - delete: {paths: ['${dir}/*.tmp', '/tmp/**']}\n  - chmod: {path: /, mode: '0755'}\n");
+    Recipe::load(&p).unwrap();
+}

@@ -25,8 +25,9 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Firstboot {
+    #[serde(deserialize_with = "super::validate::not_blank")]
     pub script: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::validate::plain_name")]
     pub name: Option<String>,
 }
 
@@ -76,8 +77,7 @@ impl Step for Firstboot {
             bail!("`script` is empty");
         }
         let name = self.name.clone().unwrap_or_else(|| "script".into());
-        let safe = regex::Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex");
-        if !safe.is_match(&name) || name.starts_with('.') {
+        if !super::validate::is_plain_name(&name) {
             bail!("firstboot name {name:?}: use letters, digits, . _ - only");
         }
         ctx.mkdir_p(DIR)?;

@@ -33,6 +33,7 @@ pub enum Mode {
 #[serde(deny_unknown_fields, default)]
 pub struct Logs {
     pub mode: Mode,
+    #[serde(deserialize_with = "super::validate::patterns")]
     pub keep: Vec<String>,
 }
 

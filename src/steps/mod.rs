@@ -88,6 +88,8 @@ macro_rules! registry {
     };
 }
 
+mod validate;
+
 registry! {
     machine_id::MachineId,
     ssh_host_keys::SshHostKeys,

@@ -168,3 +168,40 @@ fn host_files_named_as_recipes_are_never_printed() {
     let after: Vec<String> = [&shadow, &shadow_yaml, &disk].iter().map(|p| sha256(p)).collect();
     assert_eq!(sums, after);
 }
+
+/// Guest paths that leave the tree, are relative, empty, hold a NUL byte, or would delete
+/// the whole guest are recipe errors: `check` finds them, and `run` stops before the
+/// appliance starts (the disk here has no OS: reaching it would exit 3).
+#[test]
+fn bad_user_step_paths_are_refused_before_the_launch() {
+    let d = tempfile::tempdir().unwrap();
+    let disk = d.path().join("disk.img");
+    std::fs::write(&disk, [0u8; 4096]).unwrap();
+    let before = sha256(&disk);
+    for (i, step) in [
+        "delete: {paths: [/var/log/../../etc/shadow]}",
+        "truncate: {paths: [var/log/syslog]}",
+        "write: {path: /etc/../root/.ssh/authorized_keys, content: x}",
+        "edit: {path: '', regex: a, replace: b}",
+        "mkdir: {path: /srv/../..}",
+        "chmod: {path: '/etc/[', mode: '0600'}",
+        "symlink: {target: /x, link: /, force: true}",
+        "firstboot: {name: ../../../etc/cron.d/evil, script: 'id'}",
+        "delete: {paths: ['/*']}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let recipe = d.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&recipe, format!("name: bad\nsteps:\n  - fstrim\n  - {step}\n")).unwrap();
+        let out = d.path().join(format!("out{i}"));
+        for r in [run(&[&"check", &recipe]), run(&[&"run", &recipe, &disk, &"-o", &out])] {
+            assert_eq!(r.code, 2, "{step}: {}", r.stderr);
+            let line = r.error_line();
+            assert!(line.contains(&format!("bad{i}.yaml:4:")), "{step}: {line}");
+            assert!(r.stdout.is_empty(), "{step}: {}", r.stdout);
+        }
+        assert!(entries(&out).is_empty(), "{step}: {:?}", entries(&out));
+    }
+    assert_eq!(sha256(&disk), before);
+}
