@@ -239,20 +239,21 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
 /// serde's messages with the file's own values taken out, the field path and what was
 /// expected kept: `invalid type: string "root:$6$…", expected …` loses the string (serde
 /// prints an unexpected value as `string "…"` or `integer `7``, de::Unexpected), and an
-/// unknown field or variant is named only when it looks like a name (a line of
+/// unknown field, variant or step is named only when it looks like a name (a line of
 /// /etc/shadow parses as a mapping key).
 fn scrub(msg: &str) -> String {
     static VALUE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(invalid (?:type|value): [a-z ]+?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#).expect("static regex")
     });
-    static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
+    static UNKNOWN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(unknown (?:field|variant|step)) `([^`]*)`").expect("static regex"));
     let msg = VALUE.replace_all(msg, "$1");
-    QUOTED
+    UNKNOWN
         .replace_all(&msg, |c: &regex::Captures| {
-            if looks_like_a_name(&c[1]) {
+            if looks_like_a_name(&c[2]) {
                 c[0].to_string()
             } else {
-                "(a name not shown)".to_string()
+                format!("{} (not a name; not shown)", &c[1])
             }
         })
         .into_owned()

@@ -133,7 +133,7 @@ fn errors_never_quote_values_of_the_file() {
     let p = write(d.path(), "shadow.yaml", SECRET);
     let e = format!("{:#}", Recipe::load(&p).unwrap_err());
     assert!(
-        !e.contains("SENTINEL") && e.contains("shadow.yaml:1:1: unknown field (a name not shown)"),
+        !e.contains("SENTINEL") && e.contains("shadow.yaml:1:1: unknown field (not a name; not shown)"),
         "{e}"
     );
     let p = write(d.path(), "token.yaml", "ghp_SENTINEL-token $x\n");
@@ -157,6 +157,11 @@ fn errors_never_quote_values_of_the_file() {
     assert!(e.contains("r.yaml:1:") && e.contains("invalid type: integer,"), "{e}");
     let e = err("vars: {a: {b: \"SENT\\\"INEL\"}}\n");
     assert!(!e.contains("INEL"), "{e}");
+    // goldify's own messages keep their names and hints.
+    let e = err("steps:\n  - zzzzzzzz\n  - 'x:$SENTINEL$'\n");
+    assert!(e.contains("unknown step `zzzzzzzz` (`goldify steps` lists them)"), "{e}");
+    let e = err("steps:\n  - 'x:$SENTINEL$'\n");
+    assert!(!e.contains("SENTINEL") && e.contains("unknown step (not a name; not shown)"), "{e}");
 }
 
 /// Bad guest paths and option values in user steps are recipe errors with a position,
@@ -203,4 +208,20 @@ fn user_step_paths_are_checked_with_the_recipe() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "ok.yaml", "vars: {dir: /srv}\nsteps:\n  - mkdir: {path: '${dir}/app/'}\n  - delete: {paths: ['${dir}/*.tmp', '/tmp/**']}\n  - chmod: {path: /, mode: '0755'}\n");
     Recipe::load(&p).unwrap();
+}
+
+/// A user step named bare (or with null options) has no path to act on: a recipe error,
+/// not a failure after the appliance started.
+#[test]
+fn required_options_cannot_be_left_out() {
+    for (step, names) in [
+        ("write", "`path`, `content`"),
+        ("delete: ~", "`paths`"),
+        ("symlink:", "`target`, `link`"),
+        ("run", "`command`"),
+    ] {
+        let e = err(&format!("steps:\n  - fstrim\n  - {step}\n"));
+        assert!(e.contains("r.yaml:3:") && e.contains(names), "{step}: {e}");
+        assert!(e.contains("(`goldify steps` describes them)"), "{step}: {e}");
+    }
 }

@@ -80,6 +80,9 @@ macro_rules! registry {
             $(
                 if name == $module::INFO.name {
                     let opts: Option<$module::$ty> = Option::deserialize(options)?;
+                    if opts.is_none() {
+                        required_options(&$module::INFO).map_err(serde::de::Error::custom)?;
+                    }
                     return Ok(Box::new(opts.unwrap_or_default()));
                 }
             )*
@@ -114,6 +117,26 @@ registry! {
     symlink::Symlink,
     run::Run,
     firstboot::Firstboot,
+}
+
+/// A step written without options (`- write`, `write: ~`) gets its defaults; one with
+/// required options would get an empty path or command and fail only after the appliance
+/// started, so it is a recipe error.
+fn required_options(info: &StepInfo) -> Result<(), String> {
+    let required: Vec<String> = info
+        .options
+        .iter()
+        .filter(|o| o.default == "(required)")
+        .map(|o| format!("`{}`", o.name))
+        .collect();
+    if required.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "step `{}` needs its options: {} (`goldify steps` describes them)",
+        info.name,
+        required.join(", ")
+    ))
 }
 
 pub fn info(name: &str) -> Option<&'static StepInfo> {
