@@ -159,9 +159,15 @@ fn errors_never_quote_values_of_the_file() {
     assert!(!e.contains("INEL"), "{e}");
     // goldify's own messages keep their names and hints.
     let e = err("steps:\n  - zzzzzzzz\n  - 'x:$SENTINEL$'\n");
-    assert!(e.contains("unknown step `zzzzzzzz` (`goldify steps` lists them)"), "{e}");
+    assert!(
+        e.contains("unknown step `zzzzzzzz` (`goldify steps` lists them)"),
+        "{e}"
+    );
     let e = err("steps:\n  - 'x:$SENTINEL$'\n");
-    assert!(!e.contains("SENTINEL") && e.contains("unknown step (not a name; not shown)"), "{e}");
+    assert!(
+        !e.contains("SENTINEL") && e.contains("unknown step (not a name; not shown)"),
+        "{e}"
+    );
 }
 
 /// Bad guest paths and option values in user steps are recipe errors with a position,
