@@ -35,7 +35,7 @@
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 umask 022
 
-PHONY_NAMES=(debian ubuntu rhel lvm hostile)
+PHONY_NAMES=(debian ubuntu rhel lvm hostile hardlinks)
 PHONY_SIZE=1G          # virtual size of every image (sparse qcow2)
 PHONY_MTIME='2024-05-01 12:00:00 UTC'
 
@@ -48,6 +48,7 @@ LVM_BOOT_UUID=9d6ecf5f-4071-4b1d-8eaf-3a4b5c6d7e8f
 LVM_ROOT_UUID=ae7fd060-5182-4c2e-9fb0-4b5c6d7e8f90
 LVM_SWAP_UUID=bf80e171-6293-4d3f-8a01-5c6d7e8f9012
 HOSTILE_ROOT_UUID=c091f282-73a4-4e40-9b12-6d7e8f901234
+HARDLINKS_ROOT_UUID=d1a2b3c4-84b5-4f51-ac23-7e8f90123456
 
 KEY=$(fixture_key "$FIXTURES/phony.sh")
 CACHE=$(cd "$FIXTURE_CACHE" && pwd -P)
@@ -105,6 +106,14 @@ lnk() {
     _safe_path "$2"
     case $1 in '' | *'"'* | *'\'* | *$'\n'*) die "unsupported link target: $1" ;; esac
     printf 'ln-s "%s" "%s"\n' "$1" "$2" >>"$LINKF"
+}
+# hln EXISTING LINKNAME — a hard link (another name of EXISTING's inode) created inside
+# the guest (guestfish ln) with the symlinks, after all owners/modes are applied.
+# Whatever LINKNAME was in the tree is removed first.
+hln() {
+    _safe_path "$1"
+    _safe_path "$2"
+    printf 'rm-f "%s"\nln "%s" "%s"\n' "$2" "$1" "$2" >>"$LINKF"
 }
 # bin PATH — a real ELF executable (the host's ls), for libguestfs arch detection.
 bin() { mkdir -p -- "$(dirname -- "$T$1")"; cp -- "${2:-/usr/bin/ls}" "$T$1"; chmod 0755 -- "$T$1"; }
@@ -1638,6 +1647,37 @@ disk_hostile() {
 post_hostile() {
     gf touch /var/cache/huge.bin
     gf truncate-size /var/cache/huge.bin 107374182400
+}
+
+# 6. hardlinks — the debian guest where hostile hard links give sensitive files a
+#    second name that a cleaning step writes. Created INSIDE the guest (guestfish ln).
+#
+#    Hard link (one inode, several names)                          step that writes a name
+#    /etc/shadow = /var/log/x.log                                  logs truncates x.log
+#    /etc/gshadow = /etc/machine-id = /srv/gshadow.alias           machine-id writes + chmods
+#                                                                  machine-id; tests chmod the alias
+#    /etc/passwd = /root/.bash_history = /srv/passwd.alias         shell-history removes the
+#                                                                  history; tests write the alias
+#    /etc/group = /etc/hostname                                    hostname writes /etc/hostname
+#    /etc/hosts = /srv/hosts.saved                                 hostname edits /etc/hosts
+#    Expected: every file keeps its bytes, owner and mode under every name no step
+#    names; the names steps write get an inode of their own (nlink 1 afterwards).
+tree_hardlinks() {
+    tree_debian
+    hln /etc/shadow /var/log/x.log
+    hln /etc/gshadow /etc/machine-id
+    hln /etc/gshadow /srv/gshadow.alias
+    hln /etc/passwd /root/.bash_history
+    hln /etc/passwd /srv/passwd.alias
+    hln /etc/group /etc/hostname
+    hln /etc/hosts /srv/hosts.saved
+}
+disk_hardlinks() {
+    gf part-disk /dev/sda mbr
+    gf part-set-bootable /dev/sda 1 true
+    gf mkfs ext4 /dev/sda1 blocksize:4096 label:hardlinks-root
+    gf set-uuid /dev/sda1 "$HARDLINKS_ROOT_UUID"
+    gf mount /dev/sda1 /
 }
 
 # ---------------------------------------------------------------------------

@@ -593,6 +593,89 @@ impl GuestfsGuest {
         Ok(Some(out))
     }
 
+    /// Write `data` as `path`'s content through the open file (same inode).
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        if data.len() as u64 <= MESSAGE_LIMIT {
+            return self
+                .g
+                .write(path, data)
+                .api()
+                .with_context(|| format!("writing {path}"));
+        }
+        let tmp = self.scratch_file("upload");
+        std::fs::write(&tmp, data).with_context(|| format!("staging {path} in {}", tmp.display()))?;
+        let r = self.g.upload(tmp.to_str().expect("scratch path is UTF-8"), path).api();
+        let _ = std::fs::remove_file(&tmp);
+        r.with_context(|| format!("writing {path}"))
+    }
+
+    /// Give `path`, a regular file whose inode other names share (hard links), an inode of
+    /// its own: a new file beside it with `fill` as content, the old inode's owner, mode and
+    /// extended attributes (SELinux label, ACLs, capabilities), then `finish` applied to it,
+    /// then rename(2) over `path`. The other names keep the old inode untouched; writing
+    /// in place would change them all (the contract in guest/mod.rs).
+    fn replace_shared(
+        &self,
+        path: &str,
+        meta: &Meta,
+        fill: Fill,
+        finish: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<()> {
+        let dir = super::parent(path);
+        // mkstemp(3) in the guest's directory: a fresh name, mode 0600 until the
+        // attributes are copied, on the same filesystem so that rename(2) is atomic.
+        let tmp = self
+            .g
+            .mktemp(
+                &super::join(dir, ".goldify-XXXXXX"),
+                guestfs::MktempOptArgs { suffix: None },
+            )
+            .api()
+            .with_context(|| format!("creating a file beside {path} to replace it"))?;
+        self.changed(&tmp);
+        let r = (|| {
+            match fill {
+                Fill::Data(data) => self.put(&tmp, data)?,
+                // Inside the appliance: the content never travels to the host.
+                Fill::Copy => self
+                    .g
+                    .cp_a(path, &tmp)
+                    .api()
+                    .with_context(|| format!("copying {path}"))?,
+            }
+            self.g
+                .copy_attributes(
+                    path,
+                    &tmp,
+                    guestfs::CopyAttributesOptArgs {
+                        all: Some(true),
+                        mode: None,
+                        xattributes: None,
+                        ownership: None,
+                    },
+                )
+                .api()
+                .with_context(|| format!("copying the owner, mode and attributes of {path}"))?;
+            // copy_attributes sets the mode before the owner, and chown(2) clears the
+            // set-user-ID and set-group-ID bits of a regular file: set the mode again.
+            self.g
+                .chmod(meta.mode as i32, &tmp)
+                .api()
+                .with_context(|| format!("copying the mode of {path}"))?;
+            finish(&tmp)?;
+            self.g
+                .rename(&tmp, path)
+                .api()
+                .with_context(|| format!("replacing {path} (it had {} hard links)", meta.nlink))
+        })();
+        if r.is_err() {
+            let _ = self.g.rm(&tmp);
+        }
+        self.changed(&tmp);
+        self.changed(path);
+        r
+    }
+
     fn must_exist(&self, path: &str) -> Result<Meta> {
         self.lstat(path)?
             .ok_or_else(|| anyhow!("{path}: no such file or directory"))
@@ -615,6 +698,13 @@ impl GuestfsGuest {
         }
         Ok(out)
     }
+}
+
+/// What a replaced hard link's new inode holds.
+enum Fill<'a> {
+    Data(&'a [u8]),
+    /// The old content, copied inside the appliance (for mode and owner changes).
+    Copy,
 }
 
 /// `part` is a partition of the appliance device `dev` (/dev/sda1 of /dev/sda; the
@@ -641,6 +731,7 @@ fn meta_of(st: &guestfs::StatNS) -> Meta {
         mode: (st.st_mode as u32) & 0o7777,
         uid: st.st_uid as u32,
         gid: st.st_gid as u32,
+        nlink: st.st_nlink.max(0) as u64,
     }
 }
 
@@ -811,23 +902,18 @@ impl Guest for GuestfsGuest {
             if m.kind != Kind::File {
                 bail!("{path} exists and is not a regular file");
             }
+            if m.is_shared() {
+                return self.replace_shared(path, &m, Fill::Data(data), |_| Ok(()));
+            }
         }
         self.changed(path);
-        if data.len() as u64 <= MESSAGE_LIMIT {
-            return self
-                .g
-                .write(path, data)
-                .api()
-                .with_context(|| format!("writing {path}"));
-        }
-        let tmp = self.scratch_file("upload");
-        std::fs::write(&tmp, data)?;
-        let r = self.g.upload(tmp.to_str().expect("scratch path is UTF-8"), path).api();
-        let _ = std::fs::remove_file(&tmp);
-        r.with_context(|| format!("writing {path}"))
+        self.put(path, data)
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        if path == "/" {
+            bail!("refusing to remove the guest's root directory");
+        }
         let m = self.must_exist(path)?;
         self.changed(path);
         if m.kind == Kind::Dir {
@@ -839,8 +925,12 @@ impl Guest for GuestfsGuest {
     }
 
     fn truncate(&self, path: &str) -> Result<()> {
-        if self.must_exist(path)?.kind != Kind::File {
+        let m = self.must_exist(path)?;
+        if m.kind != Kind::File {
             bail!("{path} is not a regular file");
+        }
+        if m.is_shared() {
+            return self.replace_shared(path, &m, Fill::Data(&[]), |_| Ok(()));
         }
         self.changed(path);
         self.g
@@ -874,23 +964,42 @@ impl Guest for GuestfsGuest {
 
     fn chmod(&self, mode: u32, path: &str) -> Result<()> {
         // chmod(2) follows symlinks; a link's own mode means nothing on Linux.
-        if self.must_exist(path)?.kind == Kind::Symlink {
+        let m = self.must_exist(path)?;
+        if m.kind == Kind::Symlink {
             bail!("{path} is a symlink; not changing the mode of its target");
         }
+        let set = |p: &str| {
+            self.g
+                .chmod(mode as i32, p)
+                .api()
+                .with_context(|| format!("changing the mode of {path}"))
+        };
+        if m.is_shared() {
+            if m.kind != Kind::File {
+                return Err(super::shared_refusal("change the mode of", path, &m));
+            }
+            return self.replace_shared(path, &m, Fill::Copy, set);
+        }
         self.changed(path);
-        self.g
-            .chmod(mode as i32, path)
-            .api()
-            .with_context(|| format!("changing the mode of {path}"))
+        set(path)
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
-        self.must_exist(path)?;
+        let m = self.must_exist(path)?;
+        let set = |p: &str| {
+            self.g
+                .lchown(uid as i32, gid as i32, p)
+                .api()
+                .with_context(|| format!("changing the owner of {path}"))
+        };
+        if m.is_shared() {
+            if m.kind != Kind::File {
+                return Err(super::shared_refusal("change the owner of", path, &m));
+            }
+            return self.replace_shared(path, &m, Fill::Copy, set);
+        }
         self.changed(path);
-        self.g
-            .lchown(uid as i32, gid as i32, path)
-            .api()
-            .with_context(|| format!("changing the owner of {path}"))
+        set(path)
     }
 
     fn symlink(&self, target: &str, link: &str) -> Result<()> {

@@ -4,9 +4,10 @@
 
 use super::{components, join, parent, Entry, Filesystem, Guest, Kind, Layout, Meta, OsFacts, Unsafe};
 use anyhow::{anyhow, bail, Result};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+/// An inode: what every name of it shows.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub meta: Meta,
@@ -16,7 +17,11 @@ pub struct Node {
 
 pub struct MemoryGuest {
     pub facts: OsFacts,
-    pub nodes: RefCell<BTreeMap<String, Node>>,
+    /// Path → inode number. Hard links are several paths with one number, so that steps'
+    /// tests can prove a write through one name never shows under another.
+    names: RefCell<BTreeMap<String, u64>>,
+    inodes: RefCell<BTreeMap<u64, Node>>,
+    next_ino: Cell<u64>,
     pub filesystems: Vec<Filesystem>,
     pub trimmed: RefCell<Vec<String>>,
     pub layout: Layout,
@@ -32,48 +37,53 @@ fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
         mode,
         uid: 0,
         gid: 0,
+        nlink: 1,
+    }
+}
+
+fn dir_node() -> Node {
+    Node {
+        meta: meta(Kind::Dir, 4096, 0o755),
+        data: vec![],
+        target: String::new(),
+    }
+}
+
+fn file_node(data: &[u8]) -> Node {
+    Node {
+        meta: meta(Kind::File, data.len() as u64, 0o644),
+        data: data.to_vec(),
+        target: String::new(),
     }
 }
 
 impl MemoryGuest {
     pub fn new(facts: OsFacts) -> MemoryGuest {
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "/".into(),
-            Node {
-                meta: meta(Kind::Dir, 4096, 0o755),
-                data: vec![],
-                target: String::new(),
-            },
-        );
-        MemoryGuest {
+        let g = MemoryGuest {
             facts,
-            nodes: RefCell::new(nodes),
+            names: RefCell::new(BTreeMap::new()),
+            inodes: RefCell::new(BTreeMap::new()),
+            next_ino: Cell::new(1),
             filesystems: Vec::new(),
             trimmed: RefCell::new(Vec::new()),
             layout: Layout::default(),
             swaps: RefCell::new(Vec::new()),
-        }
+        };
+        g.put_node("/", dir_node());
+        g
     }
 
     /// Add a file (parents created as directories).
     pub fn file(&self, path: &str, data: &[u8]) -> &Self {
         self.ensure_dirs(parent(path));
-        self.nodes.borrow_mut().insert(
-            path.into(),
-            Node {
-                meta: meta(Kind::File, data.len() as u64, 0o644),
-                data: data.to_vec(),
-                target: String::new(),
-            },
-        );
+        self.put_node(path, file_node(data));
         self
     }
 
     pub fn link(&self, path: &str, target: &str) -> &Self {
         self.ensure_dirs(parent(path));
-        self.nodes.borrow_mut().insert(
-            path.into(),
+        self.put_node(
+            path,
             Node {
                 meta: meta(Kind::Symlink, target.len() as u64, 0o777),
                 data: vec![],
@@ -83,39 +93,112 @@ impl MemoryGuest {
         self
     }
 
+    /// Add `path` as another name of `existing`'s inode (a hard link, as ln(1) makes).
+    pub fn hardlink(&self, existing: &str, path: &str) -> &Self {
+        let ino = self
+            .ino(existing)
+            .unwrap_or_else(|| panic!("{existing} does not exist"));
+        self.ensure_dirs(parent(path));
+        self.names.borrow_mut().insert(path.into(), ino);
+        self
+    }
+
     pub fn dir(&self, path: &str) -> &Self {
         self.ensure_dirs(path);
         self
     }
 
+    /// Set a node's owner directly (fixtures; steps go through [`Guest::chown`]).
+    pub fn own(&self, path: &str, uid: u32, gid: u32, mode: u32) -> &Self {
+        let ino = self.ino(path).unwrap_or_else(|| panic!("{path} does not exist"));
+        if let Some(n) = self.inodes.borrow_mut().get_mut(&ino) {
+            n.meta.uid = uid;
+            n.meta.gid = gid;
+            n.meta.mode = mode;
+        }
+        self
+    }
+
     pub fn content(&self, path: &str) -> Option<Vec<u8>> {
-        self.nodes.borrow().get(path).map(|n| n.data.clone())
+        self.node(path).map(|n| n.data)
     }
 
     pub fn exists(&self, path: &str) -> bool {
-        self.nodes.borrow().contains_key(path)
+        self.names.borrow().contains_key(path)
+    }
+
+    /// Whether two paths are names of one inode.
+    pub fn same_inode(&self, a: &str, b: &str) -> bool {
+        matches!((self.ino(a), self.ino(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    fn ino(&self, path: &str) -> Option<u64> {
+        self.names.borrow().get(path).copied()
+    }
+
+    fn node(&self, path: &str) -> Option<Node> {
+        let ino = self.ino(path)?;
+        self.inodes.borrow().get(&ino).cloned()
+    }
+
+    /// A new inode named `path` (replacing whatever name was there).
+    fn put_node(&self, path: &str, node: Node) {
+        let ino = self.next_ino.get();
+        self.next_ino.set(ino + 1);
+        self.inodes.borrow_mut().insert(ino, node);
+        let replaced = self.names.borrow_mut().insert(path.into(), ino);
+        if replaced.is_some() {
+            self.forget_unnamed();
+        }
+    }
+
+    /// Change the inode behind `path` (which must exist).
+    fn update(&self, path: &str, f: impl FnOnce(&mut Node)) {
+        let ino = self.ino(path).expect("checked by the caller");
+        if let Some(n) = self.inodes.borrow_mut().get_mut(&ino) {
+            f(n);
+        }
+    }
+
+    /// Give `path` an inode of its own, a copy of the shared one, when other names share
+    /// it: the contract's "never write through a hard link".
+    fn unshare(&self, path: &str) {
+        if self.nlink(path) > 1 {
+            let node = self.node(path).expect("checked by the caller");
+            self.put_node(path, node);
+        }
+    }
+
+    fn nlink(&self, path: &str) -> u64 {
+        match self.ino(path) {
+            Some(ino) => self.names.borrow().values().filter(|i| **i == ino).count() as u64,
+            None => 0,
+        }
+    }
+
+    /// Inodes no name refers to any more are gone, as on a real filesystem.
+    fn forget_unnamed(&self) {
+        let live: std::collections::BTreeSet<u64> = self.names.borrow().values().copied().collect();
+        self.inodes.borrow_mut().retain(|ino, _| live.contains(ino));
     }
 
     fn ensure_dirs(&self, path: &str) {
         let mut p = String::new();
         for c in path.split('/').filter(|c| !c.is_empty()) {
             p = format!("{p}/{c}");
-            self.nodes.borrow_mut().entry(p.clone()).or_insert(Node {
-                meta: meta(Kind::Dir, 4096, 0o755),
-                data: vec![],
-                target: String::new(),
-            });
+            if !self.exists(&p) {
+                self.put_node(&p, dir_node());
+            }
         }
     }
 
     /// The safety contract: every component before the last must be a real directory.
     fn check(&self, path: &str) -> Result<()> {
         let parts = components(path)?;
-        let nodes = self.nodes.borrow();
         let mut p = String::new();
         for c in parts.iter().take(parts.len().saturating_sub(1)) {
             p = format!("{p}/{c}");
-            match nodes.get(&p) {
+            match self.node(&p) {
                 Some(n) if n.meta.kind == Kind::Symlink => return Err(Unsafe { path: p }.into()),
                 Some(n) if n.meta.kind == Kind::Dir => {}
                 Some(_) => bail!("{p} is not a directory"),
@@ -127,12 +210,45 @@ impl MemoryGuest {
 
     fn children(&self, dir: &str) -> Vec<String> {
         let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
-        self.nodes
+        self.names
             .borrow()
             .keys()
             .filter(|k| k.starts_with(&prefix) && k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
             .map(|k| k[prefix.len()..].to_string())
             .collect()
+    }
+
+    fn must_exist(&self, path: &str) -> Result<Meta> {
+        self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file"))
+    }
+
+    /// Before a mode or owner change: a hard-linked regular file gets an inode of its
+    /// own; other hard-linked kinds are refused (the contract in guest/mod.rs).
+    fn own_inode(&self, path: &str, m: &Meta, operation: &str) -> Result<()> {
+        if !m.is_shared() {
+            return Ok(());
+        }
+        if m.kind != Kind::File {
+            return Err(super::shared_refusal(operation, path, m));
+        }
+        self.unshare(path);
+        Ok(())
+    }
+
+    /// Metadata as lstat(2) gives it: a directory's link count is 2 plus its subdirectories.
+    fn stat(&self, path: &str) -> Option<Meta> {
+        let mut m = self.node(path)?.meta;
+        m.nlink = if m.kind == Kind::Dir {
+            let subdirs = self
+                .children(path)
+                .iter()
+                .filter(|c| self.node(&join(path, c)).is_some_and(|n| n.meta.kind == Kind::Dir))
+                .count();
+            2 + subdirs as u64
+        } else {
+            self.nlink(path)
+        };
+        Some(m)
     }
 }
 
@@ -143,10 +259,10 @@ impl Guest for MemoryGuest {
 
     fn lstat(&self, path: &str) -> Result<Option<Meta>> {
         if path == "/" {
-            return Ok(self.nodes.borrow().get("/").map(|n| n.meta.clone()));
+            return Ok(self.stat("/"));
         }
         match self.check(path) {
-            Ok(()) => Ok(self.nodes.borrow().get(path).map(|n| n.meta.clone())),
+            Ok(()) => Ok(self.stat(path)),
             Err(e) if super::is_unsafe(&e) => Err(e),
             Err(_) => Ok(None),
         }
@@ -190,53 +306,52 @@ impl Guest for MemoryGuest {
 
     fn readlink(&self, path: &str) -> Result<String> {
         self.check(path)?;
-        let nodes = self.nodes.borrow();
-        match nodes.get(path) {
-            Some(n) if n.meta.kind == Kind::Symlink => Ok(n.target.clone()),
+        match self.node(path) {
+            Some(n) if n.meta.kind == Kind::Symlink => Ok(n.target),
             _ => bail!("{path} is not a symlink"),
         }
     }
 
     fn write(&self, path: &str, data: &[u8]) -> Result<()> {
         self.check(path)?;
-        let mut nodes = self.nodes.borrow_mut();
-        match nodes.get_mut(path) {
+        match self.node(path) {
             Some(n) if n.meta.kind == Kind::File => {
-                n.data = data.to_vec();
-                n.meta.size = data.len() as u64;
+                self.unshare(path);
+                self.update(path, |n| {
+                    n.data = data.to_vec();
+                    n.meta.size = data.len() as u64;
+                    n.meta.allocated = data.len() as u64;
+                });
             }
             Some(_) => bail!("{path} exists and is not a regular file"),
-            None => {
-                nodes.insert(
-                    path.into(),
-                    Node {
-                        meta: meta(Kind::File, data.len() as u64, 0o644),
-                        data: data.to_vec(),
-                        target: String::new(),
-                    },
-                );
-            }
+            None => self.put_node(path, file_node(data)),
         }
         Ok(())
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        if path == "/" {
+            bail!("refusing to remove the guest's root directory");
+        }
         self.check(path)?;
         let prefix = format!("{path}/");
-        self.nodes
+        self.names
             .borrow_mut()
             .retain(|k, _| k != path && !k.starts_with(&prefix));
+        self.forget_unnamed();
         Ok(())
     }
 
     fn truncate(&self, path: &str) -> Result<()> {
         self.check(path)?;
-        let mut nodes = self.nodes.borrow_mut();
-        match nodes.get_mut(path) {
+        match self.node(path) {
             Some(n) if n.meta.kind == Kind::File => {
-                n.data.clear();
-                n.meta.size = 0;
-                n.meta.allocated = 0;
+                self.unshare(path);
+                self.update(path, |n| {
+                    n.data.clear();
+                    n.meta.size = 0;
+                    n.meta.allocated = 0;
+                });
                 Ok(())
             }
             _ => bail!("{path} is not a regular file"),
@@ -247,7 +362,7 @@ impl Guest for MemoryGuest {
         let mut p = String::new();
         for c in components(path)? {
             p = format!("{p}/{c}");
-            match self.nodes.borrow().get(&p) {
+            match self.node(&p) {
                 Some(n) if n.meta.kind == Kind::Symlink => return Err(Unsafe { path: p }.into()),
                 Some(n) if n.meta.kind != Kind::Dir => bail!("{p} exists and is not a directory"),
                 _ => {}
@@ -258,19 +373,24 @@ impl Guest for MemoryGuest {
     }
 
     fn chmod(&self, mode: u32, path: &str) -> Result<()> {
-        self.check(path)?;
-        let mut nodes = self.nodes.borrow_mut();
-        let n = nodes.get_mut(path).ok_or_else(|| anyhow!("{path}: no such file"))?;
-        n.meta.mode = mode;
+        let m = self.must_exist(path)?;
+        // As the libguestfs guest: chmod(2) follows symlinks, and a link's own mode means
+        // nothing on Linux.
+        if m.kind == Kind::Symlink {
+            bail!("{path} is a symlink; not changing the mode of its target");
+        }
+        self.own_inode(path, &m, "change the mode of")?;
+        self.update(path, |n| n.meta.mode = mode);
         Ok(())
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
-        self.check(path)?;
-        let mut nodes = self.nodes.borrow_mut();
-        let n = nodes.get_mut(path).ok_or_else(|| anyhow!("{path}: no such file"))?;
-        n.meta.uid = uid;
-        n.meta.gid = gid;
+        let m = self.must_exist(path)?;
+        self.own_inode(path, &m, "change the owner of")?;
+        self.update(path, |n| {
+            n.meta.uid = uid;
+            n.meta.gid = gid;
+        });
         Ok(())
     }
 
@@ -327,12 +447,7 @@ impl Guest for MemoryGuest {
         let file = std::fs::File::create(dest)?;
         let mut tar = tar::Builder::new(file);
         for e in self.walk(dir)? {
-            let node = self
-                .nodes
-                .borrow()
-                .get(&e.path)
-                .cloned()
-                .ok_or_else(|| anyhow!("{} vanished", e.path))?;
+            let node = self.node(&e.path).ok_or_else(|| anyhow!("{} vanished", e.path))?;
             let mut h = tar::Header::new_gnu();
             h.set_mode(node.meta.mode);
             h.set_uid(node.meta.uid as u64);
@@ -359,5 +474,96 @@ impl Guest for MemoryGuest {
         }
         std::io::Write::flush(&mut tar.into_inner()?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// /etc/shadow (0640 root:42) with a second name under /var/log, as a hostile guest
+    /// makes it with ln(1).
+    fn linked() -> MemoryGuest {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/shadow", b"root:$6$secret:19844::::::\n")
+            .own("/etc/shadow", 0, 42, 0o640)
+            .hardlink("/etc/shadow", "/var/log/x.log");
+        g
+    }
+
+    fn shadow_untouched(g: &MemoryGuest) {
+        assert_eq!(g.content("/etc/shadow").unwrap(), b"root:$6$secret:19844::::::\n");
+        let m = g.lstat("/etc/shadow").unwrap().unwrap();
+        assert_eq!((m.mode, m.uid, m.gid, m.nlink), (0o640, 0, 42, 1));
+        assert!(!g.same_inode("/etc/shadow", "/var/log/x.log"));
+    }
+
+    #[test]
+    fn hard_links_share_an_inode() {
+        let g = linked();
+        assert!(g.same_inode("/etc/shadow", "/var/log/x.log"));
+        assert_eq!(g.lstat("/var/log/x.log").unwrap().unwrap().nlink, 2);
+        assert_eq!(g.lstat("/etc").unwrap().unwrap().nlink, 2);
+        assert_eq!(g.lstat("/").unwrap().unwrap().nlink, 4);
+    }
+
+    #[test]
+    fn truncate_replaces_a_hard_link() {
+        let g = linked();
+        g.truncate("/var/log/x.log").unwrap();
+        shadow_untouched(&g);
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.size, m.mode, m.uid, m.gid, m.nlink), (0, 0o640, 0, 42, 1));
+    }
+
+    #[test]
+    fn write_replaces_a_hard_link() {
+        let g = linked();
+        g.write("/var/log/x.log", b"new\n").unwrap();
+        shadow_untouched(&g);
+        assert_eq!(g.content("/var/log/x.log").unwrap(), b"new\n");
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.mode, m.uid, m.gid, m.nlink), (0o640, 0, 42, 1));
+        // A file with one name is still written in place.
+        g.write("/var/log/x.log", b"again\n").unwrap();
+        assert_eq!(g.content("/var/log/x.log").unwrap(), b"again\n");
+    }
+
+    #[test]
+    fn chmod_and_chown_replace_a_hard_link() {
+        let g = linked();
+        g.chmod(0o644, "/var/log/x.log").unwrap();
+        shadow_untouched(&g);
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.mode, m.gid, m.nlink), (0o644, 42, 1));
+        assert_eq!(g.content("/var/log/x.log").unwrap(), g.content("/etc/shadow").unwrap());
+
+        let g = linked();
+        g.chown(1000, 1000, "/var/log/x.log").unwrap();
+        shadow_untouched(&g);
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.mode, m.uid, m.gid, m.nlink), (0o640, 1000, 1000, 1));
+    }
+
+    #[test]
+    fn hard_linked_symlinks_keep_mode_and_owner() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.link("/etc/a", "/etc/shadow").hardlink("/etc/a", "/etc/b");
+        let e = g.chown(1000, 1000, "/etc/a").unwrap_err().to_string();
+        assert!(e.contains("hard links"), "{e}");
+        assert_eq!(g.lstat("/etc/b").unwrap().unwrap().uid, 0);
+        assert!(
+            g.chmod(0o600, "/etc/a").is_err(),
+            "chmod(2) of a symlink would follow it"
+        );
+    }
+
+    #[test]
+    fn remove_unlinks_one_name() {
+        let g = linked();
+        g.remove("/var/log/x.log").unwrap();
+        assert!(!g.exists("/var/log/x.log"));
+        shadow_untouched(&g);
+        assert!(g.remove("/").is_err() && g.exists("/etc/shadow"));
     }
 }

@@ -6,7 +6,21 @@
 //!   where `/var/log` is a symlink fails with [`Unsafe`] instead of following it;
 //! - the last component is never followed either: `remove` removes a link, `truncate` and
 //!   `read` refuse anything but a regular file;
-//! - reads are bounded by the caller's limit.
+//! - reads are bounded by the caller's limit;
+//! - no write goes through a hard link. A guest can give one inode several names
+//!   (`/var/log/x.log` and `/etc/shadow`), and a mode, an owner and the content belong to
+//!   the inode, not the name. So an operation on a name with `nlink > 1` never changes
+//!   what the other names show:
+//!   - `write` and `truncate` put a new inode at that name (same owner, mode and, with
+//!     libguestfs, extended attributes such as the SELinux label; content as asked) and
+//!     leave the old inode to the other names;
+//!   - `chmod` and `chown` of a regular file do the same with a copy of its content, then
+//!     change the copy;
+//!   - `chmod` and `chown` of a hard-linked symlink, device node, FIFO or socket are
+//!     refused (there is nothing to copy them from that would be the same object);
+//!   - `remove` only unlinks the name, which is already safe.
+//!
+//!   Directories cannot be hard-linked; their `nlink` counts subdirectories and is ignored.
 
 pub mod api;
 pub mod facts;
@@ -38,6 +52,15 @@ pub struct Meta {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Names this inode has (hard links); 1 for an ordinary file.
+    pub nlink: u64,
+}
+
+impl Meta {
+    /// A file, symlink or node that other names share (see the module's contract).
+    pub fn is_shared(&self) -> bool {
+        self.kind != Kind::Dir && self.nlink > 1
+    }
 }
 
 /// One entry found by [`Guest::walk`]: its absolute guest path and metadata.
@@ -115,14 +138,22 @@ pub trait Guest {
     /// The target of a symlink.
     fn readlink(&self, path: &str) -> Result<String>;
 
-    /// Create or replace a regular file's contents (an existing file keeps owner and mode).
+    /// Create or replace a regular file's contents (an existing file keeps owner and mode;
+    /// a hard-linked one gets a new inode at this name, the other names keep theirs).
     fn write(&self, path: &str, data: &[u8]) -> Result<()>;
-    /// Remove a file, symlink or whole directory tree.
+    /// Remove a file, symlink or whole directory tree (a hard link: only this name); `/`
+    /// itself is refused.
     fn remove(&self, path: &str) -> Result<()>;
-    /// Cut a regular file to zero bytes, keeping inode, owner and mode.
+    /// Cut a regular file to zero bytes, keeping owner and mode (and the inode, unless
+    /// other names share it: then this name gets a new, empty one).
     fn truncate(&self, path: &str) -> Result<()>;
     fn mkdir_p(&self, path: &str) -> Result<()>;
+    /// Change the mode of a file or directory; refused for a symlink (chmod(2) would
+    /// follow it). A hard-linked regular file is copied first; other hard-linked kinds are
+    /// refused.
     fn chmod(&self, mode: u32, path: &str) -> Result<()>;
+    /// Change the owner of `path` itself (never a link's target). A hard-linked regular
+    /// file is copied first; other hard-linked kinds are refused.
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()>;
     fn symlink(&self, target: &str, link: &str) -> Result<()>;
     /// Run a shell command inside the guest (in the appliance, chrooted into the guest;
@@ -233,6 +264,20 @@ pub fn parent(path: &str) -> &str {
         Some(0) | None => "/",
         Some(i) => &path[..i],
     }
+}
+
+/// Why `chmod` or `chown` of a hard-linked symlink, device node or FIFO is refused: the
+/// change would show under every other name of the inode, and such a thing cannot be
+/// copied to a name of its own the way a regular file can.
+pub fn shared_refusal(operation: &str, path: &str, meta: &Meta) -> anyhow::Error {
+    let kind = match meta.kind {
+        Kind::Symlink => "symlink",
+        _ => "special file",
+    };
+    anyhow::anyhow!(
+        "refusing to {operation} {path}: it is a {kind} with {} hard links, and the change would show under every name",
+        meta.nlink
+    )
 }
 
 /// Whether an error says a guest symlink was refused.

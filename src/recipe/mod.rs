@@ -118,7 +118,7 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     }
     let base = match &file.extends {
         Some(parent) => {
-            let parent_path = path.parent().unwrap_or(Path::new(".")).join(parent);
+            let parent_path = extends_target(path, parent)?;
             Some(
                 load_chain(&parent_path, seen, depth + 1)
                     .with_context(|| format!("{}: in the recipe it extends", path.display()))?,
@@ -178,6 +178,30 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     Ok(recipe)
 }
 
+/// What `extends:` may name: a recipe, that is a `.yaml` or `.yml` file, and when that name
+/// is a symlink, one to a `.yaml` or `.yml` file. `extends: /etc/shadow` (or a key, a
+/// device) is refused before anything opens it, so no message about it can quote it.
+fn extends_target(recipe: &Path, name: &str) -> Result<PathBuf> {
+    let is_recipe = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let target = recipe.parent().unwrap_or(Path::new(".")).join(name);
+    if !is_recipe(&target) {
+        anyhow::bail!(
+            "{}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)",
+            recipe.display()
+        );
+    }
+    if let Ok(real) = target.canonicalize() {
+        if !is_recipe(&real) {
+            anyhow::bail!(
+                "{}: `extends: {name:?}` is a link to {}, which is not a .yaml or .yml file",
+                recipe.display(),
+                real.display()
+            );
+        }
+    }
+    Ok(target)
+}
+
 fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
     if text.trim().is_empty() {
         anyhow::bail!("{}: the recipe is empty", path.display());
@@ -189,10 +213,13 @@ fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
 static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ column \d+$").expect("static regex"));
 
 /// `file:line:col: message`, with a suggestion for a misspelt name.
+///
+/// The message never quotes a value of the file: whatever the user names as a recipe may be
+/// something else (`/etc/shadow` parses as YAML), and the error line must not print it.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = e.to_string();
-    let mut msg = POSITION.replace(&msg, "").into_owned();
-    if let Some(s) = suggest(&msg) {
+    let mut msg = scrub(&POSITION.replace(&msg, ""));
+    if let Some(s) = suggest(&e.to_string()) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
     match e.location() {
@@ -201,17 +228,43 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     }
 }
 
-static UNKNOWN_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex"));
-static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
+/// serde's messages with the file's own values taken out, the field path and what was
+/// expected kept: `invalid type: string "root:$6$…", expected …` loses the string (serde
+/// prints an unexpected value as `string "…"` or `integer `7``, de::Unexpected), and an
+/// unknown field, variant or step is named only when it looks like a name (a line of
+/// /etc/shadow parses as a mapping key).
+fn scrub(msg: &str) -> String {
+    static VALUE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(invalid (?:type|value): [a-z ]+?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#).expect("static regex")
+    });
+    static UNKNOWN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(unknown (?:field|variant|step)) `([^`]*)`").expect("static regex"));
+    let msg = VALUE.replace_all(msg, "$1");
+    UNKNOWN
+        .replace_all(&msg, |c: &regex::Captures| {
+            if looks_like_a_name(&c[2]) {
+                c[0].to_string()
+            } else {
+                format!("{} (not a name; not shown)", &c[1])
+            }
+        })
+        .into_owned()
+}
+
+fn looks_like_a_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the nearest name.
 fn suggest(msg: &str) -> Option<String> {
+    static UNKNOWN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").expect("static regex"));
+    static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").expect("static regex"));
     if msg.contains("did you mean") {
         return None;
     }
-    let c = UNKNOWN_NAME.captures(msg)?;
-    let names: Vec<&str> = QUOTED
+    let c = UNKNOWN.captures(msg)?;
+    let names: Vec<&str> = NAME
         .captures_iter(c.get(2)?.as_str())
         .filter_map(|m| m.get(1).map(|m| m.as_str()))
         .collect();

@@ -100,3 +100,134 @@ fn recipe_errors_are_usage_errors() {
     let e = Recipe::load(&p).unwrap_err();
     assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Usage);
 }
+
+/// A host file that is not a recipe, full of something that must never be printed.
+const SECRET: &str = "root:$6$GOLDIFY-SENTINEL-SECRET$abc:19844:0:99999:7:::\ndaemon:*:19844:0:99999:7:::\n";
+
+#[test]
+fn extends_names_only_recipes() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = write(d.path(), "shadow", SECRET);
+    for target in ["shadow", secret.to_str().unwrap(), "/dev/zero"] {
+        let p = write(d.path(), "r.yaml", &format!("extends: {target}\n"));
+        let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+        assert!(!e.contains("SENTINEL"), "{e}");
+        assert!(e.contains("r.yaml") && e.contains(".yaml or .yml"), "{e}");
+    }
+    // A .yaml name that is a link to something else is refused too.
+    std::os::unix::fs::symlink(&secret, d.path().join("base.yaml")).unwrap();
+    let p = write(d.path(), "r.yaml", "extends: base.yaml\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(!e.contains("SENTINEL") && e.contains("base.yaml"), "{e}");
+    // A link to a recipe is fine.
+    write(d.path(), "real.yaml", "steps: [fstrim]\n");
+    std::os::unix::fs::symlink(d.path().join("real.yaml"), d.path().join("link.yml")).unwrap();
+    let p = write(d.path(), "r.yaml", "extends: link.yml\n");
+    assert_eq!(Recipe::load(&p).unwrap().steps.len(), 1);
+}
+
+#[test]
+fn errors_never_quote_values_of_the_file() {
+    // The secret as the recipe itself, and as a .yaml file that a recipe extends.
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "shadow.yaml", SECRET);
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(
+        !e.contains("SENTINEL") && e.contains("shadow.yaml:1:1: unknown field (not a name; not shown)"),
+        "{e}"
+    );
+    let p = write(d.path(), "token.yaml", "ghp_SENTINEL-token $x\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(
+        !e.contains("SENTINEL") && e.contains("token.yaml:1:1: invalid type: string, expected"),
+        "{e}"
+    );
+    let p = write(d.path(), "r.yaml", "extends: shadow.yaml\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    assert!(!e.contains("SENTINEL"), "{e}");
+    // Type errors keep position and field, without the value.
+    let e = err("name: x\nsteps:\n  - logs: {keep: 'SENTINEL'}\n");
+    assert!(
+        !e.contains("SENTINEL") && e.contains("r.yaml:3:") && e.contains("keep"),
+        "{e}"
+    );
+    let e = err("description: [SENTINEL]\n");
+    assert!(!e.contains("SENTINEL") && e.contains("description"), "{e}");
+    let e = err("steps: 7\n");
+    assert!(e.contains("r.yaml:1:") && e.contains("invalid type: integer,"), "{e}");
+    let e = err("vars: {a: {b: \"SENT\\\"INEL\"}}\n");
+    assert!(!e.contains("INEL"), "{e}");
+    // goldify's own messages keep their names and hints.
+    let e = err("steps:\n  - zzzzzzzz\n  - 'x:$SENTINEL$'\n");
+    assert!(
+        e.contains("unknown step `zzzzzzzz` (`goldify steps` lists them)"),
+        "{e}"
+    );
+    let e = err("steps:\n  - 'x:$SENTINEL$'\n");
+    assert!(
+        !e.contains("SENTINEL") && e.contains("unknown step (not a name; not shown)"),
+        "{e}"
+    );
+}
+
+/// Bad guest paths and option values in user steps are recipe errors with a position,
+/// found by `goldify check` before any appliance starts.
+#[test]
+fn user_step_paths_are_checked_with_the_recipe() {
+    for (step, why) in [
+        ("delete: {paths: [/etc/../etc/shadow]}", "\"..\""),
+        ("delete: {paths: [/var/log/./x]}", "\".\""),
+        ("delete: {paths: [etc/shadow]}", "absolute"),
+        ("delete: {paths: ['']}", "absolute"),
+        ("delete: {paths: [/tmp/]}", "empty component"),
+        ("delete: {paths: [/]}", "whole guest"),
+        ("delete: {paths: ['/*']}", "whole guest"),
+        ("delete: {paths: ['/**']}", "whole guest"),
+        ("delete: {paths: ['/tmp/[x']}", "glob"),
+        ("delete: {paths: ['/tmp/a**']}", "glob"),
+        ("truncate: {paths: [/var/log/../../etc/shadow]}", "\"..\""),
+        ("write: {path: /etc/../root/x, content: y}", "\"..\""),
+        ("write: {path: \"/etc/x\\0y\", content: y}", "NUL"),
+        ("write: {path: /, content: y}", "root directory"),
+        ("edit: {path: ../etc/hosts, regex: a, replace: b}", "absolute"),
+        ("edit: {path: /etc/hosts, regex: '(', replace: b}", "regex"),
+        ("mkdir: {path: /srv/../../x}", "\"..\""),
+        ("mkdir: {path: /}", "root directory"),
+        ("chmod: {path: '/srv//x', mode: '0600'}", "empty component"),
+        ("chmod: {path: '/srv/[', mode: '0600'}", "glob"),
+        ("symlink: {target: /x, link: /etc/../y}", "\"..\""),
+        ("symlink: {target: /x, link: /, force: true}", "root directory"),
+        ("symlink: {target: '', link: /y}", "target"),
+        ("firstboot: {name: ../../etc/cron.d/x, script: 'true'}", "name"),
+        ("firstboot: {name: ok, script: '  '}", "empty"),
+        ("run: {command: ''}", "empty"),
+        ("logs: {keep: ['[']}", "glob"),
+        ("hostname: {name: 'bad_host name'}", "host name"),
+    ] {
+        let e = err(&format!("name: t\nsteps:\n  - {step}\n"));
+        assert!(e.contains("r.yaml:3:"), "{step}: {e}");
+        assert!(e.contains(why), "{step}: {e}");
+    }
+    // Parts named by variables are checked once the variables are expanded.
+    let e = err("vars: {dir: /etc/..}\nsteps:\n  - delete: {paths: ['${dir}/shadow']}\n");
+    assert!(e.contains("r.yaml") && e.contains("\"..\""), "{e}");
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "ok.yaml", "vars: {dir: /srv}\nsteps:\n  - mkdir: {path: '${dir}/app/'}\n  - delete: {paths: ['${dir}/*.tmp', '/tmp/**']}\n  - chmod: {path: /, mode: '0755'}\n");
+    Recipe::load(&p).unwrap();
+}
+
+/// A user step named bare (or with null options) has no path to act on: a recipe error,
+/// not a failure after the appliance started.
+#[test]
+fn required_options_cannot_be_left_out() {
+    for (step, names) in [
+        ("write", "`path`, `content`"),
+        ("delete: ~", "`paths`"),
+        ("symlink:", "`target`, `link`"),
+        ("run", "`command`"),
+    ] {
+        let e = err(&format!("steps:\n  - fstrim\n  - {step}\n"));
+        assert!(e.contains("r.yaml:3:") && e.contains(names), "{step}: {e}");
+        assert!(e.contains("(`goldify steps` describes them)"), "{step}: {e}");
+    }
+}

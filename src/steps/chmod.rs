@@ -20,6 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Chmod {
+    #[serde(deserialize_with = "super::validate::glob")]
     pub path: String,
     pub mode: FileMode,
 }

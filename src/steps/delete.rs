@@ -19,6 +19,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Delete {
+    #[serde(deserialize_with = "super::validate::deletable_globs")]
     pub paths: Vec<String>,
     #[serde(default)]
     pub required: bool,

@@ -21,7 +21,9 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Edit {
+    #[serde(deserialize_with = "super::validate::file_path")]
     pub path: String,
+    #[serde(deserialize_with = "super::validate::regex")]
     pub regex: String,
     pub replace: String,
     #[serde(default = "yes")]

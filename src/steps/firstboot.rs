@@ -8,9 +8,7 @@
 use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use crate::guest::facts::Init;
 use anyhow::{bail, Result};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::sync::LazyLock;
 
 pub static INFO: StepInfo = StepInfo {
     name: "firstboot",
@@ -27,8 +25,9 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Firstboot {
+    #[serde(deserialize_with = "super::validate::not_blank")]
     pub script: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::validate::plain_name")]
     pub name: Option<String>,
 }
 
@@ -68,9 +67,6 @@ RemainAfterExit=yes
 WantedBy=multi-user.target
 ";
 
-/// A script's name becomes a file name: no separators, no control characters.
-static SAFE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._-]{1,64}$").expect("static regex"));
-
 impl Step for Firstboot {
     fn info(&self) -> &'static StepInfo {
         &INFO
@@ -81,7 +77,7 @@ impl Step for Firstboot {
             bail!("`script` is empty");
         }
         let name = self.name.clone().unwrap_or_else(|| "script".into());
-        if !SAFE_NAME.is_match(&name) || name.starts_with('.') {
+        if !super::validate::is_plain_name(&name) {
             bail!("firstboot name {name:?}: use letters, digits, . _ - only");
         }
         ctx.mkdir_p(DIR)?;

@@ -20,7 +20,27 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Hostname {
+    #[serde(deserialize_with = "host_name")]
     pub name: String,
+}
+
+/// RFC 1123 labels (letters, digits, inner hyphens, at most 63 each), dot-separated, at
+/// most 253 characters in all.
+fn is_host_name(name: &str) -> bool {
+    static VALID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex")
+    });
+    VALID.is_match(name) && name.len() <= 253
+}
+
+/// Checked when the recipe is read, so `goldify check` refuses a bad name.
+fn host_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    super::validate::string(d, |name| {
+        if name.contains("${") || is_host_name(name) {
+            return Ok(());
+        }
+        Err(format!("hostname {name:?} is not a valid host name"))
+    })
 }
 
 impl Default for Hostname {
@@ -48,18 +68,13 @@ pub fn fix_hosts(text: &str, name: &str) -> String {
     out
 }
 
-/// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
-static HOST_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$").expect("static regex")
-});
-
 impl Step for Hostname {
     fn info(&self) -> &'static StepInfo {
         &INFO
     }
 
     fn apply(&self, ctx: &mut Ctx) -> Result<()> {
-        if !HOST_NAME.is_match(&self.name) || self.name.len() > 253 {
+        if !is_host_name(&self.name) {
             bail!("hostname {:?} is not a valid host name", self.name);
         }
         match ctx.lstat("/etc/hostname")? {

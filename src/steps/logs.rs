@@ -35,6 +35,7 @@ pub enum Mode {
 #[serde(deny_unknown_fields, default)]
 pub struct Logs {
     pub mode: Mode,
+    #[serde(deserialize_with = "super::validate::patterns")]
     pub keep: Vec<String>,
 }
 
@@ -145,6 +146,22 @@ mod tests {
         assert!(!g.exists("/var/log/journal/0123456789abcdef0123456789abcdef"));
         assert_eq!(g.readlink("/var/log/evil").unwrap(), "/etc/machine-id");
         assert_eq!(g.content("/etc/machine-id").unwrap().len(), 33);
+    }
+
+    #[test]
+    fn hard_linked_log_is_replaced_not_truncated_through() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/shadow", b"root:$6$secret:19844::::::\n")
+            .own("/etc/shadow", 0, 42, 0o640)
+            .hardlink("/etc/shadow", "/var/log/x.log");
+        let mut ctx = Ctx::new(&g, false, "logs");
+        Logs::default().apply(&mut ctx).unwrap();
+        assert_eq!(g.content("/etc/shadow").unwrap(), b"root:$6$secret:19844::::::\n");
+        assert_eq!(g.content("/var/log/x.log").unwrap(), b"");
+        let m = g.lstat("/var/log/x.log").unwrap().unwrap();
+        assert_eq!((m.mode, m.gid, m.nlink), (0o640, 42, 1));
+        assert!(ctx.report.warnings[0].contains("hard links"), "{:?}", ctx.report.warnings);
+        assert_eq!(ctx.report.freed, 0, "the blocks still belong to /etc/shadow");
     }
 
     #[test]

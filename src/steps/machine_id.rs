@@ -160,6 +160,20 @@ mod tests {
     }
 
     #[test]
+    fn hard_linked_machine_id_is_replaced_not_written_through() {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/etc/gshadow", b"root:*::\nshadow:*::\n")
+            .own("/etc/gshadow", 0, 42, 0o640)
+            .hardlink("/etc/gshadow", "/etc/machine-id");
+        run(&g, Mode::Uninitialized);
+        assert_eq!(g.content("/etc/gshadow").unwrap(), b"root:*::\nshadow:*::\n");
+        let m = g.lstat("/etc/gshadow").unwrap().unwrap();
+        assert_eq!((m.mode, m.gid, m.nlink), (0o640, 42, 1));
+        assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
+        assert_eq!(g.lstat("/etc/machine-id").unwrap().unwrap().mode, 0o444);
+    }
+
+    #[test]
     fn old_systemd_gets_empty_file() {
         let mut facts = OsFacts::sample("almalinux");
         facts.major = 8;

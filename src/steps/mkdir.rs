@@ -20,6 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mkdir {
+    #[serde(deserialize_with = "super::validate::dir_path")]
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<FileMode>,

@@ -81,6 +81,9 @@ macro_rules! registry {
             $(
                 if name == $module::INFO.name {
                     let opts: Option<$module::$ty> = Option::deserialize(options)?;
+                    if opts.is_none() {
+                        required_options(&$module::INFO).map_err(serde::de::Error::custom)?;
+                    }
                     return Ok(Box::new(opts.unwrap_or_default()));
                 }
             )*
@@ -88,6 +91,8 @@ macro_rules! registry {
         }
     };
 }
+
+mod validate;
 
 registry! {
     machine_id::MachineId,
@@ -117,6 +122,25 @@ registry! {
 
 #[cfg(test)]
 pub(crate) mod testing;
+/// A step written without options (`- write`, `write: ~`) gets its defaults; one with
+/// required options would get an empty path or command and fail only after the appliance
+/// started, so it is a recipe error.
+fn required_options(info: &StepInfo) -> Result<(), String> {
+    let required: Vec<String> = info
+        .options
+        .iter()
+        .filter(|o| o.default == "(required)")
+        .map(|o| format!("`{}`", o.name))
+        .collect();
+    if required.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "step `{}` needs its options: {} (`goldify steps` describes them)",
+        info.name,
+        required.join(", ")
+    ))
+}
 
 pub fn info(name: &str) -> Option<&'static StepInfo> {
     REGISTRY.iter().copied().find(|i| i.name == name)
@@ -262,31 +286,70 @@ impl<'a> Ctx<'a> {
         if meta.size == 0 && meta.allocated == 0 {
             return Ok(false);
         }
+        self.note_hard_links(path, &meta);
         if self.dry_run {
             self.dry.truncated.insert(path.to_string());
         } else {
             self.guest.truncate(path)?;
         }
-        self.record(path, Action::Truncated, meta.allocated);
+        self.record(
+            path,
+            Action::Truncated,
+            freed_by(&Entry {
+                path: path.into(),
+                meta,
+            }),
+        );
         Ok(true)
     }
 
     /// Write a file (replacing its content, keeping owner and mode if it exists).
     pub fn write(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let existed = self.lstat(path)?.is_some();
+        let existing = self.lstat(path)?;
+        if let Some(m) = &existing {
+            self.note_hard_links(path, m);
+        }
         if !self.dry_run {
             self.guest.write(path, data)?;
         }
-        self.record(path, if existed { Action::Written } else { Action::Created }, 0);
+        self.record(
+            path,
+            if existing.is_some() {
+                Action::Written
+            } else {
+                Action::Created
+            },
+            0,
+        );
         Ok(())
     }
 
     /// Replace a file's content (callers compare first); records an edit.
     pub fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
+        self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.write(path, new)?;
         }
         self.record(path, Action::Edited, 0);
+        Ok(())
+    }
+
+    /// A name that shares its inode with other names gets an inode of its own when it is
+    /// written, truncated, or has its mode or owner changed (the Guest contract); the
+    /// report says so, since the other names keep the old content.
+    fn note_hard_links(&mut self, path: &str, meta: &Meta) {
+        if meta.is_shared() && meta.kind == Kind::File {
+            self.warn(format!(
+                "{path} shares its inode with {} other name(s) (hard links); it gets its own copy, the other names are left as they were",
+                meta.nlink - 1
+            ));
+        }
+    }
+
+    fn note_hard_links_of(&mut self, path: &str) -> Result<()> {
+        if let Some(m) = self.lstat(path)? {
+            self.note_hard_links(path, &m);
+        }
         Ok(())
     }
 
@@ -302,6 +365,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn chmod(&mut self, mode: u32, path: &str) -> Result<()> {
+        self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.chmod(mode, path)?;
         }
@@ -310,6 +374,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn chown(&mut self, uid: u32, gid: u32, path: &str) -> Result<()> {
+        self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.chown(uid, gid, path)?;
         }
@@ -406,8 +471,10 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Bytes given back by removing or truncating `e`: nothing for a directory entry itself,
+/// nor for a hard-linked file (its other names keep the blocks).
 fn freed_by(e: &Entry) -> u64 {
-    if e.meta.kind == Kind::Dir {
+    if e.meta.kind == Kind::Dir || e.meta.is_shared() {
         0
     } else {
         e.meta.allocated

@@ -19,6 +19,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
+    #[serde(deserialize_with = "super::validate::not_blank")]
     pub command: String,
 }
 

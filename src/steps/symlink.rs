@@ -21,7 +21,9 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Symlink {
+    #[serde(deserialize_with = "super::validate::link_target")]
     pub target: String,
+    #[serde(deserialize_with = "super::validate::file_path")]
     pub link: String,
     #[serde(default)]
     pub force: bool,

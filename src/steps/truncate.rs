@@ -16,6 +16,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Truncate {
+    #[serde(deserialize_with = "super::validate::globs")]
     pub paths: Vec<String>,
 }
 

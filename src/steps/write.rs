@@ -21,6 +21,7 @@ pub static INFO: StepInfo = StepInfo {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Write {
+    #[serde(deserialize_with = "super::validate::file_path")]
     pub path: String,
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
