@@ -160,17 +160,16 @@ fn colliding_destinations_are_found_before_the_run() {
         .unwrap()
         .unwrap();
     assert_eq!(s.describe(), "disk, vcluster", "the same qcow2 is shared");
-    let r = recipe("  manifest: {file: SHA256SUMS}\n  checksums: {}\n").unwrap();
+    let r = recipe("  manifest: {file: vm.qcow2}\n  disk: {}\n").unwrap();
     let e = format!(
         "{:#}",
         Session::new(r.publish, &Request::default(), facts(d.path()))
             .err()
             .unwrap()
     );
-    assert!(
-        e.contains("SHA256SUMS is wanted as a checksum list by checksums and as the run manifest by manifest"),
-        "{e}"
-    );
+    assert!(e.contains("vm.qcow2 is wanted as qcow2 by disk and as the run manifest by manifest"), "{e}");
+    let e = format!("{:#}", recipe("  manifest: {file: SHA256SUMS}\n").unwrap_err());
+    assert!(e.contains("r.yaml:3:") && e.contains("a name reserved for the repository's own files"), "{e}");
 }
 
 #[test]

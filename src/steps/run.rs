@@ -79,7 +79,7 @@ mod tests {
         let g = MemoryGuest::new(OsFacts::sample("debian"));
         for options in ["{command: ''}", "{command: '  '}"] {
             let err = dry_run(&g, "run", options).unwrap_err();
-            assert!(err.to_string().contains("`command` is empty"), "{err:#}");
+            assert!(format!("{err:#}").contains("empty"), "refused when the step is built: {err:#}");
         }
     }
 }
