@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod steps;
 pub mod verify;
+pub mod workdir;
 
 /// Log lines on stderr: warnings by default, more with -v / -vv. RUST_LOG overrides.
 pub fn init_logging(verbose: u8) {

@@ -61,7 +61,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let writes_output = !opts.dry_run && !opts.in_place;
     // When publishing, the golden disk file is the `disk` target's business.
     let dest = if writes_output && plan.is_none() {
-        std::fs::create_dir_all(&opts.outdir)
+        crate::publish::atomic::create_public_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
         let name = opts
@@ -85,9 +85,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     } else {
         None
     };
-    // Work files live in $TMPDIR, never in OUTDIR: even a killed run leaves no partial
-    // files there.
+    // Work files live in $TMPDIR, never in OUTDIR or a repository: even a killed run
+    // leaves no partial files there, and what it leaves in $TMPDIR is private and removed
+    // by the next run (workdir.rs).
     let work_parent = std::env::temp_dir();
+    crate::workdir::sweep(&work_parent);
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run)?;
@@ -96,7 +98,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     // Publishing a VMmanager archive: compress the input's chunks while the appliance works.
     let head_start = match (&plan, &work.input_format) {
         (Some(p), disk::detect::Detected::Disk(f)) if writes_output => {
-            crate::publish::headstart::begin(p, &opts.disk, *f)?
+            crate::publish::headstart::begin(p, &opts.disk, *f, &work_parent)?
         }
         _ => None,
     };
@@ -128,7 +130,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         } else {
             let t = Instant::now();
             let pre = head_start.and_then(|h| h.finish());
-            artifacts.extend(crate::publish::execute(p, &info, &work, &p.dir, tree, pre.as_ref())?);
+            artifacts.extend(crate::publish::execute(
+                p,
+                &info,
+                &work,
+                &work_parent,
+                tree,
+                pre.as_ref(),
+            )?);
             timings.publish = t.elapsed().as_secs_f64();
         }
     }

@@ -11,6 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -47,7 +48,7 @@ pub struct WorkDisk {
     pub format: Format,
     /// Format of the user's input (for messages and the report).
     pub input_format: detect::Detected,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<crate::workdir::WorkDir>,
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
@@ -180,12 +181,10 @@ impl Drop for SpaceWatch {
     }
 }
 
-fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(".goldify-work-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a work directory in {}", parent.display()))
-        .tag(Exit::Output)
+/// A private, locked work directory (0700; see workdir.rs for why and how leftovers of
+/// killed runs are found).
+fn temp_dir(parent: &Path) -> Result<crate::workdir::WorkDir> {
+    crate::workdir::create(parent)
 }
 
 /// `qemu-img info` must understand the image: corrupt headers fail here, with its message.
@@ -263,7 +262,14 @@ fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
         detect::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
         detect::Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)),
     };
-    let mut w = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    // The uncleaned guest in clear: private to its owner whatever the umask, and a new
+    // file, never one that was there (a link planted in the work directory).
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let mut buf = vec![0u8; BLOCK];
     let mut len: u64 = 0;
     loop {

@@ -24,21 +24,19 @@ const KEEP_AT_MOST: usize = 256 << 20;
 pub struct HeadStart {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Result<Precompressed>>>,
-    _scratch: tempfile::TempDir,
+    _scratch: crate::workdir::WorkDir,
 }
 
 /// Start compressing `input` (the run's read-only input, of `format`) when the plan
-/// publishes a vmmanager archive.
-pub fn begin(plan: &Plan, input: &Path, format: Format) -> Result<Option<HeadStart>> {
+/// publishes a vmmanager archive. Its raw copy of the input (uncleaned) lives in a private
+/// work directory in `work_parent`, never in the repository.
+pub fn begin(plan: &Plan, input: &Path, format: Format, work_parent: &Path) -> Result<Option<HeadStart>> {
     let Some(s) = &plan.targets.vmmanager else {
         return Ok(None);
     };
     let codec = Xz::new(s.compression.preset, s.compression.extreme)?;
     let threads = super::lxd::threads(s.compression.threads);
-    let scratch = tempfile::Builder::new()
-        .prefix(".goldify-publish-")
-        .tempdir_in(&plan.dir)
-        .with_context(|| format!("creating a work directory in {}", plan.dir.display()))?;
+    let scratch = crate::workdir::create(work_parent)?;
     let raw = scratch.path().join("input.raw");
     let input = input.to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));

@@ -37,10 +37,7 @@ pub fn export(
     let image_name = s.image_name.clone().unwrap_or_else(|| file_safe(&name));
     let file_name = format!("{image_name}.tar.gz");
     let mut staged = Staged::new(&repo.join(&file_name))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("goldify-tree-")
-        .tempdir()
-        .context("creating a scratch directory")?;
+    let scratch = crate::workdir::create(&std::env::temp_dir())?;
     let fifo = scratch.path().join("rootfs.tar");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
         .with_context(|| format!("creating FIFO {}", fifo.display()))?;

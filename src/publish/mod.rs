@@ -134,6 +134,10 @@ impl Plan {
         dirs.extend(t.checksums.as_ref().map(|d| self.dir_of(&d.dir)));
         dirs.extend(t.manifest.as_ref().map(|d| self.dir_of(&d.dir)));
         for d in dirs {
+            // Created 0755 here (goldify's umask is 0077); repo.rs then proves it writable.
+            atomic::create_public_dir_all(&d)
+                .with_context(|| format!("creating publish directory {}", d.display()))
+                .tag(Exit::Output)?;
             repo::ensure_writable_dir(&d)?;
         }
         Ok(())
@@ -263,10 +267,8 @@ fn produce(
             checksums,
         };
 
-    let scratch = tempfile::Builder::new()
-        .prefix(".goldify-publish-")
-        .tempdir_in(scratch_parent)
-        .with_context(|| format!("creating a work directory in {}", scratch_parent.display()))?;
+    // The raw export is private work, in the work parent: never in a repository.
+    let scratch = crate::workdir::create(scratch_parent)?;
     let raw = scratch.path().join("golden.raw");
     let data = crate::disk::data_size(&work.path, work.format).unwrap_or(0);
     if plan.needs_raw() {

@@ -158,17 +158,13 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         );
     }
     if let Some(dir) = &opts.keep_logs {
-        std::fs::create_dir_all(dir)
+        crate::publish::atomic::create_public_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))
             .tag(Exit::Output)?;
     }
     let accel = launch::accel().clone();
     announce(&accel);
-    let work = tempfile::Builder::new()
-        .prefix("goldify-verify-")
-        .tempdir()
-        .context("creating a work directory")
-        .tag(Exit::Output)?;
+    let work = crate::workdir::create(&std::env::temp_dir())?;
     let nonce = nonce()?;
 
     let phase = crate::progress::phase(format!(
