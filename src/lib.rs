@@ -10,6 +10,7 @@ pub mod exec;
 pub mod guest;
 pub mod inspect;
 pub mod interrupt;
+pub(crate) mod outputs;
 pub mod packer;
 pub mod progress;
 pub mod publish;

@@ -4,6 +4,7 @@ use crate::disk::{self, Format};
 use crate::error::{Exit, Tag};
 use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
+use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
 use crate::report::{Artifact, RunReport, StepReport, Timings};
 use crate::steps::Ctx;
@@ -40,51 +41,71 @@ fn stem(input: &Path) -> String {
     }
 }
 
+/// What the run reads and must never overwrite: the disk, the recipe and every recipe
+/// it extends.
+fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
+    let mut v = vec![Input {
+        what: "input disk",
+        path: opts.disk.clone(),
+    }];
+    let recipes = std::iter::once(&recipe.path).chain(recipe.steps.iter().map(|s| &s.origin));
+    for path in recipes {
+        if !path.as_os_str().is_empty() && !v.iter().any(|i| &i.path == path) {
+            v.push(Input {
+                what: "recipe",
+                path: path.clone(),
+            });
+        }
+    }
+    v
+}
+
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let recipe = Recipe::load(&opts.recipe)?;
-    // Publish settings are checked now, before anything long starts.
+    if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
+        crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
+    }
     let disk_name = opts
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-    let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name, opts.dry_run)?
+    let plan = crate::publish::plan(&recipe, &opts.publish, &opts.outdir, &disk_name)?
         .map(|p| p.with_run(opts.name.clone(), opts.format));
+    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
+    let writes_output = !opts.dry_run && !opts.in_place;
+    // When publishing, the golden disk file is the `disk` target's business.
+    let dest =
+        (writes_output && plan.is_none()).then(|| opts.outdir.join(format!("{disk_name}.{}", format.extension())));
+    // Everything that will be written is checked now, before anything is created or
+    // anything long starts: outputs never replace inputs, publish settings are sound.
+    let inputs = inputs(opts, &recipe);
+    if !opts.dry_run {
+        let mut outputs: Vec<Output> = dest
+            .iter()
+            .map(|d| Output::file("the golden disk", d.clone()))
+            .collect();
+        if let Some(p) = &plan {
+            p.check()?;
+            outputs.extend(p.destinations(None)?);
+        }
+        crate::outputs::check(&outputs, &inputs)?;
+        if let Some(p) = &plan {
+            p.create_dirs()?;
+        }
+    }
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
     if !opts.disk.exists() {
         crate::bail_tag!(Exit::Input, "disk {} does not exist", opts.disk.display());
     }
-    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
-    let writes_output = !opts.dry_run && !opts.in_place;
-    // When publishing, the golden disk file is the `disk` target's business.
-    let dest = if writes_output && plan.is_none() {
+    if dest.is_some() {
         crate::publish::atomic::create_public_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-        if name.contains('/') || name.starts_with('.') {
-            crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
-        }
-        let dest = opts.outdir.join(format!("{name}.{}", format.extension()));
-        if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
-            if a == b {
-                crate::bail_tag!(
-                    Exit::Usage,
-                    "the output {} would overwrite the input; use --in-place to edit it",
-                    dest.display()
-                );
-            }
-        }
-        Some(dest)
-    } else {
-        None
-    };
+    }
     // Work files live in $TMPDIR, never in OUTDIR or a repository: even a killed run
     // leaves no partial files there, and what it leaves in $TMPDIR is private and removed
     // by the next run (workdir.rs).
@@ -104,8 +125,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     };
 
     let watch = work.watch_space();
-    let (facts, reports, published) =
-        guest_phase(opts, &recipe, plan.as_ref(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    let (facts, reports, published) = guest_phase(opts, &recipe, plan.as_ref(), &inputs, &work, &phase, &mut timings)
+        .map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();
@@ -170,6 +191,7 @@ fn guest_phase(
     opts: &RunOptions,
     recipe: &Recipe,
     plan: Option<&crate::publish::Plan>,
+    inputs: &[Input],
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
     timings: &mut Timings,
@@ -216,6 +238,9 @@ fn guest_phase(
             let tree = if opts.dry_run {
                 None
             } else {
+                // Names that come from the guest are known now: checked before anything
+                // is written, as the others were before the launch.
+                crate::outputs::check(&p.destinations(Some(&info))?, inputs)?;
                 phase.suspend(|| crate::publish::export_tree(p, &info, &guest))?
             };
             Some((info, tree))

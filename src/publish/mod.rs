@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod checksums;
 pub mod codec;
 pub mod deckhouse;
+mod destinations;
 pub mod disk;
 pub mod hash;
 pub mod headstart;
@@ -69,9 +70,11 @@ pub struct GuestInfo {
     pub disk_prefix: String,
 }
 
-/// Parse and check the publish settings; `None` when nothing is to be published. With
-/// `dry_run` nothing is created, not even the directories.
-pub fn plan(recipe: &Recipe, req: &Request, outdir: &Path, disk_name: &str, dry_run: bool) -> Result<Option<Plan>> {
+/// Parse the publish settings; `None` when nothing is to be published. Nothing is read
+/// or created yet: unless it is a dry run, the caller checks the repositories
+/// ([`Plan::check`]) and the destinations ([`Plan::destinations`]), then creates the
+/// directories ([`Plan::create_dirs`]).
+pub fn plan(recipe: &Recipe, req: &Request, outdir: &Path, disk_name: &str) -> Result<Option<Plan>> {
     if req.none {
         return Ok(None);
     }
@@ -79,18 +82,14 @@ pub fn plan(recipe: &Recipe, req: &Request, outdir: &Path, disk_name: &str, dry_
     if targets.is_empty() {
         return Ok(None);
     }
-    let plan = Plan {
+    Ok(Some(Plan {
         targets,
         dir: req.dir.clone().unwrap_or_else(|| outdir.to_path_buf()),
         run_name: None,
         disk_name: disk_name.to_string(),
         recipe_name: recipe.name.clone(),
         output: recipe.output.clone(),
-    };
-    if !dry_run {
-        plan.check()?;
-    }
-    Ok(Some(plan))
+    }))
 }
 
 impl Plan {
@@ -105,9 +104,9 @@ impl Plan {
         d.clone().unwrap_or_else(|| self.dir.clone())
     }
 
-    /// Repositories' metadata is sound (read-only checks first, so that a bad setting
-    /// creates nothing); then every directory exists and is writable.
-    fn check(&self) -> Result<()> {
+    /// Repositories are distinct and their metadata is sound. Read-only: a bad setting
+    /// creates nothing.
+    pub fn check(&self) -> Result<()> {
         let t = &self.targets;
         let vm = t.vmmanager.as_ref().map(|v| self.dir_of(&v.repo));
         let lxd = t.lxd.as_ref().map(|l| self.dir_of(&l.repo));
@@ -126,6 +125,15 @@ impl Plan {
         if let Some(d) = &lxd {
             repo::check(d, repo::RepoType::Lxd)?;
         }
+        Ok(())
+    }
+
+    /// Every directory exists and is writable (after [`Plan::check`] and the check of
+    /// the destinations).
+    pub fn create_dirs(&self) -> Result<()> {
+        let t = &self.targets;
+        let vm = t.vmmanager.as_ref().map(|v| self.dir_of(&v.repo));
+        let lxd = t.lxd.as_ref().map(|l| self.dir_of(&l.repo));
         let mut dirs: Vec<PathBuf> = vm.iter().chain(&lxd).cloned().collect();
         dirs.push(self.dir.clone());
         dirs.extend(t.disk.as_ref().map(|d| self.dir_of(&d.dir)));
@@ -357,18 +365,13 @@ fn produce(
 
     // Disk images (disk, deckhouse, vcluster), each converted once.
     let mut requests: Vec<(String, disk::Request)> = Vec::new();
-    if let Some(s) = &t.disk {
-        let format = s.format.or(plan.output.format).unwrap_or(crate::disk::Format::Qcow2);
-        let compress = s.compress.or(plan.output.compress).unwrap_or(false) && format == crate::disk::Format::Qcow2;
-        let name = s.name.clone().unwrap_or_else(|| plan.disk_name.clone());
-        let dest = plan.dir_of(&s.dir).join(format!("{name}.{}", format.extension()));
-        requests.push(("disk".into(), disk::Request { dest, format, compress }));
+    if let Some(r) = plan.disk_request() {
+        requests.push(("disk".into(), r));
     }
-    let deckhouse_name = t.deckhouse.as_ref().map(|s| {
-        s.name
-            .clone()
-            .unwrap_or_else(|| settings::dns_safe(&plan.template_name(None, info)))
-    });
+    let deckhouse_name = t
+        .deckhouse
+        .as_ref()
+        .and_then(|s| plan.k8s_name(s.name.as_deref(), Some(info)));
     if let (Some(s), Some(name)) = (&t.deckhouse, &deckhouse_name) {
         let dest = plan.dir_of(&s.dir).join(format!("{name}.qcow2"));
         requests.push((
@@ -380,11 +383,10 @@ fn produce(
             },
         ));
     }
-    let vcluster_name = t.vcluster.as_ref().map(|s| {
-        s.name
-            .clone()
-            .unwrap_or_else(|| settings::dns_safe(&plan.template_name(None, info)))
-    });
+    let vcluster_name = t
+        .vcluster
+        .as_ref()
+        .and_then(|s| plan.k8s_name(s.name.as_deref(), Some(info)));
     if let (Some(s), Some(name)) = (&t.vcluster, &vcluster_name) {
         let dest = plan.dir_of(&s.dir).join(format!("{name}.qcow2"));
         requests.push((

@@ -409,7 +409,7 @@ fn http_url(target: &str, url: &str) -> Result<()> {
 }
 
 fn plain_name(target: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+    if !crate::outputs::is_plain_name(name) {
         bail!("publish target `{target}`: {name:?} must be a plain file name");
     }
     Ok(())
