@@ -101,6 +101,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     if !opts.disk.exists() {
         crate::bail_tag!(Exit::Input, "disk {} does not exist", opts.disk.display());
     }
+    if opts.in_place {
+        disk::check_writable(&opts.disk)?;
+    }
     if dest.is_some() {
         crate::publish::atomic::create_public_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))

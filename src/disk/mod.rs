@@ -233,6 +233,29 @@ pub fn create_overlay(backing: &Path, backing_format: &str, overlay: &Path) -> R
     .with_context(|| format!("creating an overlay over {}", backing.display()))
 }
 
+/// `--in-place` writes into the input itself: prove that it can be written before the
+/// appliance starts (libguestfs only fails to launch, exit 7). By opening it for writing,
+/// not by its mode: root bypasses mode bits, but not a read-only mount (EROFS) or the
+/// immutable attribute (EPERM), see open(2). Only regular files and block devices are
+/// opened, O_NONBLOCK: anything else (a FIFO would block) is for detection to refuse.
+pub fn check_writable(input: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(input)
+        .with_context(|| format!("reading {}", input.display()))
+        .tag(Exit::Input)?
+        .file_type();
+    if !kind.is_file() && !kind.is_block_device() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(input)
+        .map(drop)
+        .with_context(|| format!("--in-place: cannot write {}", input.display()))
+        .tag(Exit::Output)
+}
+
 /// Virtual size of a disk image in bytes.
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(

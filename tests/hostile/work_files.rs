@@ -335,6 +335,78 @@ fn names_are_plain_file_names_for_every_target() {
 }
 
 // ---------------------------------------------------------------------------------------
+// --in-place on a disk that cannot be written
+// ---------------------------------------------------------------------------------------
+
+fn empty_qcow2(path: &Path) -> PathBuf {
+    let st = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg("16M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    path.to_path_buf()
+}
+
+/// A read-only filesystem (a tmpfs remounted read-only; tests run as root, who bypasses
+/// mode bits, so a 0444 file would not do): exit 5 naming the disk, before the launch
+/// (it was exit 7, "appliance failed to start").
+#[test]
+fn in_place_on_a_read_only_filesystem_exits_5_before_the_launch() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = mkdir(&t.path().join("ro"));
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "this test mounts a tmpfs and needs root");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let disk = empty_qcow2(&mnt.join("vm.qcow2"));
+    let st = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let before = sha256(&disk);
+    let r = run(&[&"run", &recipe("debian"), &disk, &"--in-place"]);
+    refused(
+        &r,
+        5,
+        &[&disk.display().to_string(), "--in-place", "Read-only file system"],
+    );
+    assert_eq!(sha256(&disk), before);
+}
+
+/// An immutable file (chattr +i): root cannot write it either.
+#[test]
+fn in_place_on_an_immutable_file_exits_5_before_the_launch() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = empty_qcow2(&t.path().join("vm.qcow2"));
+    let st = Command::new("chattr").arg("+i").arg(&disk).status().unwrap();
+    assert!(st.success(), "chattr +i needs root and a filesystem with the attribute");
+    struct Mutable(PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let _m = Mutable(disk.clone());
+    let before = sha256(&disk);
+    let r = run(&[&"run", &recipe("debian"), &disk, &"--in-place"]);
+    refused(&r, 5, &[&disk.display().to_string(), "--in-place", "not permitted"]);
+    assert_eq!(sha256(&disk), before);
+}
+
+// ---------------------------------------------------------------------------------------
 // Work files: private, in TMPDIR, swept after a SIGKILL
 // ---------------------------------------------------------------------------------------
 
