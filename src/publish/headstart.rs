@@ -36,6 +36,20 @@ pub fn begin(plan: &Plan, input: &Path, format: Format, work_parent: &Path) -> R
     };
     let codec = Xz::new(s.compression.preset, s.compression.extreme)?;
     let threads = super::lxd::threads(s.compression.threads);
+    let data = crate::disk::data_size(input, format).unwrap_or(u64::MAX);
+    let free = nix::sys::statvfs::statvfs(work_parent)
+        // The field types differ between platforms (u64 on Linux x86_64).
+        .map(|st| st.blocks_available() as u64 * st.fragment_size() as u64)
+        .unwrap_or(0);
+    if !room_for(data, free) {
+        tracing::info!(
+            "no head start: {} free in {} for {} of input data",
+            crate::report::human_bytes(free),
+            work_parent.display(),
+            crate::report::human_bytes(data)
+        );
+        return Ok(None);
+    }
     let scratch = crate::workdir::create(work_parent)?;
     let raw = scratch.path().join("input.raw");
     let input = input.to_path_buf();
@@ -120,6 +134,17 @@ pub fn begin(plan: &Plan, input: &Path, format: Format, work_parent: &Path) -> R
     }))
 }
 
+/// The head start is a luxury: its raw copy of the input shares the work parent with the
+/// overlay the appliance writes (which the space watch guards: filling it would stop the
+/// run) and with the publish pass's raw export later. It runs only when both raw copies
+/// fit with a good margin.
+fn room_for(data: u64, free: u64) -> bool {
+    const MARGIN: u64 = 512 << 20;
+    data.checked_mul(2)
+        .and_then(|d| d.checked_add(MARGIN))
+        .is_some_and(|need| need <= free)
+}
+
 impl HeadStart {
     /// Stop and collect what was compressed so far. Failures only cost the head start.
     pub fn finish(mut self) -> Option<Precompressed> {
@@ -148,5 +173,17 @@ impl Drop for HeadStart {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_head_start_runs_only_with_room_for_both_raw_copies() {
+        const G: u64 = 1 << 30;
+        assert!(super::room_for(G, 3 * G));
+        assert!(!super::room_for(G, 2 * G));
+        assert!(!super::room_for(u64::MAX, u64::MAX));
+        assert!(super::room_for(0, G));
     }
 }

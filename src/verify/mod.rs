@@ -262,6 +262,12 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             let dest = dir.join(format!("{}.serial.log", c.name));
             std::fs::copy(&c.serial, &dest)
                 .with_context(|| format!("keeping the console log as {}", dest.display()))?;
+            if opts.keep_logs.is_some() {
+                // Where the user asked, as readable as before goldify's umask 0077 (what
+                // it keeps on its own, in TMPDIR, stays private).
+                std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                    .with_context(|| format!("setting the mode of {}", dest.display()))?;
+            }
             Some(dest.display().to_string())
         } else {
             None
