@@ -141,10 +141,7 @@ impl WorkDisk {
         let (s, x, d) = (stop.clone(), exhausted.clone(), dir.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
-                if let Ok(st) = nix::sys::statvfs::statvfs(&d) {
-                    // The field types differ between platforms (u64 on Linux x86_64).
-                    #[allow(clippy::unnecessary_cast)]
-                    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+                if let Some(free) = free_bytes(&d) {
                     if free < MIN_FREE {
                         x.store(true, Ordering::SeqCst);
                         crate::interrupt::kill_children();
@@ -156,6 +153,14 @@ impl WorkDisk {
         });
         SpaceWatch { stop, exhausted, dir }
     }
+}
+
+/// Bytes available to us on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    // The field types differ between platforms (u64 on Linux x86_64).
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
 impl SpaceWatch {

@@ -37,10 +37,7 @@ pub fn begin(plan: &Plan, input: &Path, format: Format, work_parent: &Path) -> R
     let codec = Xz::new(s.compression.preset, s.compression.extreme)?;
     let threads = super::lxd::threads(s.compression.threads);
     let data = crate::disk::data_size(input, format).unwrap_or(u64::MAX);
-    let free = nix::sys::statvfs::statvfs(work_parent)
-        // The field types differ between platforms (u64 on Linux x86_64).
-        .map(|st| st.blocks_available() as u64 * st.fragment_size() as u64)
-        .unwrap_or(0);
+    let free = crate::disk::free_bytes(work_parent).unwrap_or(0);
     if !room_for(data, free) {
         tracing::info!(
             "no head start: {} free in {} for {} of input data",
