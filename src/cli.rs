@@ -47,8 +47,8 @@ pub enum Command {
 /// Apply a recipe to a disk in one appliance launch, trim it, and write the golden disk.
 ///
 /// The input is opened read-only and never modified: goldify works on a qcow2 overlay in a
-/// temporary directory inside OUTDIR and writes OUTDIR/<name>-golden.<format>. A failed or
-/// interrupted run leaves no partial files.
+/// private temporary directory in $TMPDIR and writes OUTDIR/<name>-golden.<format>. A
+/// failed or interrupted run leaves no partial files.
 ///
 /// Publishing: the targets in the recipe's `publish:` section (or those given with
 /// --publish) are produced in the same run — vmmanager (<image_name>.xz + metadata.json),

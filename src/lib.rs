@@ -11,6 +11,7 @@ pub mod guest;
 pub mod hostfile;
 pub mod inspect;
 pub mod interrupt;
+pub(crate) mod outputs;
 pub mod packer;
 pub mod progress;
 pub mod publish;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod steps;
 pub mod suggest;
 pub mod verify;
+pub mod workdir;
 
 /// Log lines on stderr: warnings by default, more with -v / -vv. RUST_LOG overrides.
 pub fn init_logging(verbose: u8) {

@@ -2,6 +2,7 @@ use clap::Parser;
 
 fn main() {
     let cli = goldify::cli::Cli::parse();
+    goldify::workdir::private_by_default();
     goldify::init_logging(cli.verbose);
     if let Err(e) = goldify::interrupt::install() {
         eprintln!("goldify: warning: cannot install signal handlers: {e:#}");

@@ -4,6 +4,7 @@ use crate::disk::{self, Format};
 use crate::error::{Exit, Tag};
 use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
+use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
 use crate::report::{Artifact, RunReport, StepReport, Timings};
 use crate::steps::{Ctx, DryRunDone};
@@ -42,15 +43,41 @@ fn stem(input: &Path) -> String {
     }
 }
 
+/// What the run reads and must never overwrite: the disk, the recipe and every recipe
+/// it extends.
+fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
+    let mut v = vec![Input {
+        what: "input disk",
+        path: opts.disk.clone(),
+    }];
+    let recipes = std::iter::once(&recipe.path).chain(recipe.steps.iter().map(|s| &s.origin));
+    for path in recipes {
+        if !path.as_os_str().is_empty() && !v.iter().any(|i| &i.path == path) {
+            v.push(Input {
+                what: "recipe",
+                path: path.clone(),
+            });
+        }
+    }
+    v
+}
+
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let mut recipe = Recipe::load(&opts.recipe)?;
+    if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
+        crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
+    }
     let disk_name = opts
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-    // Publish settings are checked now, before anything long starts.
+    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
+    let writes_output = !opts.dry_run && !opts.in_place;
+    // Everything that will be written is checked now, before anything is created or
+    // anything long starts: outputs never replace inputs, publish settings are sound.
+    let inputs = inputs(opts, &recipe);
     let mut publish = crate::publish::Session::new(
         std::mem::take(&mut recipe.publish),
         &opts.publish,
@@ -62,41 +89,34 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             compress: recipe.output.compress,
             recipe_name: recipe.name.clone(),
             dry_run: opts.dry_run,
+            inputs: inputs.clone(),
         },
     )?;
+    // When publishing, the golden disk file is the `disk` target's business.
+    let dest =
+        (writes_output && publish.is_none()).then(|| opts.outdir.join(format!("{disk_name}.{}", format.extension())));
+    if let Some(d) = &dest {
+        crate::outputs::check(&[Output::file("the golden disk", d.clone())], &inputs)?;
+    }
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
     if !opts.disk.exists() {
         crate::bail_tag!(Exit::Input, "disk {} does not exist", opts.disk.display());
     }
-    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
-    let writes_output = !opts.dry_run && !opts.in_place;
-    // When publishing, the golden disk file is the `disk` target's business.
-    let dest = if writes_output && publish.is_none() {
-        std::fs::create_dir_all(&opts.outdir)
+    if opts.in_place {
+        disk::check_writable(&opts.disk)?;
+    }
+    if dest.is_some() {
+        crate::publish::atomic::create_public_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
-        if disk_name.contains('/') || disk_name.starts_with('.') {
-            crate::bail_tag!(Exit::Usage, "--name {disk_name:?} must be a plain file name");
-        }
-        let dest = opts.outdir.join(format!("{disk_name}.{}", format.extension()));
-        if let (Ok(a), Ok(b)) = (dest.canonicalize(), opts.disk.canonicalize()) {
-            if a == b {
-                crate::bail_tag!(
-                    Exit::Usage,
-                    "the output {} would overwrite the input; use --in-place to edit it",
-                    dest.display()
-                );
-            }
-        }
-        Some(dest)
-    } else {
-        None
-    };
+    }
     // Work files live in $TMPDIR, never in OUTDIR or a repository: even a killed run
-    // leaves no partial files there.
+    // leaves no partial files there, and what it leaves in $TMPDIR is private and removed
+    // by the next run (workdir.rs).
     let work_parent = std::env::temp_dir();
+    crate::workdir::sweep(&work_parent);
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -51,9 +52,7 @@ pub struct WorkDisk {
     pub source: PathBuf,
     /// Format of the user's input (for messages and the report).
     pub input_format: detect::Detected,
-    _temp: Option<tempfile::TempDir>,
-    /// Removes `_temp` if a signal ends the process before its guard runs.
-    _cleanup: Option<crate::interrupt::Cleanup>,
+    _temp: Option<crate::workdir::WorkDir>,
 }
 
 /// Open the input for a run. Read-only inputs get an overlay in a temporary directory
@@ -81,7 +80,6 @@ pub fn prepare(
                 );
             }
             let temp = temp_dir(work_parent)?;
-            let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
             let raw = temp.path().join("input.raw");
             decompress(input, c, &raw)
                 .with_context(|| format!("decompressing {}", input.display()))
@@ -103,7 +101,6 @@ pub fn prepare(
                 source: raw,
                 input_format: detected,
                 _temp: Some(temp),
-                _cleanup: Some(cleanup),
             });
         }
     };
@@ -117,11 +114,9 @@ pub fn prepare(
             source: abs,
             input_format: detected,
             _temp: None,
-            _cleanup: None,
         });
     }
     let temp = temp_dir(work_parent)?;
-    let cleanup = crate::interrupt::remove_on_forced_exit(temp.path());
     let overlay = temp.path().join("overlay.qcow2");
     create_overlay(&abs, format.name(), &overlay)
         .context("creating the overlay over the input")
@@ -132,7 +127,6 @@ pub fn prepare(
         source: abs,
         input_format: detected,
         _temp: Some(temp),
-        _cleanup: Some(cleanup),
     })
 }
 
@@ -159,10 +153,7 @@ impl WorkDisk {
         let (s, x, d) = (stop.clone(), exhausted.clone(), dir.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
-                if let Ok(st) = nix::sys::statvfs::statvfs(&d) {
-                    // The field types differ between platforms (u64 on Linux x86_64).
-                    #[allow(clippy::unnecessary_cast)]
-                    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+                if let Some(free) = free_bytes(&d) {
                     if free < MIN_FREE {
                         x.store(true, Ordering::SeqCst);
                         crate::interrupt::kill_children();
@@ -174,6 +165,14 @@ impl WorkDisk {
         });
         SpaceWatch { stop, exhausted, dir }
     }
+}
+
+/// Bytes available to us on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    // The field types differ between platforms (u64 on Linux x86_64).
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
 impl SpaceWatch {
@@ -199,12 +198,10 @@ impl Drop for SpaceWatch {
     }
 }
 
-fn temp_dir(parent: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(".goldify-work-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a work directory in {}", parent.display()))
-        .tag(Exit::Output)
+/// A private, locked work directory (0700; see workdir.rs for why and how leftovers of
+/// killed runs are found).
+fn temp_dir(parent: &Path) -> Result<crate::workdir::WorkDir> {
+    crate::workdir::create(parent)
 }
 
 /// The absolute path without symlinks: what goldify hands to qemu, where a relative name
@@ -277,6 +274,29 @@ pub fn create_overlay(backing: &Path, backing_format: &str, overlay: &Path) -> R
     .with_context(|| format!("creating an overlay over {}", backing.display()))
 }
 
+/// `--in-place` writes into the input itself: prove that it can be written before the
+/// appliance starts (libguestfs only fails to launch, exit 7). By opening it for writing,
+/// not by its mode: root bypasses mode bits, but not a read-only mount (EROFS) or the
+/// immutable attribute (EPERM), see open(2). Only regular files and block devices are
+/// opened, O_NONBLOCK: anything else (a FIFO would block) is for detection to refuse.
+pub fn check_writable(input: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(input)
+        .with_context(|| format!("reading {}", input.display()))
+        .tag(Exit::Input)?
+        .file_type();
+    if !kind.is_file() && !kind.is_block_device() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(input)
+        .map(drop)
+        .with_context(|| format!("--in-place: cannot write {}", input.display()))
+        .tag(Exit::Output)
+}
+
 /// Virtual size of a disk image in bytes.
 pub fn virtual_size(path: &Path, format: Format) -> Result<u64> {
     let out = exec::run(
@@ -307,7 +327,14 @@ fn decompress(input: &Path, c: detect::Compression, out: &Path) -> Result<()> {
         detect::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
         detect::Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)),
     };
-    let mut w = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    // The uncleaned guest in clear: private to its owner whatever the umask, and a new
+    // file, never one that was there (a link planted in the work directory).
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let mut buf = vec![0u8; BLOCK];
     let mut len: u64 = 0;
     loop {

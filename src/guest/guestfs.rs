@@ -49,7 +49,7 @@ pub struct GuestfsGuest {
     fs_ids: RefCell<HashMap<String, FsIds>>,
     /// Mountpoint → device, in mount order.
     mounted: Vec<(String, String)>,
-    scratch: tempfile::TempDir,
+    scratch: crate::workdir::WorkDir,
     _qemu: Option<crate::interrupt::ChildGuard>,
 }
 
@@ -134,10 +134,7 @@ impl GuestfsGuest {
             fs_table: RefCell::new(None),
             fs_ids: RefCell::new(HashMap::new()),
             mounted: Vec::new(),
-            scratch: tempfile::Builder::new()
-                .prefix("goldify-guest-")
-                .tempdir()
-                .context("creating a scratch directory")?,
+            scratch: crate::workdir::create(&std::env::temp_dir())?,
             _qemu: qemu,
         };
         let t = std::time::Instant::now();

@@ -509,6 +509,31 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
+/// `create_dir_all` for directories goldify publishes into (OUTDIR, repositories, the
+/// directory of kept logs): those it creates are 0755, as a served directory must be,
+/// whatever the umask (goldify's is 0077, see workdir.rs); existing ones keep their mode.
+pub fn create_public_dir_all(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut p = dir;
+    while std::fs::metadata(p).is_err() {
+        missing.push(p);
+        match p.parent() {
+            Some(up) if !up.as_os_str().is_empty() => p = up,
+            _ => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .with_context(|| format!("setting the mode of {}", d.display()))?,
+            // Made meanwhile by someone else: theirs, mode included.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", d.display())),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,5 +675,25 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(held);
         assert!(waiter.join().unwrap() >= std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn public_dirs_are_0755_whatever_the_umask_and_existing_ones_keep_theirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let root = tempfile::tempdir().unwrap();
+        let existing = root.path().join("mine");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o750)).unwrap();
+        // (Under goldify's own umask 0077: tests/hostile work_files.)
+        let deep = existing.join("a/b");
+        create_public_dir_all(&deep).unwrap();
+        assert_eq!(mode(&existing), 0o750);
+        assert_eq!(mode(&existing.join("a")), 0o755);
+        assert_eq!(mode(&deep), 0o755);
+        create_public_dir_all(&deep).unwrap();
+        assert!(create_public_dir_all(&root.path().join("f/x")).is_ok());
+        std::fs::write(root.path().join("file"), b"").unwrap();
+        assert!(create_public_dir_all(&root.path().join("file/x")).is_err());
     }
 }

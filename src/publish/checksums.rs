@@ -5,8 +5,8 @@
 
 use super::atomic;
 use super::hash::{Algo, Hashes};
-use super::target::{Target, TargetInfo};
-use super::{Plan, Produce};
+use super::target::{Destination, Target, TargetInfo};
+use super::{GuestInfo, Plan, Produce};
 use crate::error::{Exit, Tag};
 use crate::report::Artifact;
 use crate::steps::OptionDoc;
@@ -72,11 +72,11 @@ impl Target for Checksums {
         &self.algorithms
     }
 
-    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+    fn destinations(&self, plan: &Plan, _info: Option<&GuestInfo>) -> Vec<Destination> {
         let dir = self.dir(&plan.dir);
         self.algorithms
             .iter()
-            .map(|a| (dir.join(a.sums_file()), "a checksum list".to_string()))
+            .map(|a| Destination::file(dir.join(a.sums_file()), "a checksum list"))
             .collect()
     }
 

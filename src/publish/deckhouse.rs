@@ -5,8 +5,8 @@
 
 use super::images::Request;
 use super::settings::{dns_label, http_url, publishable};
-use super::target::{Target, TargetInfo};
-use super::{oci, Plan, Produce};
+use super::target::{Destination, Target, TargetInfo};
+use super::{oci, GuestInfo, Plan, Produce};
 use crate::disk::Format;
 use crate::steps::OptionDoc;
 use anyhow::{bail, Context, Result};
@@ -113,18 +113,23 @@ impl Target for Deckhouse {
         self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
     }
 
-    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
-        let Some(name) = &self.name else { return Vec::new() };
-        let r = self.request(plan, name);
+    fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
+        let Some(name) = plan.known_object_name(self.name.as_deref(), info) else {
+            return Vec::new();
+        };
+        let r = self.request(plan, &name);
         let dir = self.dir(&plan.dir);
         let what = r.describe();
         let mut v = vec![
-            (r.dest, what),
-            (dir.join(manifest_file(self, name)), "a Deckhouse manifest".into()),
+            Destination::file(r.dest, what),
+            Destination::file(dir.join(manifest_file(self, &name)), "a Deckhouse manifest"),
         ];
         if self.container_disk {
-            v.push((dir.join(format!("{name}.oci")), "an OCI layout".into()));
-            v.push((dir.join(format!("{name}.oci.tar")), "an OCI archive".into()));
+            v.push(Destination {
+                dir: true,
+                ..Destination::file(dir.join(format!("{name}.oci")), "an OCI layout")
+            });
+            v.push(Destination::file(dir.join(format!("{name}.oci.tar")), "an OCI archive"));
         }
         v
     }

@@ -3,8 +3,8 @@
 
 use super::images::Request;
 use super::settings::{plain_name, publishable};
-use super::target::{Target, TargetInfo};
-use super::{Plan, Produce};
+use super::target::{Destination, Target, TargetInfo};
+use super::{GuestInfo, Plan, Produce};
 use crate::disk::Format;
 use crate::steps::OptionDoc;
 use anyhow::{bail, Result};
@@ -90,10 +90,10 @@ impl Target for Disk {
         self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
     }
 
-    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
+    fn destinations(&self, plan: &Plan, _info: Option<&GuestInfo>) -> Vec<Destination> {
         let r = self.request(plan);
         let what = r.describe();
-        vec![(r.dest, what)]
+        vec![Destination::file(r.dest, what)]
     }
 
     fn produce(&mut self, out: &mut Produce) -> Result<()> {

@@ -24,13 +24,24 @@ const KEEP_AT_MOST: usize = 256 << 20;
 pub struct HeadStart {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Result<Precompressed>>>,
-    _scratch: tempfile::TempDir,
+    _scratch: crate::workdir::WorkDir,
 }
 
 impl std::fmt::Debug for HeadStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HeadStart")
     }
+}
+
+/// The head start is a luxury: its raw copy of the input shares the work parent with the
+/// overlay the appliance writes (which the space watch guards: filling it would stop the
+/// run) and with the publish pass's raw export later. It runs only when both raw copies
+/// fit with a good margin.
+fn room_for(data: u64, free: u64) -> bool {
+    const MARGIN: u64 = 512 << 20;
+    data.checked_mul(2)
+        .and_then(|d| d.checked_add(MARGIN))
+        .is_some_and(|need| need <= free)
 }
 
 impl HeadStart {
@@ -41,11 +52,18 @@ impl HeadStart {
         let codec = Xz::new(settings.preset, settings.extreme)?;
         let threads = super::settings::threads(settings.threads);
         let format = input.format;
-        let scratch = tempfile::Builder::new()
-            .prefix(".goldify-publish-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir_in(input.scratch_parent)
-            .with_context(|| format!("creating a work directory in {}", input.scratch_parent.display()))?;
+        let data = crate::disk::data_size(input.path, format).unwrap_or(u64::MAX);
+        let free = crate::disk::free_bytes(input.scratch_parent).unwrap_or(0);
+        if !room_for(data, free) {
+            tracing::info!(
+                "no head start: {} free in {} for {} of input data",
+                crate::report::human_bytes(free),
+                input.scratch_parent.display(),
+                crate::report::human_bytes(data)
+            );
+            return Ok(None);
+        }
+        let scratch = crate::workdir::create(input.scratch_parent)?;
         let raw = scratch.path().join("input.raw");
         let input = input.path.to_path_buf();
         let stop = Arc::new(AtomicBool::new(false));
@@ -157,5 +175,17 @@ impl Drop for HeadStart {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_head_start_runs_only_with_room_for_both_raw_copies() {
+        const G: u64 = 1 << 30;
+        assert!(super::room_for(G, 3 * G));
+        assert!(!super::room_for(G, 2 * G));
+        assert!(!super::room_for(u64::MAX, u64::MAX));
+        assert!(super::room_for(0, G));
     }
 }

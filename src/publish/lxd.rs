@@ -11,7 +11,7 @@ use super::hash::Algo;
 use super::repo::RepoType;
 use super::settings::{file_safe, plain_name, publishable, threads, GzipSettings};
 use super::stream::{self, Output, ReadSource, Written};
-use super::target::{RepoClaim, Target, TargetInfo};
+use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::vmmanager::{default_tags, mib_ceil};
 use super::{GuestInfo, Plan, Produce};
 use crate::guest::Guest;
@@ -69,6 +69,19 @@ impl Target for Lxd {
         self.repo.clone().unwrap_or_else(|| publish_dir.to_path_buf())
     }
 
+    fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
+        let repo = self.dir(&plan.dir);
+        let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
+        let image = self
+            .image_name
+            .clone()
+            .or_else(|| plan.known_template_name(self.name.as_deref(), info).map(|n| file_safe(&n)));
+        if let Some(image) = image {
+            v.push(Destination::file(repo.join(format!("{image}.tar.gz")), "an archive"));
+        }
+        v
+    }
+
     fn repository(&self, plan: &Plan) -> Option<RepoClaim> {
         Some(RepoClaim {
             dir: self.dir(&plan.dir),
@@ -110,11 +123,7 @@ pub fn export(s: &Lxd, repo: &Path, name: &str, guest: &dyn Guest, algos: &[Algo
     let image_name = s.image_name.clone().unwrap_or_else(|| file_safe(&name));
     let file_name = format!("{image_name}.tar.gz");
     let mut staged = Staged::new(&repo.join(&file_name))?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".goldify-tree-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .context("creating a scratch directory")?;
+    let scratch = crate::workdir::create(&std::env::temp_dir())?;
     let fifo = scratch.path().join("rootfs.tar");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
         .with_context(|| format!("creating FIFO {}", fifo.display()))?;

@@ -12,8 +12,8 @@
 use super::atomic;
 use super::hash::{Algo, Hashes};
 use super::settings::{plain_name, publishable};
-use super::target::{Target, TargetInfo};
-use super::{Plan, Produce};
+use super::target::{Destination, Target, TargetInfo};
+use super::{GuestInfo, Plan, Produce};
 use crate::error::{Exit, Tag};
 use crate::report::{Artifact, RunReport};
 use crate::steps::OptionDoc;
@@ -110,8 +110,8 @@ impl Target for Manifest {
         check(&self.path(plan))
     }
 
-    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
-        vec![(self.path(plan), "the run manifest".into())]
+    fn destinations(&self, plan: &Plan, _info: Option<&GuestInfo>) -> Vec<Destination> {
+        vec![Destination::file(self.path(plan), "the run manifest")]
     }
 
     fn produce(&mut self, _out: &mut Produce) -> Result<()> {

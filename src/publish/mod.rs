@@ -113,18 +113,29 @@ pub struct Plan {
 impl Plan {
     /// The template's name: the setting, else --name, else `<distro>-<major>`.
     pub fn template_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
-        setting
-            .or(self.run_name.as_deref())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}-{}", info.os.distro, info.os.major))
+        self.known_template_name(setting, Some(info)).expect("known with the guest's facts")
+    }
+
+    /// The template's name, when it is known without the guest (a setting or --name).
+    pub fn known_template_name(&self, setting: Option<&str>, info: Option<&GuestInfo>) -> Option<String> {
+        match (setting.or(self.run_name.as_deref()), info) {
+            (Some(n), _) => Some(n.to_string()),
+            (None, Some(info)) => Some(format!("{}-{}", info.os.distro, info.os.major)),
+            (None, None) => None,
+        }
     }
 
     /// A Kubernetes object (and file) name: the setting, else the template name made an
     /// RFC 1123 label.
     pub fn object_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
-        setting
-            .map(str::to_string)
-            .unwrap_or_else(|| settings::dns_safe(&self.template_name(None, info)))
+        self.known_object_name(setting, Some(info)).expect("known with the guest's facts")
+    }
+
+    pub fn known_object_name(&self, setting: Option<&str>, info: Option<&GuestInfo>) -> Option<String> {
+        match setting {
+            Some(n) => Some(n.to_string()),
+            None => self.known_template_name(None, info).map(|n| settings::dns_safe(&n)),
+        }
     }
 }
 
@@ -138,6 +149,8 @@ pub struct RunFacts {
     pub compress: Option<bool>,
     pub recipe_name: String,
     pub dry_run: bool,
+    /// What the run reads (the disk, the recipes): no output may be one of them.
+    pub inputs: Vec<crate::outputs::Input>,
 }
 
 /// Facts publish targets need, read while the guest is open.
@@ -170,6 +183,7 @@ pub struct Session {
     /// The run manifest was added because every publishing run writes one, not because
     /// the recipe or the command line named it.
     implicit_manifest: bool,
+    inputs: Vec<crate::outputs::Input>,
 }
 
 impl Session {
@@ -204,19 +218,20 @@ impl Session {
             info: None,
             dry_run: run.dry_run,
             implicit_manifest: false,
+            inputs: run.inputs,
         };
-        session.check_destinations().tag(Exit::Usage)?;
+        // The run manifest is always written when anything is published.
+        if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
+            session.items.push(Item {
+                name: manifest::INFO.name.into(),
+                target: build(manifest::INFO.name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
+                origin: PathBuf::new(),
+            });
+            session.implicit_manifest = true;
+        }
+        session.check_destinations(None)?;
         if !session.dry_run {
             session.check_repositories()?;
-            // The run manifest is always written when anything is published.
-            if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
-                session.items.push(Item {
-                    name: manifest::INFO.name.into(),
-                    target: build(manifest::INFO.name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
-                    origin: PathBuf::new(),
-                });
-                session.implicit_manifest = true;
-            }
         }
         Ok(Some(session))
     }
@@ -234,23 +249,36 @@ impl Session {
         names.join(", ")
     }
 
-    /// Two targets may write the same file only when they want the same thing in it.
-    fn check_destinations(&self) -> Result<()> {
-        let mut seen: Vec<(PathBuf, String, &str)> = Vec::new();
+    /// Every destination known so far (all of them once the guest's facts are): two
+    /// targets may write the same file only when they want the same thing in it, and no
+    /// output may be one of the run's inputs (outputs.rs). Reads only.
+    fn check_destinations(&self, info: Option<&GuestInfo>) -> Result<()> {
+        let mut seen: Vec<(target::Destination, &str)> = Vec::new();
         for i in &self.items {
-            for (dest, what) in i.target.known_destinations(&self.plan) {
-                match seen.iter().find(|(d, _, _)| *d == dest) {
-                    Some((_, w, who)) if *w != what => anyhow::bail!(
-                        "{} is wanted as {w} by {who} and as {what} by {}",
-                        dest.display(),
+            for d in i.target.destinations(&self.plan, info) {
+                match seen.iter().find(|(s, _)| s.path == d.path) {
+                    Some((s, who)) if s.what != d.what => crate::bail_tag!(
+                        Exit::Usage,
+                        "{} is wanted as {} by {who} and as {} by {}",
+                        d.path.display(),
+                        s.what,
+                        d.what,
                         i.name
                     ),
                     Some(_) => {}
-                    None => seen.push((dest, what, &i.name)),
+                    None => seen.push((d, &i.name)),
                 }
             }
         }
-        Ok(())
+        let outputs: Vec<crate::outputs::Output> = seen
+            .into_iter()
+            .map(|(d, who)| crate::outputs::Output {
+                by: format!("the `{who}` target"),
+                path: d.path,
+                dir: d.dir,
+            })
+            .collect();
+        crate::outputs::check(&outputs, &self.inputs)
     }
 
     /// Repositories' metadata is sound (read-only checks first, so that a bad setting
@@ -281,6 +309,10 @@ impl Session {
         dirs.extend(self.items.iter().map(|i| i.target.dir(&self.plan.dir)));
         dirs.dedup();
         for d in dirs {
+            // Created 0755 here (goldify's umask is 0077); repo.rs then proves it writable.
+            atomic::create_public_dir_all(&d)
+                .with_context(|| format!("creating publish directory {}", d.display()))
+                .tag(Exit::Output)?;
             repo::ensure_writable_dir(&d)?;
         }
         Ok(())
@@ -301,6 +333,8 @@ impl Session {
     pub fn guest_open(&mut self, guest: &dyn Guest, phase: &crate::progress::Phase) -> Result<()> {
         phase.set("reading the disk layout for publishing");
         let info = gather(guest)?;
+        // Names that come from the guest (`debian-12.xz`) are known now.
+        self.check_destinations(Some(&info))?;
         if !self.dry_run {
             for i in &mut self.items {
                 phase
@@ -348,7 +382,8 @@ impl Session {
         work: &WorkDisk,
         scratch_parent: &Path,
     ) -> Result<(Vec<Artifact>, Vec<Commit>)> {
-        let scratch = produce::private_dir(scratch_parent)?;
+        // Private work (the raw golden disk), in the work parent: never in a repository.
+        let scratch = crate::workdir::create(scratch_parent)?;
         let mut out = Produce::new(&self.plan, info, work, scratch.path());
         for i in &mut self.items {
             crate::interrupt::check()?;

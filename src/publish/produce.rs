@@ -257,16 +257,6 @@ impl<'a> Produce<'a> {
     }
 }
 
-/// Scratch space nobody else may read: it holds the raw, uncleaned-looking golden disk.
-pub(super) fn private_dir(parent: &Path) -> Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    tempfile::Builder::new()
-        .prefix(".goldify-publish-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a work directory in {}", parent.display()))
-}
-
 fn artifact(kind: &str, path: &Path, size: u64, checksums: BTreeMap<String, String>) -> Artifact {
     Artifact {
         kind: kind.into(),

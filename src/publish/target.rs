@@ -29,6 +29,26 @@ pub struct RepoClaim {
     pub kind: super::repo::RepoType,
 }
 
+/// A file or directory a target writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub path: PathBuf,
+    /// What it holds, for messages and to tell a shared file from a conflict.
+    pub what: String,
+    /// Replaced as a whole (an OCI layout).
+    pub dir: bool,
+}
+
+impl Destination {
+    pub fn file(path: PathBuf, what: impl Into<String>) -> Destination {
+        Destination {
+            path,
+            what: what.into(),
+            dir: false,
+        }
+    }
+}
+
 /// A publish target: its settings, and what it does at each moment of the run. Every
 /// moment but [`Target::produce`] is optional.
 pub trait Target: std::fmt::Debug + Send {
@@ -58,11 +78,12 @@ pub trait Target: std::fmt::Debug + Send {
         &[]
     }
 
-    /// Files it will write whose names are known from the settings and the command line
-    /// alone (the others depend on the guest), each with what it holds (`qcow2
-    /// (compressed)`); two targets may share a file only to hold the same thing. Checked
-    /// before the long work.
-    fn known_destinations(&self, _plan: &Plan) -> Vec<(PathBuf, String)> {
+    /// Every file (or directory) it will write, each with what it holds (`qcow2
+    /// (compressed)`, `the run manifest`). Without the guest's facts, only those whose
+    /// names the settings and the command line decide; with them, all. Checked before the
+    /// long work and again once the guest is open: two targets may share a file only to
+    /// hold the same thing, and no output may be one of the run's inputs (outputs.rs).
+    fn destinations(&self, _plan: &Plan, _info: Option<&GuestInfo>) -> Vec<Destination> {
         Vec::new()
     }
 

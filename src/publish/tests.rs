@@ -139,6 +139,7 @@ fn facts(dir: &Path) -> RunFacts {
         compress: None,
         recipe_name: "r".into(),
         dry_run: true,
+        inputs: Vec::new(),
     }
 }
 

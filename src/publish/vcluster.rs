@@ -5,8 +5,8 @@
 use super::hash::Algo;
 use super::images::Request;
 use super::settings::{dns_label, http_url, publishable};
-use super::target::{Target, TargetInfo};
-use super::{Plan, Produce};
+use super::target::{Destination, Target, TargetInfo};
+use super::{GuestInfo, Plan, Produce};
 use crate::disk::Format;
 use crate::steps::OptionDoc;
 use anyhow::{bail, Context, Result};
@@ -108,16 +108,15 @@ impl Target for Vcluster {
         self.dir.clone().unwrap_or_else(|| publish_dir.to_path_buf())
     }
 
-    fn known_destinations(&self, plan: &Plan) -> Vec<(PathBuf, String)> {
-        let Some(name) = &self.name else { return Vec::new() };
-        let r = self.request(plan, name);
+    fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
+        let Some(name) = plan.known_object_name(self.name.as_deref(), info) else {
+            return Vec::new();
+        };
+        let r = self.request(plan, &name);
         let what = r.describe();
         vec![
-            (r.dest, what),
-            (
-                self.dir(&plan.dir).join(format!("{name}.osimage.yaml")),
-                "an OSImage manifest".into(),
-            ),
+            Destination::file(r.dest, what),
+            Destination::file(self.dir(&plan.dir).join(format!("{name}.osimage.yaml")), "an OSImage manifest"),
         ]
     }
 

@@ -14,7 +14,7 @@ use super::hash::Algo;
 use super::headstart::HeadStart;
 use super::repo::RepoType;
 use super::settings::{file_safe, plain_name, publishable, XzSettings};
-use super::target::{RepoClaim, Target, TargetInfo};
+use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::{atomic, stream, GuestInfo, Plan, Produce};
 use crate::steps::OptionDoc;
 use anyhow::{Context, Result};
@@ -103,6 +103,19 @@ impl Target for Vmmanager {
 
     fn dir(&self, publish_dir: &Path) -> PathBuf {
         self.repo.clone().unwrap_or_else(|| publish_dir.to_path_buf())
+    }
+
+    fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
+        let repo = self.dir(&plan.dir);
+        let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
+        let image = self
+            .image_name
+            .clone()
+            .or_else(|| plan.known_template_name(self.name.as_deref(), info).map(|n| file_safe(&n)));
+        if let Some(image) = image {
+            v.push(Destination::file(repo.join(format!("{image}.xz")), "an archive"));
+        }
+        v
     }
 
     fn repository(&self, plan: &Plan) -> Option<RepoClaim> {

@@ -157,16 +157,11 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         );
     }
     if let Some(dir) = &opts.keep_logs {
-        std::fs::create_dir_all(dir)
+        crate::publish::atomic::create_public_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))
             .tag(Exit::Output)?;
     }
-    let work = tempfile::Builder::new()
-        .prefix("goldify-verify-")
-        .tempdir()
-        .context("creating a work directory")
-        .tag(Exit::Output)?;
-    let _cleanup = crate::interrupt::remove_on_forced_exit(work.path());
+    let work = crate::workdir::create(&std::env::temp_dir())?;
     // Both disks are checked before anything starts: a refused --source must not wait for
     // the template's appliance, and no qemu may follow what a header names (disk/refs.rs).
     let source_disk = opts
@@ -277,6 +272,12 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             let dest = dir.join(format!("{}.serial.log", c.name));
             std::fs::copy(&c.serial, &dest)
                 .with_context(|| format!("keeping the console log as {}", dest.display()))?;
+            if opts.keep_logs.is_some() {
+                // Where the user asked, as readable as before goldify's umask 0077 (what
+                // it keeps on its own, in TMPDIR, stays private).
+                std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                    .with_context(|| format!("setting the mode of {}", dest.display()))?;
+            }
             Some(dest.display().to_string())
         } else {
             None
