@@ -38,7 +38,7 @@ const LOCK_SUFFIX: &str = ".lock";
 
 /// This process's run id: 12 hex digits, random.
 pub fn run_id() -> &'static str {
-    static ID: LazyLock<String> = LazyLock::new(|| super::manifest::run_uuid().replace('-', "")[..12].to_string());
+    static ID: LazyLock<String> = LazyLock::new(|| uuid_v4().replace('-', "")[..12].to_string());
     &ID
 }
 
@@ -532,6 +532,25 @@ pub fn create_public_dir_all(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A random (version 4) UUID: a run's id (in temporary names, the run manifest).
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-pub const DEFAULT_FILE: &str = "goldify-manifest.json";
+/// The run manifest's default name (one of the repository's bookkeeping names).
+pub use super::repo::MANIFEST_FILE as DEFAULT_FILE;
 /// The largest manifest goldify appends to: a build's record is a few KiB to a few hundred
 /// (every path each step changed), so this holds thousands of runs and bounds what a
 /// hostile file can make goldify read.
@@ -124,25 +125,6 @@ impl Target for Manifest {
     }
 }
 
-/// A random (version 4) UUID for the run.
-pub fn run_uuid() -> String {
-    let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
 pub fn build(report: &RunReport, recipe_name: &str, run_uuid: &str) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,7 +159,7 @@ pub fn build(report: &RunReport, recipe_name: &str, run_uuid: &str) -> Value {
 /// Append this run to the manifest at `path` (a manifest that is not ours or not JSON is
 /// replaced, with a warning, as Packer does with an unreadable one).
 pub fn write(path: &Path, report: &RunReport, recipe_name: &str) -> Result<Artifact> {
-    let uuid = run_uuid();
+    let uuid = atomic::uuid_v4();
     let _lock = atomic::lock_file(&lock_path(path))?;
     let mut doc = match atomic::read_bounded(path, MAX_MANIFEST)? {
         Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {

@@ -45,6 +45,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub const METADATA: &str = "metadata.json";
+/// The run manifest's default name: a run publishing into the repository writes it there.
+pub const MANIFEST_FILE: &str = "goldify-manifest.json";
 const LOCK: &str = ".metadata.json.lock";
 /// The largest metadata.json goldify reads. VMmanager's index of a few hundred templates is
 /// a few hundred KiB; the bound keeps a hostile or broken file (a sparse 2 GiB file) from
@@ -230,7 +232,7 @@ pub fn is_bookkeeping(name: &str) -> bool {
         .strip_prefix('.')
         .and_then(|n| n.strip_suffix(".lock"))
         .unwrap_or(name);
-    base == METADATA || base == super::manifest::DEFAULT_FILE || Algo::ALL.iter().any(|a| a.sums_file() == base)
+    base == METADATA || base == MANIFEST_FILE || Algo::ALL.iter().any(|a| a.sums_file() == base)
 }
 
 /// Names no publish target may write and no entry may name as its archive: bookkeeping
