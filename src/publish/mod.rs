@@ -259,7 +259,7 @@ impl Session {
                 match seen.iter().find(|(s, _)| s.path == d.path) {
                     Some((s, who)) if s.what != d.what => crate::bail_tag!(
                         Exit::Usage,
-                        "{} is wanted as {} by {who} and as {} by {}",
+                        "{} is wanted as {} by the `{who}` target and as {} by the `{}` target",
                         d.path.display(),
                         s.what,
                         d.what,

@@ -123,7 +123,7 @@ impl<'a> Produce<'a> {
             if im.request != request {
                 crate::bail_tag!(
                     Exit::Usage,
-                    "{} is wanted as {} by {} and as {} by {who}",
+                    "{} is wanted as {} by {} and as {} by `{who}`",
                     request.dest.display(),
                     im.request.describe(),
                     im.wanted_by.join(", "),

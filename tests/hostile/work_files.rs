@@ -659,17 +659,21 @@ fn work_files_are_private_and_a_killed_runs_leftovers_are_swept() {
         );
     }
 
-    // The repository only ever held what is published, with the modes it always had.
+    // The repository only ever held what is published, with the modes it always had (and,
+    // while the run staged files there, its temporary names and its run lock; the
+    // manifest's lock stays, as the metadata's does).
     for n in &in_repo {
         assert!(
             [
                 "debian-12.xz",
                 "metadata.json",
                 ".metadata.json.lock",
-                "goldify-manifest.json"
+                "goldify-manifest.json",
+                ".goldify-manifest.json.lock"
             ]
             .contains(&n.as_str())
-                || n.starts_with(".goldify-tmp-"),
+                || n.starts_with(".goldify-tmp-")
+                || (n.starts_with(".goldify-run-") && n.ends_with(".lock")),
             "{n} appeared in the repository: {in_repo:?}"
         );
     }
