@@ -12,5 +12,6 @@ mod common;
 
 mod disks;
 mod guests;
+mod repo_upkeep;
 mod repos;
 mod work_files;
