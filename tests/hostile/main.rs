@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod blocking;
 mod disks;
 mod guests;
 mod repo_upkeep;
