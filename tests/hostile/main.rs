@@ -13,6 +13,7 @@ mod common;
 mod blocking;
 mod disks;
 mod guests;
+mod outputs;
 mod repo_upkeep;
 mod repos;
 mod work_files;
