@@ -8,7 +8,7 @@ use crate::report::{Action, Change, StepReport};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub guest: &'a dyn Guest,
     pub dry_run: bool,
     pub report: StepReport,
@@ -21,7 +21,7 @@ pub struct Ctx<'a> {
 /// two steps match, or that lies in a tree removed before, is reported once, and a file
 /// removed and then written again is reported as created.
 #[derive(Default)]
-pub struct DryRunDone {
+pub(crate) struct DryRunDone {
     removed: BTreeSet<String>,
     truncated: BTreeSet<String>,
 }
@@ -43,7 +43,7 @@ impl DryRunDone {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(guest: &'a dyn Guest, dry_run: bool, step: &str) -> Ctx<'a> {
+    pub(crate) fn new(guest: &'a dyn Guest, dry_run: bool, step: &str) -> Ctx<'a> {
         Ctx {
             guest,
             dry_run,
@@ -56,20 +56,20 @@ impl<'a> Ctx<'a> {
     }
 
     /// Continue a dry run: this step sees what the steps before it removed and truncated.
-    pub fn continuing(self, done: DryRunDone) -> Ctx<'a> {
+    pub(crate) fn continuing(self, done: DryRunDone) -> Ctx<'a> {
         Ctx { dry: done, ..self }
     }
 
     /// The step's report, and what a dry run has done so far, for the next step.
-    pub fn finish(self) -> (StepReport, DryRunDone) {
+    pub(crate) fn finish(self) -> (StepReport, DryRunDone) {
         (self.report, self.dry)
     }
 
-    pub fn facts(&self) -> &crate::guest::OsFacts {
+    pub(crate) fn facts(&self) -> &crate::guest::OsFacts {
         self.guest.facts()
     }
 
-    pub fn warn(&mut self, msg: impl Into<String>) {
+    pub(crate) fn warn(&mut self, msg: impl Into<String>) {
         let msg = msg.into();
         // The run's summary lists warnings; the log line is for -v.
         tracing::info!("{}: {msg}", self.report.step);
@@ -86,7 +86,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// lstat that turns a refused guest symlink into a warning and `None`.
-    pub fn lstat(&mut self, path: &str) -> Result<Option<Meta>> {
+    pub(crate) fn lstat(&mut self, path: &str) -> Result<Option<Meta>> {
         if self.dry.removed(path) {
             return Ok(None);
         }
@@ -105,7 +105,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Remove a file, link or tree if it exists. Returns whether something was removed.
-    pub fn remove(&mut self, path: &str) -> Result<bool> {
+    pub(crate) fn remove(&mut self, path: &str) -> Result<bool> {
         let Some(meta) = self.lstat(path)? else {
             return Ok(false);
         };
@@ -127,7 +127,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Cut a regular file to zero bytes (kept with its owner and mode).
-    pub fn truncate(&mut self, path: &str) -> Result<bool> {
+    pub(crate) fn truncate(&mut self, path: &str) -> Result<bool> {
         let Some(meta) = self.lstat(path)? else {
             return Ok(false);
         };
@@ -155,7 +155,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Write a file (replacing its content, keeping owner and mode if it exists).
-    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, path: &str, data: &[u8]) -> Result<()> {
         let existing = self.lstat(path)?;
         if let Some(m) = &existing {
             self.note_hard_links(path, m);
@@ -176,7 +176,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Replace a file's content (callers compare first); records an edit.
-    pub fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
+    pub(crate) fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
         self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.write(path, new)?;
@@ -204,7 +204,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    pub fn mkdir_p(&mut self, path: &str) -> Result<()> {
+    pub(crate) fn mkdir_p(&mut self, path: &str) -> Result<()> {
         if self.lstat(path)?.is_some() {
             return Ok(());
         }
@@ -215,7 +215,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    pub fn chmod(&mut self, mode: u32, path: &str) -> Result<()> {
+    pub(crate) fn chmod(&mut self, mode: u32, path: &str) -> Result<()> {
         self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.chmod(mode, path)?;
@@ -224,7 +224,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    pub fn chown(&mut self, uid: u32, gid: u32, path: &str) -> Result<()> {
+    pub(crate) fn chown(&mut self, uid: u32, gid: u32, path: &str) -> Result<()> {
         self.note_hard_links_of(path)?;
         if !self.dry_run {
             self.guest.chown(uid, gid, path)?;
@@ -233,7 +233,7 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    pub fn symlink(&mut self, target: &str, link: &str) -> Result<()> {
+    pub(crate) fn symlink(&mut self, target: &str, link: &str) -> Result<()> {
         if !self.dry_run {
             self.guest.symlink(target, link)?;
         }
@@ -242,7 +242,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Enable a systemd unit for `target` the way `systemctl enable` would, offline.
-    pub fn enable_unit(&mut self, unit: &str, target: &str) -> Result<()> {
+    pub(crate) fn enable_unit(&mut self, unit: &str, target: &str) -> Result<()> {
         let dir = format!("/etc/systemd/system/{target}.wants");
         self.mkdir_p(&dir)?;
         let link = format!("{dir}/{unit}");
@@ -253,7 +253,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Remove every path matching each glob.
-    pub fn remove_globs(&mut self, patterns: &[&str]) -> Result<()> {
+    pub(crate) fn remove_globs(&mut self, patterns: &[&str]) -> Result<()> {
         for pattern in patterns {
             for path in self.glob(pattern)? {
                 self.remove(&path)?;
@@ -263,7 +263,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Expand a glob in the guest; a refused symlink on the way becomes a warning.
-    pub fn glob(&mut self, pattern: &str) -> Result<Vec<String>> {
+    pub(crate) fn glob(&mut self, pattern: &str) -> Result<Vec<String>> {
         match guest::glob(self.guest, pattern) {
             Err(e) if guest::is_unsafe(&e) => {
                 self.warn(format!("skipping {pattern}: {e:#}"));
@@ -278,7 +278,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Remove what is inside a directory, keeping the directory itself.
-    pub fn empty_dir(&mut self, dir: &str) -> Result<()> {
+    pub(crate) fn empty_dir(&mut self, dir: &str) -> Result<()> {
         match self.lstat(dir)? {
             Some(m) if m.kind == Kind::Dir => {}
             Some(m) if m.kind == Kind::Symlink => {
@@ -294,7 +294,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Read a small text file, if it exists and is a regular file.
-    pub fn read_text(&mut self, path: &str) -> Result<Option<String>> {
+    pub(crate) fn read_text(&mut self, path: &str) -> Result<Option<String>> {
         match self.lstat(path)? {
             Some(m) if m.kind == Kind::File => {
                 let bytes = self
@@ -311,7 +311,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn home_dirs(&mut self) -> Result<Vec<String>> {
+    pub(crate) fn home_dirs(&mut self) -> Result<Vec<String>> {
         let mut homes = vec!["/root".to_string()];
         homes.extend(
             self.glob("/home/*")?

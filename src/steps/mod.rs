@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 mod ctx;
-pub use ctx::{Ctx, DryRunDone};
+pub(crate) use ctx::{Ctx, DryRunDone};
 
 /// When a step runs relative to the others: recipe order within a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -47,13 +47,13 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
-    pub fn applies_to(&self, family: Family) -> bool {
+    pub(crate) fn applies_to(&self, family: Family) -> bool {
         self.families.is_empty() || self.families.contains(&family)
     }
 }
 
 /// Options serialized back to YAML (for `goldify check`, the report and `${var}` expansion).
-pub trait Options {
+pub(crate) trait Options {
     fn to_yaml(&self) -> serde_yaml::Value;
 }
 
@@ -63,21 +63,21 @@ impl<T: Serialize> Options for T {
     }
 }
 
-pub trait Step: Options + std::fmt::Debug {
+pub(crate) trait Step: Options + std::fmt::Debug {
     fn info(&self) -> &'static StepInfo;
     fn apply(&self, ctx: &mut Ctx) -> Result<()>;
 }
 
 macro_rules! registry {
     ($($module:ident :: $ty:ident),* $(,)?) => {
-        $(pub mod $module;)*
+        $(pub(crate) mod $module;)*
 
         /// Every built-in step, in the order `goldify steps` lists them.
         pub static REGISTRY: &[&StepInfo] = &[$(&$module::INFO),*];
 
         /// Build a step from its options (any serde deserializer: the recipe's YAML
         /// keeps line and column in its errors). Null options mean the defaults.
-        pub fn build<'de, D: serde::Deserializer<'de>>(name: &str, options: D) -> Result<Box<dyn Step>, D::Error> {
+        pub(crate) fn build<'de, D: serde::Deserializer<'de>>(name: &str, options: D) -> Result<Box<dyn Step>, D::Error> {
             use serde::Deserialize;
             $(
                 if name == $module::INFO.name {
@@ -143,11 +143,11 @@ fn required_options(info: &StepInfo) -> Result<(), String> {
     ))
 }
 
-pub fn info(name: &str) -> Option<&'static StepInfo> {
+pub(crate) fn info(name: &str) -> Option<&'static StepInfo> {
     REGISTRY.iter().copied().find(|i| i.name == name)
 }
 
-pub fn unknown_step_message(name: &str) -> String {
+pub(crate) fn unknown_step_message(name: &str) -> String {
     let names: Vec<&str> = REGISTRY.iter().map(|i| i.name).collect();
     match crate::suggest::nearest(name, &names) {
         Some(n) => format!("unknown step `{name}`, did you mean `{n}`?"),
@@ -156,15 +156,15 @@ pub fn unknown_step_message(name: &str) -> String {
 }
 
 /// Files goldify reads from the guest to parse (configs, fstab) are bounded by this.
-pub const READ_LIMIT: u64 = 4 << 20;
+pub(crate) const READ_LIMIT: u64 = 4 << 20;
 
 /// `enum`-style option documentation helper.
-pub const NO_OPTIONS: &[OptionDoc] = &[];
+pub(crate) const NO_OPTIONS: &[OptionDoc] = &[];
 
 /// A file mode written in octal, as a string (`"0640"`, `"755"`) or a YAML integer whose
 /// digits are read as octal (`0640`, `755`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileMode(pub u32);
+pub(crate) struct FileMode(pub u32);
 
 impl<'de> serde::Deserialize<'de> for FileMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -198,7 +198,7 @@ impl Serialize for FileMode {
 
 /// `user`, `user:group`, `uid:gid`; names are looked up in the guest's /etc/passwd and
 /// /etc/group (never the host's).
-pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
+pub(crate) fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
     let (user, group) = match owner.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
@@ -230,7 +230,7 @@ pub fn resolve_owner(ctx: &mut Ctx, owner: &str) -> Result<(u32, u32)> {
 }
 
 /// Absolute, normalized guest paths (globs allowed) in user steps' `paths:`.
-pub fn check_abs(paths: &[String]) -> Result<()> {
+pub(crate) fn check_abs(paths: &[String]) -> Result<()> {
     for p in paths {
         guest::components(p.trim_end_matches('/')).with_context(|| format!("path {p:?}"))?;
     }
@@ -238,7 +238,7 @@ pub fn check_abs(paths: &[String]) -> Result<()> {
 }
 
 /// `goldify steps` as text, from the registry.
-pub fn describe_all() -> String {
+pub(crate) fn describe_all() -> String {
     describe_records(REGISTRY.iter().map(|i| {
         let families = if i.families.is_empty() {
             "all Linux".to_string()
@@ -260,7 +260,7 @@ pub fn describe_all() -> String {
 
 /// The human listing of records (steps, publish targets): name and note, summary, then
 /// one line per option.
-pub fn describe_records<N: AsRef<str>>(
+pub(crate) fn describe_records<N: AsRef<str>>(
     records: impl Iterator<Item = (&'static str, &'static str, N, &'static [OptionDoc])>,
 ) -> String {
     let mut s = String::new();
