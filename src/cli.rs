@@ -6,34 +6,31 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0    success
-  1    internal error
-  2    usage or recipe error
-  3    input disk error (missing, corrupt, encrypted, no OS or several OSes)
-  4    a step failed
-  5    output error (unwritable directory, full disk, publish target)
-  6    verification failed
-  7    host environment error (libguestfs, qemu or the appliance unusable)
-  130  interrupted";
+/// `--help`'s exit-code table, from the one list in error.rs.
+fn exit_codes() -> String {
+    let mut s = String::from("Exit codes:");
+    for exit in Exit::ALL {
+        s.push_str(&format!("\n  {:<5}{}", exit.code(), exit.describe()));
+    }
+    s
+}
 
 /// Turn a used virtual machine disk into a golden template, offline, through libguestfs.
 #[derive(Debug, Parser)]
-#[command(name = "goldify", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "goldify", version, after_help = exit_codes(), max_term_width = 100)]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug and libguestfs' own output).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// No progress display.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     Run(RunArgs),
     Check(CheckArgs),
     Steps(StepsArgs),
@@ -59,7 +56,7 @@ pub enum Command {
 /// Settings are checked before the appliance starts; nothing is renamed into place
 /// until everything is written.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The recipe (YAML).
     pub recipe: PathBuf,
     /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
@@ -112,7 +109,7 @@ pub struct RunArgs {
 
 /// What the disks goldify opens may make qemu read besides themselves.
 #[derive(Debug, Args)]
-pub struct DiskRefs {
+pub(crate) struct DiskRefs {
     /// Let the disk's backing files, VMDK extents and parent, and qcow2 data file be read
     /// from DIR (repeatable). Without it, a disk that names any other file is refused;
     /// with it, every file of the chain, link by link, must resolve inside a DIR. Network
@@ -140,13 +137,13 @@ impl DiskRefs {
 /// is not available (with --strict, also unreferenced files and leftovers, otherwise only a
 /// warning).
 #[derive(Debug, Args)]
-pub struct RepoArgs {
+pub(crate) struct RepoArgs {
     #[command(subcommand)]
     pub action: RepoAction,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RepoAction {
+pub(crate) enum RepoAction {
     /// List entries and files with their status (sizes only: quick).
     List {
         dir: PathBuf,
@@ -188,7 +185,7 @@ pub enum RepoAction {
 /// installed) ran a new instance and is done. Exits 6 when a check fails; the serial
 /// console log of a failed clone is kept and its path printed.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Boot clones (the verification this command does; required).
     #[arg(long, required = true)]
     pub boot: bool,
@@ -219,7 +216,7 @@ pub struct VerifyArgs {
 
 /// Validate a recipe (and what it extends) without touching any disk.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     pub recipe: PathBuf,
     /// Print the resolved recipe as JSON.
     #[arg(long)]
@@ -228,7 +225,7 @@ pub struct CheckArgs {
 
 /// List every step with its summary, options, defaults and the OS families it applies to.
 #[derive(Debug, Args)]
-pub struct StepsArgs {
+pub(crate) struct StepsArgs {
     #[arg(long)]
     pub json: bool,
 }
@@ -236,7 +233,7 @@ pub struct StepsArgs {
 /// List every publish target with its summary and settings (`publish:` in a recipe,
 /// `--publish` on `run`).
 #[derive(Debug, Args)]
-pub struct TargetsArgs {
+pub(crate) struct TargetsArgs {
     /// Print the list as JSON.
     #[arg(long)]
     pub json: bool,
@@ -244,7 +241,7 @@ pub struct TargetsArgs {
 
 /// Show what libguestfs finds on a disk (read-only).
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     pub disk: PathBuf,
     #[arg(long)]
     pub json: bool,
@@ -254,7 +251,7 @@ pub struct InspectArgs {
 
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
     /// Skip the appliance launch test (quick).

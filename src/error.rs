@@ -34,21 +34,23 @@ impl Exit {
         self as i32
     }
 
-    pub fn describe(self) -> &'static str {
+    /// The line `goldify --help` prints for this code.
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Exit::Success => "success",
             Exit::Internal => "internal error",
             Exit::Usage => "usage or recipe error",
-            Exit::Input => "input disk error",
-            Exit::Step => "step failed",
-            Exit::Output => "output error",
+            Exit::Input => "input disk error (missing, corrupt, encrypted, no OS or several OSes)",
+            Exit::Step => "a step failed",
+            Exit::Output => "output error (unwritable directory, full disk, publish target)",
             Exit::Verify => "verification failed",
-            Exit::Environment => "host environment error",
+            Exit::Environment => "host environment error (libguestfs, qemu or the appliance unusable)",
             Exit::Interrupted => "interrupted",
         }
     }
 
-    pub const ALL: [Exit; 9] = [
+    /// Every code, in the order `goldify --help` lists them.
+    pub(crate) const ALL: [Exit; 9] = [
         Exit::Success,
         Exit::Internal,
         Exit::Usage,
@@ -63,7 +65,7 @@ impl Exit {
 
 /// An error tagged with the exit code it maps to. Displays as its inner chain.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub exit: Exit,
     pub error: anyhow::Error,
 }
@@ -77,7 +79,7 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 /// Tag a result's error with an exit code (the innermost tag wins, see [`exit_of`]).
-pub trait Tag<T> {
+pub(crate) trait Tag<T> {
     fn tag(self, exit: Exit) -> anyhow::Result<T>;
 }
 
@@ -87,7 +89,7 @@ impl<T, E: Into<anyhow::Error>> Tag<T> for Result<T, E> {
     }
 }
 
-pub fn tagged(error: anyhow::Error, exit: Exit) -> anyhow::Error {
+pub(crate) fn tagged(error: anyhow::Error, exit: Exit) -> anyhow::Error {
     if error.downcast_ref::<Failure>().is_some() {
         return error;
     }

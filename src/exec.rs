@@ -9,7 +9,6 @@ use std::ffi::OsString;
 #[derive(Debug)]
 pub struct Output {
     pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
 }
 
 /// Run `program args…` to completion; fail unless it exits 0.
@@ -70,10 +69,7 @@ fn finish(line: &str, out: std::process::Output) -> Result<Output> {
             tail(&out.stderr, 3).unwrap_or_else(|| "no error output".into())
         );
     }
-    Ok(Output {
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
+    Ok(Output { stdout: out.stdout })
 }
 
 /// Raised by [`run_limited`] when the child ran past its time limit and was stopped.

@@ -28,14 +28,14 @@ static EXITING: Mutex<()> = Mutex::new(());
 /// How long the main thread may take to unwind after a signal before the process ends
 /// without it. Unwinding normally takes well under a second (children stopped, temporary
 /// files removed).
-pub const GRACE: Duration = Duration::from_secs(5);
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Fail with an interruption error if a signal arrived.
-pub fn check() -> anyhow::Result<()> {
+pub(crate) fn check() -> anyhow::Result<()> {
     if interrupted() {
         return Err(crate::error::tagged(
             anyhow::anyhow!("interrupted"),
@@ -46,9 +46,9 @@ pub fn check() -> anyhow::Result<()> {
 }
 
 /// A child process to terminate when a signal arrives; removed again by the guard.
-pub struct ChildGuard(i32);
+pub(crate) struct ChildGuard(i32);
 
-pub fn register_child(pid: i32) -> ChildGuard {
+pub(crate) fn register_child(pid: i32) -> ChildGuard {
     lock(&CHILDREN).push(pid);
     if interrupted() {
         kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -65,9 +65,9 @@ impl Drop for ChildGuard {
 /// A path (file or directory) the signal thread removes if it has to end the process
 /// while the main thread still owns it; forgotten again when dropped (the owner's own
 /// guard removes it on the normal path).
-pub struct Cleanup(u64);
+pub(crate) struct Cleanup(u64);
 
-pub fn remove_on_forced_exit(path: &Path) -> Cleanup {
+pub(crate) fn remove_on_forced_exit(path: &Path) -> Cleanup {
     let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     lock(&FORCED_EXIT_REMOVES).push((id, path.to_path_buf()));
     Cleanup(id)
@@ -90,7 +90,7 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 }
 
 /// Stop every registered child (the appliance, qemu-img…) without marking an interruption.
-pub fn kill_children() {
+pub(crate) fn kill_children() {
     let children = lock(&CHILDREN).clone();
     children
         .into_iter()

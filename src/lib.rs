@@ -4,23 +4,23 @@
 
 pub mod cli;
 pub mod disk;
-pub mod doctor;
+pub(crate) mod doctor;
 pub mod error;
-pub mod exec;
+pub(crate) mod exec;
 pub mod guest;
-pub mod hostfile;
-pub mod inspect;
+pub(crate) mod hostfile;
+pub(crate) mod inspect;
 pub mod interrupt;
 pub(crate) mod outputs;
-pub mod packer;
-pub mod progress;
+pub(crate) mod packer;
+pub(crate) mod progress;
 pub mod publish;
-pub mod recipe;
-pub mod report;
-pub mod run;
+pub(crate) mod recipe;
+pub(crate) mod report;
+pub(crate) mod run;
 pub mod steps;
-pub mod suggest;
-pub mod verify;
+pub(crate) mod suggest;
+pub(crate) mod verify;
 pub mod workdir;
 
 /// Log lines on stderr: warnings by default, more with -v / -vv. RUST_LOG overrides.

@@ -25,12 +25,12 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Names of work directories start with this; [`sweep`] looks at nothing else.
-pub const PREFIX: &str = ".goldify-work-";
+pub(crate) const PREFIX: &str = ".goldify-work-";
 /// The lock file inside each work directory.
 const LOCK: &str = "lock";
 
 /// A private work directory, locked by this process and removed when dropped.
-pub struct WorkDir {
+pub(crate) struct WorkDir {
     // Dropped in this order: the directory is removed while its lock is still held.
     dir: tempfile::TempDir,
     _lock: Flock<File>,
@@ -39,13 +39,13 @@ pub struct WorkDir {
 }
 
 impl WorkDir {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
 
 /// A new work directory in `parent` (0700, with its lock held).
-pub fn create(parent: &Path) -> Result<WorkDir> {
+pub(crate) fn create(parent: &Path) -> Result<WorkDir> {
     let dir = tempfile::Builder::new()
         .prefix(PREFIX)
         // tempfile creates directories 0777 minus the umask unless asked.
@@ -93,7 +93,7 @@ pub fn private_by_default() {
 /// Remove the work directories that killed runs left in `parent`, and say so in one
 /// warning. Only what is provably a dead run's is touched (see [`dead_runs_lock`]);
 /// anything else, including what cannot be read, is left alone.
-pub fn sweep(parent: &Path) {
+pub(crate) fn sweep(parent: &Path) {
     let removed = sweep_dead(parent);
     if removed.is_empty() {
         return;

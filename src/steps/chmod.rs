@@ -5,7 +5,7 @@ use crate::guest::Kind;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "chmod",
     summary: "change the mode of paths matching a glob",
     families: &[],
@@ -19,7 +19,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Chmod {
+pub(crate) struct Chmod {
     #[serde(deserialize_with = "super::validate::glob")]
     pub path: String,
     pub mode: FileMode,

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "cloud-init-clean",
     summary: "offline `cloud-init clean --logs --seed`: instance state, logs, optionally generated configs",
     families: &[],
@@ -27,7 +27,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ConfigKind {
+pub(crate) enum ConfigKind {
     Network,
     SshConfig,
     All,
@@ -35,7 +35,7 @@ pub enum ConfigKind {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CloudInitClean {
+pub(crate) struct CloudInitClean {
     pub logs: bool,
     pub seed: bool,
     pub configs: Vec<ConfigKind>,

@@ -4,7 +4,7 @@ use super::{check_abs, Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "delete",
     summary: "remove paths matching globs",
     families: &[],
@@ -18,7 +18,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Delete {
+pub(crate) struct Delete {
     #[serde(deserialize_with = "super::validate::deletable_globs")]
     pub paths: Vec<String>,
     #[serde(default)]

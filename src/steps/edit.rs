@@ -4,7 +4,7 @@ use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "edit",
     summary: "regex replace in a file",
     families: &[],
@@ -20,7 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Edit {
+pub(crate) struct Edit {
     #[serde(deserialize_with = "super::validate::file_path")]
     pub path: String,
     #[serde(deserialize_with = "super::validate::regex")]

@@ -10,7 +10,7 @@ use crate::guest::facts::Init;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "firstboot",
     summary: "run a script once at the first boot of each clone",
     families: &[],
@@ -24,14 +24,14 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Firstboot {
+pub(crate) struct Firstboot {
     #[serde(deserialize_with = "super::validate::not_blank")]
     pub script: String,
     #[serde(default, deserialize_with = "super::validate::plain_name")]
     pub name: Option<String>,
 }
 
-pub const DIR: &str = "/usr/lib/goldify/firstboot";
+pub(crate) const DIR: &str = "/usr/lib/goldify/firstboot";
 const RUNNER: &str = "/usr/lib/goldify/firstboot.sh";
 const UNIT: &str = "goldify-firstboot.service";
 

@@ -10,7 +10,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "fstab",
     summary: "require fstab to use UUID=/LABEL=/PARTUUID=/PARTLABEL= (policy fail, warn, or fix to UUID=)",
     families: &[],
@@ -21,7 +21,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Policy {
+pub(crate) enum Policy {
     #[default]
     Fail,
     Warn,
@@ -30,12 +30,12 @@ pub enum Policy {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Fstab {
+pub(crate) struct Fstab {
     pub policy: Policy,
 }
 
 /// Whether an fstab device field is stable across clones (or not a block device at all).
-pub fn is_stable(spec: &str) -> bool {
+pub(crate) fn is_stable(spec: &str) -> bool {
     const TAGS: [&str; 4] = ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="];
     const STABLE_DIRS: [&str; 5] =
         ["/dev/mapper/", "/dev/disk/by-uuid/", "/dev/disk/by-label/", "/dev/disk/by-partuuid/", "/dev/disk/by-partlabel/"];
@@ -58,13 +58,13 @@ static UNSTABLE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-pub struct Entry {
+pub(crate) struct Entry {
     pub line: usize,
     pub spec: String,
     pub mountpoint: String,
 }
 
-pub fn unstable_entries(text: &str) -> Vec<Entry> {
+pub(crate) fn unstable_entries(text: &str) -> Vec<Entry> {
     text.lines()
         .enumerate()
         .filter_map(|(i, l)| {
@@ -81,7 +81,7 @@ pub fn unstable_entries(text: &str) -> Vec<Entry> {
 }
 
 /// Replace the device field on 1-based line `line`, keeping everything around it.
-pub fn replace_spec(text: &str, line: usize, new_spec: &str) -> String {
+pub(crate) fn replace_spec(text: &str, line: usize, new_spec: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {

@@ -9,7 +9,7 @@ use crate::report::Action;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "fstrim",
     summary: "discard free space of every mounted filesystem; discard and recreate swap with the same UUID and label",
     families: &[],
@@ -20,7 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Fstrim {
+pub(crate) struct Fstrim {
     pub swap: bool,
 }
 

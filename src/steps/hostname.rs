@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "hostname",
     summary: "reset /etc/hostname (and HOSTNAME= in sysconfig) and the 127.0.1.1 line of /etc/hosts",
     families: &[],
@@ -19,7 +19,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Hostname {
+pub(crate) struct Hostname {
     #[serde(deserialize_with = "host_name")]
     pub name: String,
 }
@@ -49,7 +49,7 @@ impl Default for Hostname {
     }
 }
 
-pub fn fix_hosts(text: &str, name: &str) -> String {
+pub(crate) fn fix_hosts(text: &str, name: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         if line.trim_start().starts_with("127.0.1.1") {

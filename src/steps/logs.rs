@@ -11,7 +11,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "logs",
     summary: "truncate /var/log files (journal, wtmp/btmp/lastlog, cloud-init logs…), remove rotated and compressed ones",
     families: &[],
@@ -25,7 +25,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     #[default]
     Truncate,
     Delete,
@@ -33,7 +33,7 @@ pub enum Mode {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Logs {
+pub(crate) struct Logs {
     pub mode: Mode,
     #[serde(deserialize_with = "super::validate::patterns")]
     pub keep: Vec<String>,
@@ -41,7 +41,7 @@ pub struct Logs {
 
 /// Removed rather than truncated: rotated or compressed (`syslog.1`, `messages-20240101`,
 /// `dpkg.log.2.gz`, `x.old`) and binary journals.
-pub fn is_archive(name: &str) -> bool {
+pub(crate) fn is_archive(name: &str) -> bool {
     ARCHIVE.is_match(name)
 }
 

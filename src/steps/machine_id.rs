@@ -20,7 +20,7 @@ use crate::guest::{facts::Init, Family, Kind};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "machine-id",
     summary: "leave /etc/machine-id in systemd's first-boot state; drop the dbus copy and the random seeds",
     families: &[],
@@ -36,7 +36,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     #[default]
     Uninitialized,
     Empty,
@@ -45,7 +45,7 @@ pub enum Mode {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MachineId {
+pub(crate) struct MachineId {
     pub mode: Mode,
 }
 

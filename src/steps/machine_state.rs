@@ -8,7 +8,7 @@ use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "machine-state",
     summary: "virt-sysprep's other defaults: crash data, mail/cron spools, rpm/yum/RHN ids, LVM devices, blkid, accounting, kerberos/sssd/samba…, ~/.ssh",
     families: &[],
@@ -27,7 +27,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct MachineState {
+pub(crate) struct MachineState {
     pub crash_data: bool,
     pub spools: bool,
     pub package_ids: bool,

@@ -4,7 +4,7 @@ use super::{resolve_owner, Ctx, FileMode, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "mkdir",
     summary: "create a directory and its parents",
     families: &[],
@@ -19,7 +19,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Mkdir {
+pub(crate) struct Mkdir {
     #[serde(deserialize_with = "super::validate::dir_path")]
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

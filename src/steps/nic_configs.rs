@@ -17,7 +17,7 @@ use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "nic-configs",
     summary: "remove MAC/UUID pins (ifcfg, NetworkManager, netplan, ifupdown, networkd, udev) and DHCP leases",
     families: &[],
@@ -28,7 +28,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct NicConfigs {}
+pub(crate) struct NicConfigs {}
 
 const LEASES: &[&str] = &[
     "/var/lib/dhcp/*.leases",
@@ -69,21 +69,21 @@ fn drop_keys(text: &str, keys: &[&str], sep: char) -> String {
     out
 }
 
-pub fn ifcfg(text: &str) -> String {
+pub(crate) fn ifcfg(text: &str) -> String {
     drop_keys(text, &["HWADDR", "MACADDR", "UUID"], '=')
 }
 
-pub fn nm_keyfile(text: &str) -> String {
+pub(crate) fn nm_keyfile(text: &str) -> String {
     drop_keys(text, &["mac-address", "uuid", "permanent-mac-address"], '=')
 }
 
-pub fn ifupdown(text: &str) -> String {
+pub(crate) fn ifupdown(text: &str) -> String {
     drop_keys(text, &["hwaddress"], ' ')
 }
 
 /// systemd-networkd .network: MACAddress= in [Match] → Name=en* eth* (unless the section
 /// already has a Name=), MACAddress= in other sections dropped.
-pub fn networkd(text: &str) -> String {
+pub(crate) fn networkd(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut section = String::new();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -113,7 +113,7 @@ pub fn networkd(text: &str) -> String {
 }
 
 /// netplan: structural edit (comments are not kept in files that change).
-pub fn netplan(text: &str) -> Result<Option<String>> {
+pub(crate) fn netplan(text: &str) -> Result<Option<String>> {
     use serde_yaml::Value;
     let mut doc: Value = serde_yaml::from_str(text)?;
     let mut changed = false;

@@ -5,7 +5,7 @@ use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "package-cache",
     summary: "empty the apt, dnf, yum, zypper, apk and pacman caches",
     families: &[],
@@ -21,7 +21,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct PackageCache {
+pub(crate) struct PackageCache {
     pub apt_lists: bool,
 }
 

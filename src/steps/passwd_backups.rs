@@ -5,7 +5,7 @@ use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "passwd-backups",
     summary: "remove /etc/passwd-, shadow-, group-, gshadow-, subuid-, subgid-",
     families: &[],
@@ -16,7 +16,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswdBackups {}
+pub(crate) struct PasswdBackups {}
 
 impl Step for PasswdBackups {
     fn info(&self) -> &'static StepInfo {

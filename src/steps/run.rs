@@ -7,7 +7,7 @@ use crate::report::{Action, Change};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "run",
     summary: "run a shell command inside the guest (in the appliance, never on the host)",
     families: &[],
@@ -18,7 +18,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Run {
+pub(crate) struct Run {
     #[serde(deserialize_with = "super::validate::not_blank")]
     pub command: String,
 }

@@ -7,7 +7,7 @@ use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "selinux-relabel",
     summary: "where SELinux is configured, request a relabel at first boot (/.autorelabel)",
     families: &[],
@@ -18,7 +18,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SelinuxRelabel {}
+pub(crate) struct SelinuxRelabel {}
 
 impl Step for SelinuxRelabel {
     fn info(&self) -> &'static StepInfo {

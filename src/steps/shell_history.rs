@@ -4,7 +4,7 @@ use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "shell-history",
     summary: "remove bash, zsh, fish, python, less, vim, mysql, psql… histories of root and every /home user",
     families: &[],
@@ -15,9 +15,9 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ShellHistory {}
+pub(crate) struct ShellHistory {}
 
-pub const FILES: &[&str] = &[
+pub(crate) const FILES: &[&str] = &[
     ".bash_history",
     ".zsh_history",
     ".zhistory",

@@ -13,7 +13,7 @@ use crate::guest::{facts::Init, Family};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "ssh-host-keys",
     summary: "remove /etc/ssh/ssh_host_*; on Debian/Ubuntu install a first-boot unit that runs ssh-keygen -A before sshd",
     families: &[],
@@ -29,7 +29,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Regenerate {
+pub(crate) enum Regenerate {
     #[default]
     Auto,
     Always,
@@ -38,11 +38,11 @@ pub enum Regenerate {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SshHostKeys {
+pub(crate) struct SshHostKeys {
     pub regenerate: Regenerate,
 }
 
-pub const UNIT_NAME: &str = "goldify-ssh-keygen.service";
+pub(crate) const UNIT_NAME: &str = "goldify-ssh-keygen.service";
 
 const UNIT: &str = "\
 # Installed by goldify: a golden image carries no SSH host keys, and this distribution

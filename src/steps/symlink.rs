@@ -5,7 +5,7 @@ use super::{Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "symlink",
     summary: "create a symlink",
     families: &[],
@@ -20,7 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Symlink {
+pub(crate) struct Symlink {
     #[serde(deserialize_with = "super::validate::link_target")]
     pub target: String,
     #[serde(deserialize_with = "super::validate::file_path")]

@@ -7,7 +7,7 @@ use super::{Ctx, Phase, Step, StepInfo, NO_OPTIONS};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "tmp-files",
     summary: "empty /tmp, /var/tmp and the stale contents of /run",
     families: &[],
@@ -18,7 +18,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct TmpFiles {}
+pub(crate) struct TmpFiles {}
 
 impl Step for TmpFiles {
     fn info(&self) -> &'static StepInfo {

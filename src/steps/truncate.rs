@@ -4,7 +4,7 @@ use super::{check_abs, Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "truncate",
     summary: "truncate regular files matching globs to zero bytes",
     families: &[],
@@ -15,7 +15,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Truncate {
+pub(crate) struct Truncate {
     #[serde(deserialize_with = "super::validate::globs")]
     pub paths: Vec<String>,
 }

@@ -104,7 +104,7 @@ pub(crate) fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 
 /// A file name made only of letters, digits, `.`, `_` and `-`, not starting with a dot:
 /// it becomes one path component, never a way out of its directory.
-pub fn is_plain_name(name: &str) -> bool {
+pub(crate) fn is_plain_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('.')
         && name

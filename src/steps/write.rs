@@ -4,7 +4,7 @@ use super::{resolve_owner, Ctx, FileMode, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub static INFO: StepInfo = StepInfo {
+pub(crate) static INFO: StepInfo = StepInfo {
     name: "write",
     summary: "write a file (content, mode, owner)",
     families: &[],
@@ -20,7 +20,7 @@ pub static INFO: StepInfo = StepInfo {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Write {
+pub(crate) struct Write {
     #[serde(deserialize_with = "super::validate::file_path")]
     pub path: String,
     pub content: String,

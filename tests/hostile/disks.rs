@@ -6,31 +6,31 @@
 //! here are built inside each test with qemu-img (or written by hand) so that they name a
 //! sentinel file the test owns; every refusal must leave the sentinel, the input, OUTDIR
 //! and TMPDIR as they were. Inputs that can block (FIFOs, devices) and a signal during a
-//! blocking call are here too: a process that hangs is killed and fails the test.
+//! blocking call are in blocking.rs, which runs in the same [`Lab`]: a process that hangs
+//! is killed and fails the test.
 
 use crate::common::*;
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A goldify process still running after this long has hung: it is killed and the test fails.
-const LIMIT: Duration = Duration::from_secs(20);
+pub(super) const LIMIT: Duration = Duration::from_secs(20);
 /// For the runs that do launch the appliance (a shared host under TCG can be slow).
 const LAUNCH_LIMIT: Duration = Duration::from_secs(900);
 
 /// A test's own directory: the sentinel a hostile header names, the disks, an empty
 /// OUTDIR and the TMPDIR goldify works in.
-struct Lab {
+pub(super) struct Lab {
     dir: tempfile::TempDir,
     secret: PathBuf,
     secret_sum: String,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(super) fn new() -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         // 1 MiB of recognisable bytes: what a golden disk must never contain.
@@ -47,15 +47,15 @@ impl Lab {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn out(&self) -> PathBuf {
+    pub(super) fn out(&self) -> PathBuf {
         self.path("out")
     }
 
-    fn qemu_img(&self, args: &[&str]) {
+    pub(super) fn qemu_img(&self, args: &[&str]) {
         let out = Command::new("qemu-img")
             .args(args)
             .current_dir(self.dir.path())
@@ -77,7 +77,7 @@ impl Lab {
     }
 
     /// goldify `args` in TMPDIR=tmp/, which must have hung if it is still running after [`LIMIT`].
-    fn goldify(&self, args: &[&dyn AsRef<OsStr>]) -> Run {
+    pub(super) fn goldify(&self, args: &[&dyn AsRef<OsStr>]) -> Run {
         self.goldify_within(LIMIT, args)
     }
 
@@ -98,7 +98,7 @@ impl Lab {
     /// The promises of every refusal: the exit code, one error line naming what it must,
     /// OUTDIR and TMPDIR empty, the sentinel and `disk` unchanged.
     #[track_caller]
-    fn refused(&self, r: &Run, code: i32, mentions: &[&dyn AsRef<OsStr>]) -> String {
+    pub(super) fn refused(&self, r: &Run, code: i32, mentions: &[&dyn AsRef<OsStr>]) -> String {
         assert_eq!(r.code, code, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
         let line = r.error_line();
         for m in mentions {
@@ -114,13 +114,13 @@ impl Lab {
 }
 
 /// A started goldify whose output is being collected.
-struct Running {
+pub(super) struct Running {
     child: Child,
     out: std::thread::JoinHandle<String>,
     err: std::thread::JoinHandle<String>,
 }
 
-fn start(mut c: Command) -> Running {
+pub(super) fn start(mut c: Command) -> Running {
     let mut child = c
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -141,13 +141,13 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 }
 
 impl Running {
-    fn pid(&self) -> nix::unistd::Pid {
+    pub(super) fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
 
     /// Wait for the end, or kill the process after `limit` and fail: a hang must not
     /// stall the suite.
-    fn finish(mut self, limit: Duration) -> Run {
+    pub(super) fn finish(mut self, limit: Duration) -> Run {
         let started = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -172,7 +172,7 @@ impl Running {
     }
 }
 
-fn mkfifo(path: &Path) {
+pub(super) fn mkfifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
@@ -478,141 +478,4 @@ fn allow_backing_refuses_links_that_leave_the_directory() {
     // The option itself must name a directory.
     let r = lab.goldify(&[&"inspect", &disk, &"--allow-backing", &"/dev/zero"]);
     lab.refused(&r, 2, &[&"--allow-backing", &"/dev/zero"]);
-}
-
-#[test]
-fn fifos_and_devices_as_disks_never_hang() {
-    let lab = Lab::new();
-    let fifo = lab.path("disk.fifo");
-    mkfifo(&fifo);
-    let zero = Path::new("/dev/zero");
-    for disk in [fifo.as_path(), zero] {
-        let r = lab.goldify(&[&"run", &recipe("generic"), &disk, &"-o", &lab.out()]);
-        lab.refused(&r, 3, &[&disk, &"not a regular file"]);
-        let r = lab.goldify(&[&"inspect", &disk]);
-        lab.refused(&r, 3, &[&disk]);
-    }
-    lab.qemu_img(&["create", "-q", "-f", "qcow2", "template.qcow2", "1M"]);
-    let template = lab.path("template.qcow2");
-    let r = lab.goldify(&[&"verify", &"--boot", &template, &"--source", &fifo]);
-    lab.refused(&r, 3, &[&fifo]);
-    let r = lab.goldify(&[&"verify", &"--boot", &zero]);
-    lab.refused(&r, 3, &[&zero]);
-}
-
-#[test]
-fn fifos_and_devices_as_recipes_never_hang() {
-    let lab = Lab::new();
-    lab.qemu_img(&["create", "-q", "-f", "qcow2", "disk.qcow2", "1M"]);
-    let disk = lab.path("disk.qcow2");
-    let fifo = lab.path("recipe.yaml");
-    mkfifo(&fifo);
-    for recipe in [fifo.as_path(), Path::new("/dev/zero")] {
-        let r = lab.goldify(&[&"run", &recipe, &disk, &"-o", &lab.out()]);
-        lab.refused(&r, 2, &[&recipe]);
-        let r = lab.goldify(&[&"check", &recipe]);
-        lab.refused(&r, 2, &[&recipe]);
-    }
-    for parent in [fifo.to_str().unwrap(), "/dev/zero"] {
-        let child = lab.path("child.yaml");
-        std::fs::write(&child, format!("extends: {parent}\nsteps: []\n")).unwrap();
-        let r = lab.goldify(&[&"check", &child]);
-        lab.refused(&r, 2, &[&child, &parent]);
-    }
-}
-
-#[test]
-fn fifos_and_devices_as_packer_manifests_never_hang() {
-    let lab = Lab::new();
-    let fifo = lab.path("manifest.json");
-    mkfifo(&fifo);
-    for manifest in [fifo.as_path(), Path::new("/dev/zero")] {
-        let r = lab.goldify(&[
-            &"run",
-            &recipe("generic"),
-            &"--packer-manifest",
-            &manifest,
-            &"-o",
-            &lab.out(),
-        ]);
-        lab.refused(&r, 2, &[&manifest, &"not a regular file"]);
-    }
-    // A manifest naming a FIFO as the build's disk.
-    let disk_fifo = lab.path("disk.fifo");
-    mkfifo(&disk_fifo);
-    let manifest = lab.path("named.json");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"{{"builds": [{{"name": "vm", "builder_type": "qemu", "files": [{{"name": "{}", "size": 1}}],
-                "packer_run_uuid": "r1"}}], "last_run_uuid": "r1"}}"#,
-            disk_fifo.display()
-        ),
-    )
-    .unwrap();
-    let r = lab.goldify(&[
-        &"run",
-        &recipe("generic"),
-        &"--packer-manifest",
-        &manifest,
-        &"-o",
-        &lab.out(),
-    ]);
-    lab.refused(&r, 3, &[&disk_fifo]);
-}
-
-#[test]
-fn sigterm_ends_a_command_blocked_on_a_repository_lock() {
-    let lab = Lab::new();
-    let repo = lab.path("repo");
-    std::fs::create_dir(&repo).unwrap();
-    let metadata = repo.join("metadata.json");
-    std::fs::write(
-        &metadata,
-        r#"{"type": "os", "os": [{"name": "x", "file_name": "x.xz", "checksum": "0"}]}"#,
-    )
-    .unwrap();
-    let sum = sha256(&metadata);
-    // Another process holds the repository's lock (as a concurrent publish would).
-    let lock = repo.join(".metadata.json.lock");
-    // Its own process group, so that the test can stop flock and its sleep together.
-    let mut holder = Command::new("flock")
-        .arg(&lock)
-        .args(["sleep", "60"])
-        .process_group(0)
-        .spawn()
-        .expect("util-linux flock");
-    let held = Instant::now();
-    while Command::new("flock")
-        .args(["-n"])
-        .arg(&lock)
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(held.elapsed() < Duration::from_secs(10), "flock never took the lock");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut c = goldify();
-    c.env("TMPDIR", lab.path("tmp"))
-        .arg("repo")
-        .arg("rm")
-        .arg(&repo)
-        .arg("x");
-    let running = start(c);
-    // Blocked in flock(2) for a second, then SIGTERM.
-    std::thread::sleep(Duration::from_secs(1));
-    let sent = Instant::now();
-    nix::sys::signal::kill(running.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let r = running.finish(LIMIT);
-    let took = sent.elapsed();
-    assert_eq!(r.code, 130, "stderr:\n{}", r.stderr);
-    assert!(r.error_line().contains("interrupted"), "{}", r.stderr);
-    assert!(took < Duration::from_secs(10), "took {took:?} to end after SIGTERM");
-    assert!(holder.try_wait().unwrap().is_none(), "the lock holder was touched");
-    assert_eq!(sha256(&metadata), sum, "metadata.json changed");
-    let group = nix::unistd::Pid::from_raw(-(holder.id() as i32));
-    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-    let _ = holder.wait();
 }

@@ -10,7 +10,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod blocking;
 mod disks;
 mod guests;
+mod outputs;
+mod repo_upkeep;
 mod repos;
 mod work_files;
