@@ -7,6 +7,9 @@ use crate::guest::{Filesystem, Guest, Kind};
 use anyhow::{Context, Result};
 use std::path::Path;
 
+/// Mountpoint → device.
+type Mountpoints = Vec<(String, String)>;
+
 fn several<T>(disk: &Path, roots: &[String]) -> Result<T> {
     use crate::error::Exit;
     crate::bail_tag!(
@@ -21,7 +24,7 @@ impl GuestfsGuest {
     /// The one root filesystem on `disk` and its mountpoints (mountpoint → device): the
     /// quick probe first, libguestfs' full inspection when the probe finds none. The flag
     /// says whether libguestfs' inspection ran.
-    pub(super) fn find_root(&self, disk: &Path) -> Result<(String, Vec<(String, String)>, bool)> {
+    pub(super) fn find_root(&self, disk: &Path) -> Result<(String, Mountpoints, bool)> {
         use crate::error::{Exit, Tag};
         let guest = self;
         let roots = guest
