@@ -23,6 +23,7 @@
 //!   Directories cannot be hard-linked; their `nlink` counts subdirectories and is ignored.
 
 pub mod api;
+pub(crate) mod devices;
 pub mod facts;
 pub mod guestfs;
 pub mod launch;

@@ -1,7 +1,8 @@
 //! Which filesystems the disk holds, asked of the appliance once: the quick way for plain
 //! partitions, libguestfs' full scan otherwise; and the filesystem a guest device name means.
 
-use super::{canonical_disk_name, GuestfsGuest};
+use super::GuestfsGuest;
+use crate::guest::devices::canonical_disk_name;
 use crate::guest::api::Api;
 use crate::guest::Filesystem;
 use anyhow::{Context, Result};

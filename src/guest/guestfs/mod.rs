@@ -20,11 +20,9 @@ use super::api::{silence_default_error_handler, Api};
 use super::facts::OsFacts;
 use super::{components, Guest, Kind, Meta, Unsafe};
 use anyhow::{anyhow, bail, Context, Result};
-use regex::Regex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::LazyLock;
 
 /// libguestfs' protocol carries at most 4 MiB per message; larger transfers use files.
 const MESSAGE_LIMIT: u64 = 2 << 20;
@@ -63,25 +61,6 @@ pub struct GuestfsGuest {
     mounted: Vec<(String, String)>,
     scratch: crate::workdir::WorkDir,
     _qemu: Option<crate::interrupt::ChildGuard>,
-}
-
-static GUEST_DISK: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^/dev/(?:(?:s|h|v|xv)d([a-z]+)(\d*)|nvme0n(\d+)(?:p(\d+))?)$").expect("static regex")
-});
-
-/// The name the appliance gives to a device the guest calls `guest_device`: the guest's
-/// first disk is the appliance's `/dev/sda` whatever bus the guest used (vd, xvd, hd, sd,
-/// nvme). Returns `None` for names that do not denote a partition or disk this way.
-pub fn canonical_disk_name(guest_device: &str) -> Option<String> {
-    let c = GUEST_DISK.captures(guest_device)?;
-    if let Some(letters) = c.get(1) {
-        let part = c.get(2).map(|m| m.as_str()).unwrap_or("");
-        return Some(format!("/dev/sd{}{}", letters.as_str(), part));
-    }
-    let ns: u32 = c.get(3)?.as_str().parse().ok()?;
-    let letter = char::from(b'a' + (ns.checked_sub(1)? as u8).min(25));
-    let part = c.get(4).map(|m| m.as_str()).unwrap_or("");
-    Some(format!("/dev/sd{letter}{part}"))
 }
 
 impl GuestfsGuest {
@@ -280,20 +259,4 @@ fn nul_separated(file: &Path) -> Result<Vec<String>> {
 
 fn libc_enoent() -> i32 {
     nix::errno::Errno::ENOENT as i32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_disk_name as c;
-
-    #[test]
-    fn guest_device_names_map_to_appliance_names() {
-        assert_eq!(c("/dev/vda1").as_deref(), Some("/dev/sda1"));
-        assert_eq!(c("/dev/xvdb").as_deref(), Some("/dev/sdb"));
-        assert_eq!(c("/dev/hda2").as_deref(), Some("/dev/sda2"));
-        assert_eq!(c("/dev/sdc10").as_deref(), Some("/dev/sdc10"));
-        assert_eq!(c("/dev/nvme0n1p2").as_deref(), Some("/dev/sda2"));
-        assert_eq!(c("/dev/mapper/vg-root"), None);
-        assert_eq!(c("UUID=x"), None);
-    }
 }
