@@ -1,6 +1,8 @@
 //! What inspection tells about the guest OS, in the terms recipes use (`when:`) and steps
-//! decide on.
+//! decide on, and how it is read from the guest's own files (on any [`Guest`], so that
+//! it is tested on the in-memory guest).
 
+use super::{Guest, Kind};
 use serde::Serialize;
 use std::fmt;
 
@@ -110,5 +112,269 @@ impl OsFacts {
             cloud_init: false,
             selinux: false,
         }
+    }
+}
+
+/// What libguestfs' own inspection said, where it ran (the fallback for layouts the quick
+/// probe does not know). Each answer only fills in what the guest's files do not say.
+#[derive(Debug, Default)]
+pub(super) struct Inspected {
+    pub(super) distro: Option<String>,
+    pub(super) product_name: Option<String>,
+    pub(super) arch: Option<String>,
+    pub(super) major: Option<i32>,
+    pub(super) minor: Option<i32>,
+}
+
+/// OS facts from the mounted guest itself: os-release (ID, ID_LIKE, VERSION_ID,
+/// PRETTY_NAME), the ELF header of its shell for the architecture, its init and
+/// hostname. Where libguestfs' own inspection ran (the fallback), its answers fill in
+/// what the files do not say. `elf_head` gives the first 20 bytes of a guest file (its
+/// ELF header, without reading the whole binary); `root` and `mountpoints` are recorded
+/// as they are.
+pub(super) fn detect(
+    guest: &dyn Guest,
+    root: &str,
+    mountpoints: Vec<(String, String)>,
+    inspected: Option<&Inspected>,
+    elf_head: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> OsFacts {
+    // Lookups follow the guest's own links (usrmerge: /lib -> usr/lib).
+    let exists = |p: &str| matches!(super::resolve(guest, p), Ok(Some(_)));
+    let text = |p: &str, limit: u64| -> String {
+        super::resolve(guest, p)
+            .ok()
+            .flatten()
+            .and_then(|p| guest.read(&p, limit).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let init = if exists("/lib/systemd/systemd") || exists("/usr/lib/systemd/systemd") {
+        Init::Systemd
+    } else if exists("/sbin/openrc") || exists("/sbin/openrc-run") {
+        Init::Openrc
+    } else if exists("/etc/inittab") {
+        Init::Sysv
+    } else {
+        Init::Unknown
+    };
+    let cloud_init = exists("/usr/bin/cloud-init") || exists("/etc/cloud/cloud.cfg");
+    let selinux = text("/etc/selinux/config", 64 << 10).lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("SELINUX=") && !l.ends_with("disabled")
+    });
+    let mut os_release = text("/etc/os-release", 64 << 10);
+    if os_release.is_empty() {
+        os_release = text("/usr/lib/os-release", 64 << 10);
+    }
+    let field = |k: &str| {
+        os_release
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{k}="))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .filter(|v| !v.is_empty())
+    };
+    // libguestfs 1.48 says "redhat-based" for AlmaLinux and Rocky; os-release knows.
+    let release_file = |p: &str, d: &str| exists(p).then(|| d.to_string());
+    let distro = field("ID")
+        .or_else(|| inspected.and_then(|i| i.distro.clone()))
+        .or_else(|| release_file("/etc/debian_version", "debian"))
+        .or_else(|| release_file("/etc/alpine-release", "alpinelinux"))
+        .or_else(|| release_file("/etc/redhat-release", "redhat-based"))
+        .unwrap_or_else(|| "unknown".into());
+    // os-release says "alpine"; libguestfs and goldify's families say "alpinelinux".
+    let distro = if distro == "alpine" {
+        "alpinelinux".to_string()
+    } else {
+        distro
+    };
+    let mut family = Family::of_distro(&distro);
+    if family == Family::Other {
+        let like = field("ID_LIKE").unwrap_or_default();
+        family = like
+            .split_whitespace()
+            .map(Family::of_distro)
+            .find(|f| *f != Family::Other)
+            .unwrap_or(family);
+    }
+    // Debian's VERSION_ID is the major only; /etc/debian_version has the point release.
+    let mut version = field("VERSION_ID").unwrap_or_default();
+    if distro == "debian" {
+        let dv = text("/etc/debian_version", 4096);
+        if dv.trim().starts_with(|c: char| c.is_ascii_digit()) {
+            version = dv.trim().to_string();
+        }
+    }
+    let mut nums = version.split('.').map(|n| n.parse::<i32>().ok());
+    let major = nums.next().flatten().or_else(|| inspected.and_then(|i| i.major));
+    let minor = nums.next().flatten().or_else(|| inspected.and_then(|i| i.minor));
+    let (package_format, package_management) = match family {
+        Family::Debian => ("deb", "apt"),
+        Family::Rhel if major.unwrap_or(9) < 8 && distro != "fedora" => ("rpm", "yum"),
+        Family::Rhel => ("rpm", "dnf"),
+        Family::Suse => ("rpm", "zypper"),
+        Family::Alpine => ("apk", "apk"),
+        Family::Arch => ("pacman", "pacman"),
+        Family::Other => ("unknown", "unknown"),
+    };
+    let hostname = match guest.lstat("/etc/hostname") {
+        Ok(Some(m)) if m.kind == Kind::File && m.size <= 4096 => text("/etc/hostname", 4096)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        _ => String::new(),
+    };
+    OsFacts {
+        root: root.to_string(),
+        os_type: "linux".into(),
+        family,
+        major: major.unwrap_or(0),
+        minor: minor.unwrap_or(0),
+        product_name: field("PRETTY_NAME")
+            .or_else(|| inspected.and_then(|i| i.product_name.clone()))
+            .unwrap_or_else(|| distro.clone()),
+        distro,
+        arch: elf_arch(guest, elf_head)
+            .or_else(|| inspected.and_then(|i| i.arch.clone()))
+            .unwrap_or_else(|| "unknown".into()),
+        package_format: package_format.into(),
+        package_management: package_management.into(),
+        hostname: if hostname.is_empty() {
+            "unknown".into()
+        } else {
+            hostname
+        },
+        init,
+        mountpoints,
+        cloud_init,
+        selinux,
+    }
+}
+
+/// The architecture from the ELF header (e_machine) of the guest's shell or ls.
+fn elf_arch(guest: &dyn Guest, elf_head: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<String> {
+    for bin in ["/bin/sh", "/usr/bin/ls", "/bin/ls", "/bin/busybox", "/usr/bin/bash"] {
+        let Ok(Some(path)) = super::resolve(guest, bin) else {
+            continue;
+        };
+        let Some(head) = elf_head(&path) else { continue };
+        if head.len() < 20 || &head[..4] != b"\x7fELF" {
+            continue;
+        }
+        let little = head[5] == 1;
+        let machine = if little {
+            u16::from_le_bytes([head[18], head[19]])
+        } else {
+            u16::from_be_bytes([head[18], head[19]])
+        };
+        let arch = match (machine, head[4]) {
+            (0x3e, _) => "x86_64",
+            (0x03, _) => "i386",
+            (0xb7, _) => "aarch64",
+            (0x28, _) => "arm",
+            (0xf3, 2) => "riscv64",
+            (0x15, _) if little => "ppc64le",
+            (0x15, _) => "ppc64",
+            (0x16, _) => "s390x",
+            _ => continue,
+        };
+        return Some(arch.into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::memory::MemoryGuest;
+
+    /// The first 20 bytes of a little-endian x86-64 ELF executable.
+    const X86_64_ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0";
+
+    fn detect_on(g: &MemoryGuest, inspected: Option<&Inspected>) -> OsFacts {
+        let head = |p: &str| g.read(p, 1 << 20).ok().map(|b| b[..b.len().min(20)].to_vec());
+        detect(g, "/dev/sda1", vec![("/".into(), "/dev/sda1".into())], inspected, &head)
+    }
+
+    #[test]
+    fn debian_from_its_files() {
+        let g = MemoryGuest::new(OsFacts::sample("unknown"));
+        g.file(
+            "/etc/os-release",
+            b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+        )
+        .file("/etc/debian_version", b"12.5\n")
+        .file("/etc/hostname", b"build-42\n")
+        .file("/usr/lib/systemd/systemd", b"")
+        .link("/lib", "usr/lib")
+        .file("/usr/bin/dash", X86_64_ELF)
+        .link("/bin", "usr/bin")
+        .link("/usr/bin/sh", "dash");
+        let f = detect_on(&g, None);
+        assert_eq!(f.distro, "debian");
+        assert_eq!(f.family, Family::Debian);
+        assert_eq!((f.major, f.minor), (12, 5));
+        assert_eq!(f.product_name, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(f.arch, "x86_64");
+        assert_eq!(
+            (f.package_format.as_str(), f.package_management.as_str()),
+            ("deb", "apt")
+        );
+        assert_eq!(f.hostname, "build-42");
+        assert_eq!(f.init, Init::Systemd);
+        assert!(!f.cloud_init && !f.selinux);
+        assert_eq!(f.mountpoints, vec![("/".to_string(), "/dev/sda1".to_string())]);
+    }
+
+    #[test]
+    fn almalinux_from_its_files() {
+        let g = MemoryGuest::new(OsFacts::sample("unknown"));
+        g.file(
+            "/etc/os-release",
+            b"NAME=\"AlmaLinux\"\nVERSION=\"9.3 (Shamrock Pampas Cat)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"AlmaLinux 9.3 (Shamrock Pampas Cat)\"\n",
+        )
+        .file("/etc/redhat-release", b"AlmaLinux release 9.3 (Shamrock Pampas Cat)\n")
+        .file("/etc/selinux/config", b"SELINUX=enforcing\nSELINUXTYPE=targeted\n")
+        .file("/etc/cloud/cloud.cfg", b"")
+        .file("/usr/lib/systemd/systemd", b"");
+        let f = detect_on(&g, None);
+        assert_eq!(f.distro, "almalinux");
+        assert_eq!(f.family, Family::Rhel);
+        assert_eq!((f.major, f.minor), (9, 3));
+        assert_eq!(f.product_name, "AlmaLinux 9.3 (Shamrock Pampas Cat)");
+        assert_eq!(
+            (f.package_format.as_str(), f.package_management.as_str()),
+            ("rpm", "dnf")
+        );
+        assert_eq!(f.init, Init::Systemd);
+        assert!(f.cloud_init && f.selinux);
+        // No shell to read and no hostname file.
+        assert_eq!(f.arch, "unknown");
+        assert_eq!(f.hostname, "unknown");
+    }
+
+    #[test]
+    fn libguestfs_fills_in_only_what_the_files_do_not_say() {
+        let g = MemoryGuest::new(OsFacts::sample("unknown"));
+        g.file("/etc/os-release", b"ID=rocky\nVERSION_ID=\"8.9\"\n")
+            .file("/etc/inittab", b"");
+        let inspected = Inspected {
+            distro: Some("redhat-based".into()),
+            product_name: Some("Rocky Linux 8.9".into()),
+            arch: Some("x86_64".into()),
+            major: Some(7),
+            minor: Some(1),
+        };
+        let f = detect_on(&g, Some(&inspected));
+        assert_eq!(f.distro, "rocky");
+        assert_eq!((f.major, f.minor), (8, 9));
+        assert_eq!(f.product_name, "Rocky Linux 8.9");
+        assert_eq!(f.arch, "x86_64");
+        assert_eq!(f.package_management, "dnf");
+        assert_eq!(f.init, Init::Sysv);
     }
 }

@@ -412,7 +412,7 @@ impl Guest for MemoryGuest {
     }
 
     fn resolve_device(&self, guest_device: &str) -> Result<Option<Filesystem>> {
-        let canon = super::guestfs::canonical_disk_name(guest_device);
+        let canon = super::devices::canonical_disk_name(guest_device);
         Ok(self
             .filesystems
             .iter()

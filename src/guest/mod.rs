@@ -22,12 +22,13 @@
 //!
 //!   Directories cannot be hard-linked; their `nlink` counts subdirectories and is ignored.
 
-pub mod api;
-pub mod facts;
+pub(crate) mod api;
+pub(crate) mod devices;
+pub(crate) mod facts;
 pub mod guestfs;
 pub mod launch;
 pub mod memory;
-pub mod naming;
+pub(crate) mod naming;
 
 use anyhow::{bail, Result};
 pub use facts::{Family, OsFacts};

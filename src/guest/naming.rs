@@ -3,8 +3,6 @@
 //! `network_device`, the device of the partition to grow).
 
 use super::Guest;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const CONFIG_LIMIT: u64 = 1 << 20;
 
@@ -113,16 +111,14 @@ pub fn network_device(guest: &dyn Guest) -> Option<String> {
 /// fstab and boot configuration mention; `vd` (virtio, what VMmanager's KVM VMs get) when
 /// they only use UUIDs.
 pub fn disk_prefix(guest: &dyn Guest) -> String {
-    static DISK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/dev/(xvd|vd|sd|hd)[a-z]").expect("static regex"));
-    let re = &*DISK;
     for f in [
         "/etc/fstab",
         "/etc/default/grub",
         "/boot/grub/grub.cfg",
         "/boot/grub2/grub.cfg",
     ] {
-        if let Some(c) = read_text(guest, f).as_deref().and_then(|t| re.captures(t)) {
-            return c[1].to_string();
+        if let Some(bus) = read_text(guest, f).as_deref().and_then(super::devices::bus_mentioned) {
+            return bus.to_string();
         }
     }
     "vd".into()

@@ -48,14 +48,14 @@ pub(crate) fn is_stable(spec: &str) -> bool {
     }
     // /dev/<vg>/<lv> (LVM) and /dev/md/<name> are named, not numbered by discovery order.
     let rest = &spec[5..];
-    !UNSTABLE.is_match(rest)
+    !(crate::guest::devices::is_numbered_disk(rest) || UNSTABLE.is_match(rest))
 }
 
-/// Kernel names numbered by discovery order, and by-path/by-id links that change with the
-/// bus or the serial number: what a clone on other hardware may not have.
+/// Kernel names numbered by discovery order (besides the disks `guest::devices` parses),
+/// and by-path/by-id links that change with the bus or the serial number: what a clone on
+/// other hardware may not have.
 static UNSTABLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^((s|h|v|xv)d[a-z]+\d*|nvme\d+n\d+(p\d+)?|mmcblk\d+(p\d+)?|disk/by-(path|id)/.*|sr\d+|md\d+(p\d+)?)$")
-        .expect("static regex")
+    Regex::new(r"^(mmcblk\d+(p\d+)?|disk/by-(path|id)/.*|sr\d+|md\d+(p\d+)?)$").expect("static regex")
 });
 
 pub(crate) struct Entry {

@@ -1,0 +1,24 @@
+//! The guest's OS facts once its filesystems are mounted: read from its own files by
+//! [`facts::detect`], with libguestfs' own inspection's answers where that ran and the ELF
+//! header read without fetching the whole binary.
+
+use super::GuestfsGuest;
+use crate::guest::facts::{self, Inspected, OsFacts};
+
+impl GuestfsGuest {
+    /// OS facts from the mounted guest itself; where libguestfs' own inspection ran (the
+    /// fallback), its answers fill in what the files do not say.
+    pub(super) fn inspect(&self, root: &str, by_libguestfs: bool) -> OsFacts {
+        let g = &self.g;
+        let known = |r: std::result::Result<String, guestfs::Error>| r.ok().filter(|v| v != "unknown");
+        let inspected = by_libguestfs.then(|| Inspected {
+            distro: known(g.inspect_get_distro(root)),
+            product_name: known(g.inspect_get_product_name(root)),
+            arch: known(g.inspect_get_arch(root)),
+            major: g.inspect_get_major_version(root).ok(),
+            minor: g.inspect_get_minor_version(root).ok(),
+        });
+        let elf_head = |path: &str| g.pread(path, 20, 0).ok();
+        facts::detect(self, root, self.mounted.clone(), inspected.as_ref(), &elf_head)
+    }
+}
