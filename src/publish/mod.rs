@@ -309,7 +309,7 @@ impl Session {
         dirs.extend(self.items.iter().map(|i| i.target.dir(&self.plan.dir)));
         dirs.dedup();
         for d in dirs {
-            // Created 0755 here (goldify's umask is 0077); repo.rs then proves it writable.
+            // Created 0755 here (goldify's umask is 0077); repo/metadata.rs then proves it writable.
             atomic::create_public_dir_all(&d)
                 .with_context(|| format!("creating publish directory {}", d.display()))
                 .tag(Exit::Output)?;

@@ -82,7 +82,7 @@ pub fn check(dir: &Path, want: RepoType) -> Result<()> {
 }
 
 /// Create `dir` if needed and prove it writable by creating (and removing) a temporary
-/// file, owned by this run like every other (see atomic.rs).
+/// file, owned by this run like every other (see atomic/runs.rs).
 pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating publish directory {}", dir.display()))

@@ -6,7 +6,7 @@
 //! A repository's content is hostile input, and its own files are nobody's target:
 //! - metadata.json is read only when it is a regular file (no link followed, no FIFO
 //!   waited on) of at most [`MAX_METADATA`] bytes; its lock is never a link or a FIFO
-//!   either (atomic.rs opens both).
+//!   either (atomic/safe_files.rs opens both).
 //! - An entry's `file_name` is used only when it is a plain name: one component, not
 //!   hidden, no control characters, and not one of the names [`is_reserved`] keeps for the
 //!   repository's own files (the index, the run manifest, checksum lists, their locks,
@@ -18,7 +18,7 @@
 //!   metadata.json is replaced, and only then are the moved files unlinked; a failure
 //!   before the commit puts everything back.
 //! - `repo gc` never touches what a live run owns. A run's work files carry its id and the
-//!   run holds `.goldify-run-<id>.lock` in that directory while they exist (atomic.rs), so
+//!   run holds `.goldify-run-<id>.lock` in that directory while they exist (atomic/runs.rs), so
 //!   gc removes them only once it can take that lock, which a running goldify holds from
 //!   its first temporary file there (the writability check before the long work) to its
 //!   last (the commit). Work files whose names carry no id come from earlier versions and
