@@ -4,7 +4,7 @@
 //! through `exec`.
 
 pub mod detect;
-pub mod refs;
+pub(crate) mod refs;
 
 use crate::error::{Exit, Tag};
 use crate::exec;
