@@ -4,7 +4,7 @@
 //! through `exec`.
 
 pub mod detect;
-pub mod refs;
+pub(crate) mod refs;
 
 use crate::error::{Exit, Tag};
 use crate::exec;
@@ -59,7 +59,7 @@ pub struct WorkDisk {
 /// under `work_parent` ($TMPDIR), never in the output directory, so that even a killed
 /// run leaves no partial files there; `in_place` edits the input itself; compressed
 /// inputs are decompressed first. Before any qemu process opens it, every file the disk
-/// names is refused unless `allow` allows it (see refs.rs).
+/// names is refused unless `allow` allows it (see refs/mod.rs).
 pub fn prepare(
     input: &Path,
     work_parent: &Path,
@@ -213,7 +213,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 }
 
 /// Every file `path` (canonical; the user's `input`) makes qemu open is allowed: first
-/// from the headers, read by goldify (refs.rs), then as `qemu-img info` sees the image,
+/// from the headers, read by goldify (refs/headers.rs), then as `qemu-img info` sees the image,
 /// and its whole chain when it has one. `qemu-img info` must also understand the image:
 /// corrupt headers fail here, with its message.
 fn check_disk(input: &Path, path: &Path, format: Format, allow: &refs::Allowed) -> Result<()> {

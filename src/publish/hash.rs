@@ -90,14 +90,6 @@ impl<W: Write> HashWriter<W> {
         }
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// The inner writer, the bytes written, and their digests.
     pub fn finish(self) -> (W, u64, BTreeMap<String, String>) {
         (self.inner, self.count, self.hashes.finish())

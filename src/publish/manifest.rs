@@ -7,7 +7,7 @@
 //! Runs append to one manifest, so the read-modify-write happens under an exclusive lock
 //! on `.<file>.lock` beside it: two runs finishing at once both keep their build. The
 //! manifest may sit in a repository, so it is read the way the repository's own files are
-//! (atomic.rs): a regular file only, never through a link, at most [`MAX_MANIFEST`] bytes.
+//! (atomic/safe_files.rs): a regular file only, never through a link, at most [`MAX_MANIFEST`] bytes.
 
 use super::atomic;
 use super::hash::{Algo, Hashes};

@@ -13,18 +13,18 @@
 //!   once), then everything is renamed into place at once; checksum lists follow;
 //! - [`Session::reported`]: the run manifest records the finished report.
 
-pub mod atomic;
-pub mod codec;
-pub mod hash;
-pub mod headstart;
-pub mod images;
-pub mod oci;
+pub(crate) mod atomic;
+pub(crate) mod codec;
+pub(crate) mod hash;
+pub(crate) mod headstart;
+pub(crate) mod images;
+pub(crate) mod oci;
 mod produce;
-pub mod repo;
-pub mod settings;
+pub(crate) mod repo;
+pub(crate) mod settings;
 mod source;
-pub mod stream;
-pub mod target;
+pub(crate) mod stream;
+pub(crate) mod target;
 
 use crate::disk::{Format, WorkDisk};
 use crate::error::{Exit, Tag};
@@ -40,7 +40,7 @@ use target::{Item, Section, Target};
 
 macro_rules! targets {
     ($($module:ident :: $ty:ident),* $(,)?) => {
-        $(pub mod $module;)*
+        $(pub(crate) mod $module;)*
 
         /// Every publish target, in the order a run produces them (and `goldify targets`
         /// lists them).
@@ -309,7 +309,7 @@ impl Session {
         dirs.extend(self.items.iter().map(|i| i.target.dir(&self.plan.dir)));
         dirs.dedup();
         for d in dirs {
-            // Created 0755 here (goldify's umask is 0077); repo.rs then proves it writable.
+            // Created 0755 here (goldify's umask is 0077); repo/metadata.rs then proves it writable.
             atomic::create_public_dir_all(&d)
                 .with_context(|| format!("creating publish directory {}", d.display()))
                 .tag(Exit::Output)?;

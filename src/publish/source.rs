@@ -21,10 +21,6 @@ impl Chunk {
             Chunk::Data(d) => d.len(),
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Where the bytes come from, in order.
@@ -63,14 +59,7 @@ impl SparseFile {
         })
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
+    #[cfg(test)]
     pub fn extents(&self) -> &[(u64, u64)] {
         &self.extents
     }

@@ -16,271 +16,21 @@
 //! - **Locks and bookkeeping files opened safely.** Never through a symbolic link
 //!   (O_NOFOLLOW), never blocking on a FIFO (O_NONBLOCK, then fstat(2)), never read without
 //!   a bound, and a wait for a lock held by another process can be interrupted.
+//!
+//! Staging lives here; run ids and claims in runs.rs, the safe opens and locks in
+//! safe_files.rs.
 
-use anyhow::{anyhow, bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
-use std::collections::HashMap;
+mod runs;
+mod safe_files;
+
+use anyhow::{anyhow, Context, Result};
+use runs::{claim, temp_prefix, Claim};
+pub use runs::{is_run_lock, is_work_file, probe_run, run_of, uuid_v4, RunState};
+pub use safe_files::{check_regular, lock_file, open_regular, read_bounded, FileLock};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
-
-/// Temporary names start with this, so `goldify repo gc` knows them for leftovers of a
-/// killed run (SIGKILL skips the guards).
-pub const TEMP_PREFIX: &str = ".goldify-tmp-";
-/// Publish scratch directories of earlier versions, which kept them in the publish
-/// directory; only ever leftovers now.
-pub const OLD_SCRATCH_PREFIX: &str = ".goldify-publish-";
-/// `.goldify-run-<id>.lock`: a run's claim on a directory (see the module documentation).
-const RUN_LOCK_PREFIX: &str = ".goldify-run-";
-const LOCK_SUFFIX: &str = ".lock";
-
-/// This process's run id: 12 hex digits, random.
-pub fn run_id() -> &'static str {
-    static ID: LazyLock<String> = LazyLock::new(|| uuid_v4().replace('-', "")[..12].to_string());
-    &ID
-}
-
-/// Whether `name` is one of goldify's work files: a temporary file or directory, a run's
-/// lock, or an earlier version's scratch directory.
-pub fn is_work_file(name: &str) -> bool {
-    name.starts_with(TEMP_PREFIX) || name.starts_with(OLD_SCRATCH_PREFIX) || run_of_lock(name).is_some()
-}
-
-/// The run that owns a work file, when its name says (`.goldify-tmp-<id>-…` or
-/// `.goldify-run-<id>.lock`); earlier versions' names carry none.
-pub fn run_of(name: &str) -> Option<&str> {
-    if let Some(id) = run_of_lock(name) {
-        return Some(id);
-    }
-    let rest = name.strip_prefix(TEMP_PREFIX)?;
-    let (id, _) = rest.split_once('-')?;
-    is_run_id(id).then_some(id)
-}
-
-/// Whether `name` is a run's lock (`.goldify-run-<id>.lock`).
-pub fn is_run_lock(name: &str) -> bool {
-    run_of_lock(name).is_some()
-}
-
-fn run_of_lock(name: &str) -> Option<&str> {
-    let id = name.strip_prefix(RUN_LOCK_PREFIX)?.strip_suffix(LOCK_SUFFIX)?;
-    is_run_id(id).then_some(id)
-}
-
-fn is_run_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn run_lock_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{RUN_LOCK_PREFIX}{id}{LOCK_SUFFIX}"))
-}
-
-/// Open `path` for reading only if it is a regular file: never through a symbolic link
-/// (O_NOFOLLOW fails with ELOOP, open(2)) and never blocking (a FIFO opened for reading
-/// waits for a writer unless O_NONBLOCK, fifo(7); its type is then seen by fstat(2)).
-/// `None` when it does not exist (or a parent is not a directory).
-pub fn open_regular(path: &Path) -> Result<Option<File>> {
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path);
-    let f = match opened {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(refusal(path, e)),
-    };
-    let meta = f.metadata().with_context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    Ok(Some(f))
-}
-
-/// The error for a failed open: O_NOFOLLOW says ELOOP for a symbolic link.
-fn refusal(path: &Path, e: std::io::Error) -> anyhow::Error {
-    if e.raw_os_error() == Some(nix::libc::ELOOP) && path.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
-        return anyhow!(
-            "{} is a symbolic link; goldify follows no links among the files it reads and replaces there",
-            path.display()
-        );
-    }
-    anyhow::Error::new(e).context(format!("opening {}", path.display()))
-}
-
-/// Read a whole file that must be regular and at most `limit` bytes; `None` when absent.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
-    let Some(f) = open_regular(path)? else {
-        return Ok(None);
-    };
-    let too_big = || {
-        anyhow!(
-            "{} is larger than {} MiB, the most goldify reads",
-            path.display(),
-            limit >> 20
-        )
-    };
-    let len = f
-        .metadata()
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if len > limit {
-        return Err(too_big());
-    }
-    let mut buf = Vec::with_capacity(len as usize);
-    // Bounded again: the file may grow while it is read.
-    f.take(limit + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if buf.len() as u64 > limit {
-        return Err(too_big());
-    }
-    Ok(Some(buf))
-}
-
-/// Before the long work: `path` is absent or a regular file (that goldify may read, lock
-/// or replace later).
-pub fn check_regular(path: &Path) -> Result<()> {
-    match path.symlink_metadata() {
-        Ok(m) if m.is_symlink() => Err(refusal(path, std::io::Error::from_raw_os_error(nix::libc::ELOOP))),
-        Ok(m) if !m.is_file() => bail!("{} is not a regular file", path.display()),
-        _ => Ok(()),
-    }
-}
-
-/// An exclusive flock(2) on a lock file, held until dropped.
-pub struct FileLock {
-    _flock: Flock<File>,
-    path: PathBuf,
-}
-
-impl FileLock {
-    /// Remove the lock file while still holding it, then release it.
-    pub fn remove(self) -> Result<()> {
-        std::fs::remove_file(&self.path).with_context(|| format!("removing {}", self.path.display()))
-    }
-}
-
-/// Take the exclusive lock on `path`, creating the file if needed. A lock held by another
-/// process is waited for, but a signal ends the wait (flock(2) itself would be restarted
-/// after our handler ran, and the handler runs on its own thread anyway).
-pub fn lock_file(path: &Path) -> Result<FileLock> {
-    let started = std::time::Instant::now();
-    let mut said = false;
-    loop {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| refusal(path, e))
-            .with_context(|| format!("taking the lock {}", path.display()))?;
-        let meta = f.metadata().with_context(|| format!("reading {}", path.display()))?;
-        if !meta.is_file() {
-            bail!("lock file {} is not a regular file", path.display());
-        }
-        let mut f = f;
-        let flock = loop {
-            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(l) => break l,
-                Err((back, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) => {
-                    f = back;
-                    crate::interrupt::check()?;
-                    if !said && started.elapsed() > std::time::Duration::from_secs(2) {
-                        tracing::warn!("waiting for {}: another goldify holds it", path.display());
-                        said = true;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err((_, e)) => bail!("locking {}: {e}", path.display()),
-            }
-        };
-        // The file may have been removed (a run's lock, by `repo gc`) or replaced while we
-        // waited: a lock on an unlinked file protects nothing, so take the one the name has now.
-        match path.symlink_metadata() {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
-                return Ok(FileLock {
-                    _flock: flock,
-                    path: path.to_path_buf(),
-                })
-            }
-            _ => continue,
-        }
-    }
-}
-
-/// What a run id's lock in a directory says about the run.
-pub enum RunState {
-    /// The run holds its lock: its files are in use.
-    Live,
-    /// Nobody holds it (the lock, taken now, is kept until dropped, so that the run's
-    /// files can be removed before the lock file; `None` when there is no lock file).
-    Gone(Option<FileLock>),
-}
-
-/// Whether run `id` still lives, by trying its lock in `dir` (never creating it).
-pub fn probe_run(dir: &Path, id: &str) -> Result<RunState> {
-    let path = run_lock_path(dir, id);
-    let f = match open_regular(&path) {
-        Ok(Some(f)) => f,
-        // No lock file, or a name that is not one we made (a link, a FIFO): no run owns it.
-        Ok(None) | Err(_) => return Ok(RunState::Gone(None)),
-    };
-    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-        Ok(flock) => Ok(RunState::Gone(Some(FileLock { _flock: flock, path }))),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(RunState::Live),
-        Err((_, e)) => bail!("locking {}: {e}", path.display()),
-    }
-}
-
-/// This run's claim on a directory it has temporary files in (see the module
-/// documentation): shared by every such file, released with the last.
-struct Claim {
-    lock: FileLock,
-}
-
-impl std::fmt::Debug for Claim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Claim")
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        // Unlinked while still locked; the flock goes when the file closes.
-        let _ = std::fs::remove_file(&self.lock.path);
-    }
-}
-
-fn claim(dir: &Path) -> Result<Arc<Claim>> {
-    /// (device, inode) of a directory → this run's claim on it.
-    type Claims = HashMap<(u64, u64), Weak<Claim>>;
-    static CLAIMS: LazyLock<Mutex<Claims>> = LazyLock::new(Default::default);
-    // By device and inode: two spellings of one directory must share one claim (a second
-    // flock on the same file from this process would wait for the first forever).
-    let meta = std::fs::metadata(dir).with_context(|| format!("reading directory {}", dir.display()))?;
-    let key = (meta.dev(), meta.ino());
-    let mut claims = CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = claims.get(&key).and_then(Weak::upgrade) {
-        return Ok(c);
-    }
-    claims.retain(|_, w| w.strong_count() > 0);
-    let c = Arc::new(Claim {
-        lock: lock_file(&run_lock_path(dir, run_id()))?,
-    });
-    claims.insert(key, Arc::downgrade(&c));
-    Ok(c)
-}
-
-fn temp_prefix() -> String {
-    format!("{TEMP_PREFIX}{}-", run_id())
-}
+use std::sync::Arc;
 
 /// A file being written for `dest`.
 #[derive(Debug)]
@@ -534,27 +284,9 @@ pub fn create_public_dir_all(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A random (version 4) UUID: a run's id (in temporary names, the run manifest).
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
 #[cfg(test)]
 mod tests {
+    use super::runs::run_id;
     use super::*;
 
     #[test]
@@ -653,47 +385,6 @@ mod tests {
             "earlier versions' names carry no run"
         );
         assert_eq!(run_of(".goldify-run-0123456789ab.lock"), Some("0123456789ab"));
-    }
-
-    #[test]
-    fn hostile_locks_and_bookkeeping_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let outside = d.join("outside");
-        std::os::unix::fs::symlink(&outside, d.join("link.lock")).unwrap();
-        let e = format!("{:#}", lock_file(&d.join("link.lock")).err().unwrap());
-        assert!(e.contains("is a symbolic link"), "{e}");
-        assert!(!outside.exists());
-        nix::unistd::mkfifo(&d.join("fifo.lock"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let e = format!("{:#}", lock_file(&d.join("fifo.lock")).err().unwrap());
-        assert!(e.contains("not a regular file"), "{e}");
-        let e = format!("{:#}", read_bounded(&d.join("fifo.lock"), 10).unwrap_err());
-        assert!(e.contains("not a regular file"), "{e}");
-        assert!(check_regular(&d.join("fifo.lock")).is_err() && check_regular(&d.join("link.lock")).is_err());
-        assert!(check_regular(&d.join("absent")).is_ok());
-        std::fs::write(d.join("f"), b"0123456789a").unwrap();
-        let e = format!("{:#}", read_bounded(&d.join("f"), 10).unwrap_err());
-        assert!(e.contains("larger than"), "{e}");
-        assert_eq!(read_bounded(&d.join("f"), 11).unwrap().unwrap().len(), 11);
-        assert!(read_bounded(&d.join("absent"), 10).unwrap().is_none());
-        assert!(read_bounded(&d.join("f").join("under-a-file"), 10).unwrap().is_none());
-    }
-
-    /// A lock another process holds is waited for; a dead holder's lock is free.
-    #[test]
-    fn a_held_lock_is_waited_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("l.lock");
-        let held = lock_file(&p).unwrap();
-        let p2 = p.clone();
-        let waiter = std::thread::spawn(move || {
-            let t = std::time::Instant::now();
-            drop(lock_file(&p2).unwrap());
-            t.elapsed()
-        });
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        drop(held);
-        assert!(waiter.join().unwrap() >= std::time::Duration::from_millis(250));
     }
 
     #[test]
