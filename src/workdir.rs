@@ -81,7 +81,7 @@ fn take_new_lock(dir: &Path) -> Result<Flock<File>> {
 
 /// Files and directories goldify creates are private unless it gives them a mode: what
 /// it publishes is made 0644 (files) and 0755 (directories) explicitly, in
-/// publish/atomic.rs, `disk::export` and [`crate::publish::atomic::create_public_dir_all`].
+/// publish/atomic/mod.rs, `disk::export` and [`crate::publish::atomic::create_public_dir_all`].
 /// Set once at start-up, before any thread or child exists; stricter bits the user's
 /// umask already has are kept.
 pub fn private_by_default() {

@@ -9,7 +9,7 @@ use super::atomic::Staged;
 use super::codec::Gzip;
 use super::hash::Algo;
 use super::repo::RepoType;
-use super::settings::{file_safe, plain_name, publishable, threads, GzipSettings};
+use super::settings::{check_archive_names, file_safe, repository_destinations, threads, GzipSettings};
 use super::stream::{self, Output, ReadSource, Written};
 use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::vmmanager::{default_tags, mib_ceil};
@@ -56,12 +56,7 @@ impl Target for Lxd {
 
     fn validate(&self) -> Result<()> {
         Gzip::new(self.compression.level).context("compression")?;
-        for n in [&self.name, &self.image_name].into_iter().flatten() {
-            plain_name(n)?;
-        }
-        if let Some(image) = self.image_name.clone().or_else(|| self.name.as_deref().map(file_safe)) {
-            publishable("image_name", &format!("{image}.tar.gz"))?;
-        }
+        check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "tar.gz")?;
         Ok(())
     }
 
@@ -70,16 +65,8 @@ impl Target for Lxd {
     }
 
     fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
-        let repo = self.dir(&plan.dir);
-        let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
-        let image = self
-            .image_name
-            .clone()
-            .or_else(|| plan.known_template_name(self.name.as_deref(), info).map(|n| file_safe(&n)));
-        if let Some(image) = image {
-            v.push(Destination::file(repo.join(format!("{image}.tar.gz")), "an archive"));
-        }
-        v
+        let names = (self.name.as_deref(), self.image_name.as_deref());
+        repository_destinations(plan, &self.dir(&plan.dir), names, "tar.gz", info)
     }
 
     fn repository(&self, plan: &Plan) -> Option<RepoClaim> {

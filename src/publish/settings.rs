@@ -96,6 +96,40 @@ pub fn publishable(setting: &str, file: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names a repository target (`vmmanager`, `vmmanager-lxd`) is given: `name` and
+/// `image_name` are plain names, and the archive they name (`<image_name>.<ext>`) is not
+/// one of the repository's own files.
+pub fn check_archive_names(name: Option<&str>, image_name: Option<&str>, ext: &str) -> Result<()> {
+    for n in [name, image_name].into_iter().flatten() {
+        plain_name(n)?;
+    }
+    if let Some(image) = image_name.map(str::to_string).or_else(|| name.map(file_safe)) {
+        publishable("image_name", &format!("{image}.{ext}"))?;
+    }
+    Ok(())
+}
+
+/// What a repository target writes into `repo`: the repository's index, and its archive
+/// `<image_name>.<ext>` once the name is known (`image_name`, else the template name made
+/// file-safe: the setting, --name, or the guest's).
+pub fn repository_destinations(
+    plan: &super::Plan,
+    repo: &std::path::Path,
+    (name, image_name): (Option<&str>, Option<&str>),
+    ext: &str,
+    info: Option<&super::GuestInfo>,
+) -> Vec<super::target::Destination> {
+    use super::target::Destination;
+    let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
+    let image = image_name
+        .map(str::to_string)
+        .or_else(|| plan.known_template_name(name, info).map(|n| file_safe(&n)));
+    if let Some(image) = image {
+        v.push(Destination::file(repo.join(format!("{image}.{ext}")), "an archive"));
+    }
+    v
+}
+
 /// Kubernetes object names (RFC 1123 labels).
 pub fn dns_label(what: &str, v: &str, max: usize) -> Result<()> {
     static LABEL: LazyLock<Regex> =

@@ -13,7 +13,7 @@ use super::codec::Xz;
 use super::hash::Algo;
 use super::headstart::HeadStart;
 use super::repo::RepoType;
-use super::settings::{file_safe, plain_name, publishable, XzSettings};
+use super::settings::{check_archive_names, file_safe, repository_destinations, XzSettings};
 use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::{atomic, stream, GuestInfo, Plan, Produce};
 use crate::steps::OptionDoc;
@@ -92,12 +92,7 @@ impl Target for Vmmanager {
                 anyhow::bail!("expand must be `auto` or a device such as /dev/vda2, not {e:?}");
             }
         }
-        for n in [&self.name, &self.image_name].into_iter().flatten() {
-            plain_name(n)?;
-        }
-        if let Some(image) = self.image_name.clone().or_else(|| self.name.as_deref().map(file_safe)) {
-            publishable("image_name", &format!("{image}.xz"))?;
-        }
+        check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "xz")?;
         Ok(())
     }
 
@@ -106,16 +101,8 @@ impl Target for Vmmanager {
     }
 
     fn destinations(&self, plan: &Plan, info: Option<&GuestInfo>) -> Vec<Destination> {
-        let repo = self.dir(&plan.dir);
-        let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
-        let image = self
-            .image_name
-            .clone()
-            .or_else(|| plan.known_template_name(self.name.as_deref(), info).map(|n| file_safe(&n)));
-        if let Some(image) = image {
-            v.push(Destination::file(repo.join(format!("{image}.xz")), "an archive"));
-        }
-        v
+        let names = (self.name.as_deref(), self.image_name.as_deref());
+        repository_destinations(plan, &self.dir(&plan.dir), names, "xz", info)
     }
 
     fn repository(&self, plan: &Plan) -> Option<RepoClaim> {

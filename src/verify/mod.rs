@@ -163,7 +163,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     }
     let work = crate::workdir::create(&std::env::temp_dir())?;
     // Both disks are checked before anything starts: a refused --source must not wait for
-    // the template's appliance, and no qemu may follow what a header names (disk/refs.rs).
+    // the template's appliance, and no qemu may follow what a header names (disk/refs/).
     let source_disk = opts
         .source
         .as_deref()
