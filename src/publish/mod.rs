@@ -113,7 +113,8 @@ pub struct Plan {
 impl Plan {
     /// The template's name: the setting, else --name, else `<distro>-<major>`.
     pub fn template_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
-        self.known_template_name(setting, Some(info)).expect("known with the guest's facts")
+        self.known_template_name(setting, Some(info))
+            .expect("known with the guest's facts")
     }
 
     /// The template's name, when it is known without the guest (a setting or --name).
@@ -128,7 +129,8 @@ impl Plan {
     /// A Kubernetes object (and file) name: the setting, else the template name made an
     /// RFC 1123 label.
     pub fn object_name(&self, setting: Option<&str>, info: &GuestInfo) -> String {
-        self.known_object_name(setting, Some(info)).expect("known with the guest's facts")
+        self.known_object_name(setting, Some(info))
+            .expect("known with the guest's facts")
     }
 
     pub fn known_object_name(&self, setting: Option<&str>, info: Option<&GuestInfo>) -> Option<String> {

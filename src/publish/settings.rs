@@ -120,7 +120,10 @@ pub fn repository_destinations(
     info: Option<&super::GuestInfo>,
 ) -> Vec<super::target::Destination> {
     use super::target::Destination;
-    let mut v = vec![Destination::file(repo.join(super::repo::METADATA), "the repository index")];
+    let mut v = vec![Destination::file(
+        repo.join(super::repo::METADATA),
+        "the repository index",
+    )];
     let image = image_name
         .map(str::to_string)
         .or_else(|| plan.known_template_name(name, info).map(|n| file_safe(&n)));

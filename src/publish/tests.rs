@@ -153,7 +153,9 @@ fn colliding_destinations_are_found_before_the_run() {
     assert_eq!(crate::error::exit_of(&e), Exit::Usage);
     let e = format!("{e:#}");
     assert!(
-        e.contains("vm.qcow2 is wanted as qcow2 (compressed) by the `disk` target and as qcow2 by the `deckhouse` target"),
+        e.contains(
+            "vm.qcow2 is wanted as qcow2 (compressed) by the `disk` target and as qcow2 by the `deckhouse` target"
+        ),
         "{e}"
     );
     let r = recipe("  disk: {}\n  vcluster: {base_url: 'http://x', name: vm}\n").unwrap();
@@ -168,9 +170,15 @@ fn colliding_destinations_are_found_before_the_run() {
             .err()
             .unwrap()
     );
-    assert!(e.contains("vm.qcow2 is wanted as qcow2 by the `disk` target and as the run manifest by the `manifest` target"), "{e}");
+    assert!(
+        e.contains("vm.qcow2 is wanted as qcow2 by the `disk` target and as the run manifest by the `manifest` target"),
+        "{e}"
+    );
     let e = format!("{:#}", recipe("  manifest: {file: SHA256SUMS}\n").unwrap_err());
-    assert!(e.contains("r.yaml:3:") && e.contains("a name reserved for the repository's own files"), "{e}");
+    assert!(
+        e.contains("r.yaml:3:") && e.contains("a name reserved for the repository's own files"),
+        "{e}"
+    );
 }
 
 #[test]
