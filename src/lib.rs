@@ -14,7 +14,7 @@ pub mod interrupt;
 pub(crate) mod outputs;
 pub(crate) mod packer;
 pub(crate) mod progress;
-pub mod publish;
+pub(crate) mod publish;
 pub(crate) mod recipe;
 pub(crate) mod report;
 pub(crate) mod run;

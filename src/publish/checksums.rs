@@ -48,10 +48,6 @@ fn default_algorithms() -> Vec<Algo> {
 }
 
 impl Target for Checksums {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         if self.algorithms.is_empty() {
             bail!("algorithms is empty");

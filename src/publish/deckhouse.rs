@@ -77,10 +77,6 @@ impl Deckhouse {
 }
 
 impl Target for Deckhouse {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         http_url(&self.base_url)?;
         match (self.kind, &self.namespace) {

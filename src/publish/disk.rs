@@ -69,10 +69,6 @@ impl Disk {
 }
 
 impl Target for Disk {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         if self.compress == Some(true) && self.format.is_some_and(|f| f != Format::Qcow2) {
             bail!("compress applies to qcow2 only");

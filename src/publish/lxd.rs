@@ -50,10 +50,6 @@ pub struct Lxd {
 }
 
 impl Target for Lxd {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         Gzip::new(self.compression.level).context("compression")?;
         check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "tar.gz")?;

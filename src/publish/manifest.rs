@@ -91,10 +91,6 @@ impl Manifest {
 }
 
 impl Target for Manifest {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         if let Some(f) = self.file.as_deref().filter(|f| *f != DEFAULT_FILE) {
             plain_name(f)?;

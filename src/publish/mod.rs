@@ -238,9 +238,6 @@ impl Session {
         Ok(Some(session))
     }
 
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
 
     /// The selected targets' names, for messages.
     pub fn describe(&self) -> String {

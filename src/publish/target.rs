@@ -52,8 +52,6 @@ impl Destination {
 /// A publish target: its settings, and what it does at each moment of the run. Every
 /// moment but [`Target::produce`] is optional.
 pub trait Target: std::fmt::Debug + Send {
-    fn info(&self) -> &'static TargetInfo;
-
     /// Checks beyond the settings' types (names, URLs, ranges), before anything runs.
     fn validate(&self) -> Result<()> {
         Ok(())

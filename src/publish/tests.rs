@@ -191,7 +191,7 @@ fn every_target_is_listed_once_with_its_options() {
         let built = build(t.name, serde_yaml::Value::Null);
         match t.name {
             "deckhouse" | "vcluster" => assert!(built.is_err()),
-            _ => assert_eq!(built.unwrap().info().name, t.name),
+            _ => assert!(built.is_ok(), "{}", t.name),
         }
     }
 }

@@ -86,10 +86,6 @@ impl Vcluster {
 }
 
 impl Target for Vcluster {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         http_url(&self.base_url)?;
         if self.checksum_type == Algo::Sha1 {

@@ -81,10 +81,6 @@ pub struct Vmmanager {
 }
 
 impl Target for Vmmanager {
-    fn info(&self) -> &'static TargetInfo {
-        &INFO
-    }
-
     fn validate(&self) -> Result<()> {
         Xz::new(self.compression.preset, self.compression.extreme).context("compression")?;
         if let Some(e) = self.expand.as_deref() {

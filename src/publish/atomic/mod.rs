@@ -64,9 +64,6 @@ impl Staged {
         self.tmp.path()
     }
 
-    pub fn file(&mut self) -> &mut File {
-        self.tmp.as_file_mut()
-    }
 
     /// Flush to stable storage and make the file world-readable (tempfile creates 0600;
     /// published files are meant to be served).
