@@ -91,7 +91,12 @@ impl Target for Deckhouse {
         }
         if let Some(n) = &self.name {
             dns_label("name", n, 63)?;
-            for f in [format!("{n}.qcow2"), format!("{n}.oci"), format!("{n}.oci.tar"), manifest_file(self, n)] {
+            for f in [
+                format!("{n}.qcow2"),
+                format!("{n}.oci"),
+                format!("{n}.oci.tar"),
+                manifest_file(self, n),
+            ] {
                 publishable("name", &f)?;
             }
         }

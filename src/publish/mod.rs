@@ -238,7 +238,6 @@ impl Session {
         Ok(Some(session))
     }
 
-
     /// The selected targets' names, for messages.
     pub fn describe(&self) -> String {
         let mut names: Vec<&str> = self.items.iter().map(|i| i.name.as_str()).collect();

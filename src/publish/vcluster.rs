@@ -112,7 +112,10 @@ impl Target for Vcluster {
         let what = r.describe();
         vec![
             Destination::file(r.dest, what),
-            Destination::file(self.dir(&plan.dir).join(format!("{name}.osimage.yaml")), "an OSImage manifest"),
+            Destination::file(
+                self.dir(&plan.dir).join(format!("{name}.osimage.yaml")),
+                "an OSImage manifest",
+            ),
         ]
     }
 

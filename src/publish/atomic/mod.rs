@@ -64,7 +64,6 @@ impl Staged {
         self.tmp.path()
     }
 
-
     /// Flush to stable storage and make the file world-readable (tempfile creates 0600;
     /// published files are meant to be served).
     pub fn sync(&mut self) -> Result<()> {
