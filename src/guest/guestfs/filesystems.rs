@@ -2,8 +2,8 @@
 //! partitions, libguestfs' full scan otherwise; and the filesystem a guest device name means.
 
 use super::GuestfsGuest;
-use crate::guest::devices::canonical_disk_name;
 use crate::guest::api::Api;
+use crate::guest::devices::canonical_disk_name;
 use crate::guest::Filesystem;
 use anyhow::{Context, Result};
 
