@@ -251,10 +251,11 @@ fn no_two_artifacts_share_a_file() {
             "golden.qcow2",
             ["`disk`", "`manifest`"],
         ),
+        // (A manifest named SHA256SUMS is refused sooner, as a reserved name: repos.rs.)
         (
-            "  checksums: {}\n  manifest: {file: SHA256SUMS}\n",
-            "SHA256SUMS",
-            ["`checksums`", "`manifest`"],
+            "  deckhouse: {base_url: 'https://x/', name: b}\n  manifest: {file: b.oci.tar}\n",
+            "b.oci.tar",
+            ["`deckhouse`", "`manifest`"],
         ),
         (
             "  vcluster: {base_url: 'https://x/', name: a}\n  deckhouse: {base_url: 'https://x/', name: b}\n  manifest: {file: a.osimage.yaml}\n",
