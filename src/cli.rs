@@ -93,8 +93,9 @@ pub(crate) struct RunArgs {
     /// Publish to TARGET (repeatable; `goldify targets` lists them). Settings come from the
     /// recipe's `publish:` section, defaults otherwise. Without --publish, every target the
     /// recipe lists is published.
-    #[arg(long = "publish", value_name = "TARGET",
-          value_parser = clap::builder::PossibleValuesParser::new(crate::publish::names()))]
+    // Checked against the registry by the publish session, which suggests the nearest name
+    // in goldify's own one-line error.
+    #[arg(long = "publish", value_name = "TARGET")]
     pub publish: Vec<String>,
     /// Where targets without a directory of their own (`repo:`/`dir:`) write
     /// (default: OUTDIR).

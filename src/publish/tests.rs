@@ -83,7 +83,7 @@ fn command_line_selects_and_defaults() {
 fn bad_settings_are_one_line_errors_with_position() {
     assert_eq!(
         err("  vmmanger: {}\n"),
-        ":3:3: publish: unknown publish target `vmmanger`, did you mean `vmmanager`?"
+        ":3:3: unknown publish target `vmmanger`, did you mean `vmmanager`?"
     );
     assert!(
         err("  deckhouse: {}\n").starts_with(":3:14: "),

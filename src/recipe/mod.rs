@@ -218,7 +218,7 @@ static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ co
 /// something else (`/etc/shadow` parses as YAML), and the error line must not print it.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = e.to_string();
-    let mut msg = scrub(&POSITION.replace(&msg, ""));
+    let mut msg = name_publish_target(&scrub(&POSITION.replace(&msg, "")));
     if let Some(s) = suggest(&e.to_string()) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
@@ -226,6 +226,24 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
         Some(l) => anyhow!("{}:{}:{}: {msg}", path.display(), l.line(), l.column()),
         None => anyhow!("{}: {msg}", path.display()),
     }
+}
+
+/// serde_yaml names where a publish target's settings went wrong as a path
+/// (`publish.deckhouse.compression: …`); say it as every other message about a target does
+/// (`publish target `deckhouse`: compression: …`).
+fn name_publish_target(msg: &str) -> String {
+    // An error about the target as a whole is already worded that way.
+    if let Some(rest) = msg.strip_prefix("publish: ").filter(|r| r.contains("publish target")) {
+        return rest.to_string();
+    }
+    static TARGET: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^publish\.([A-Za-z0-9_-]+)(?:\.([^:\s]+))?: ").expect("static regex"));
+    TARGET
+        .replace(msg, |c: &regex::Captures| match c.get(2) {
+            Some(rest) => format!("publish target `{}`: {}: ", &c[1], rest.as_str()),
+            None => format!("publish target `{}`: ", &c[1]),
+        })
+        .into_owned()
 }
 
 /// serde's messages with the file's own values taken out, the field path and what was
