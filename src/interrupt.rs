@@ -34,6 +34,12 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// The flag itself, for long computations that poll it as they go (a compressor working
+/// on one large block must stop well within the grace period a signal gives).
+pub fn flag() -> &'static AtomicBool {
+    &INTERRUPTED
+}
+
 /// Fail with an interruption error if a signal arrived.
 pub(crate) fn check() -> anyhow::Result<()> {
     if interrupted() {

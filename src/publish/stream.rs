@@ -248,7 +248,14 @@ fn encode_chunk(
                 reused = true;
                 return Ok(e);
             }
-            Ok(Arc::new(codec.encode(d)?))
+            // Polls the interruption as it goes: a large block at a high preset takes
+            // longer than the grace period a signal gives (interrupt.rs).
+            match codec.encode_until(d, crate::interrupt::flag())? {
+                Some(e) => Ok(Arc::new(e)),
+                None => Err(crate::interrupt::check()
+                    .err()
+                    .unwrap_or_else(|| anyhow!("compression stopped"))),
+            }
         })
         .collect();
     (zero, reused, r)
