@@ -64,6 +64,7 @@ macro_rules! targets {
 targets! {
     vmmanager::Vmmanager,
     lxd::Lxd,
+    vmmanager_windows::VmmanagerWindows,
     disk::Disk,
     deckhouse::Deckhouse,
     vcluster::Vcluster,

@@ -221,14 +221,35 @@ impl<'a> Produce<'a> {
         staged: atomic::Staged,
         written: &stream::Written,
     ) {
-        let dest = staged.dest().to_path_buf();
-        self.artifacts
-            .push(artifact(kind, &dest, written.size, written.checksums.clone()));
+        self.repository_files(kind, repo_kind, entry, vec![(staged, written.clone())]);
+    }
+
+    /// An entry merged into a repository's metadata.json with every file it names (an
+    /// archive and an install script), all renamed into place with the entry.
+    pub fn repository_files(
+        &mut self,
+        kind: &str,
+        repo_kind: repo::RepoType,
+        entry: serde_json::Map<String, serde_json::Value>,
+        files: Vec<(atomic::Staged, stream::Written)>,
+    ) {
+        let Some(dir) = files
+            .first()
+            .and_then(|(s, _)| s.dest().parent())
+            .map(Path::to_path_buf)
+        else {
+            return;
+        };
+        let mut staged = Vec::new();
+        for (s, w) in files {
+            self.artifacts.push(artifact(kind, s.dest(), w.size, w.checksums));
+            staged.push(s);
+        }
         self.commits.push(Commit::Repo {
-            dir: dest.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            dir,
             kind: repo_kind,
             entry,
-            files: vec![staged],
+            files: staged,
         });
     }
 

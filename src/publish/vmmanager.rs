@@ -77,7 +77,7 @@ pub struct Vmmanager {
     #[serde(default)]
     pub compression: XzSettings,
     #[serde(skip)]
-    head_start: Option<HeadStart>,
+    pub(super) head_start: Option<HeadStart>,
 }
 
 impl Target for Vmmanager {

@@ -2,7 +2,7 @@
 //! references and goldify's work files (leftovers of ended runs, or in use by a live one),
 //! and the listing printed for humans.
 
-use super::metadata::{entries, file_of, load, name_of, repo_type, RepoType};
+use super::metadata::{entries, file_of, files_of, load, name_of, repo_type, script_of, RepoType};
 use super::names::{is_bookkeeping, shown, shown_path, unsafe_archive_name};
 use crate::error::{Exit, Tag};
 use crate::publish::atomic::{self, RunState};
@@ -130,7 +130,7 @@ pub(super) struct Stray {
 pub(super) fn strays(dir: &Path, doc: &Value, runs: &mut HashMap<String, RunState>) -> Result<Vec<Stray>> {
     let referenced: HashSet<&str> = entries(doc)
         .into_iter()
-        .filter_map(file_of)
+        .flat_map(files_of)
         .filter(|f| unsafe_archive_name(f).is_none())
         .collect();
     let mut out = Vec::new();
@@ -204,7 +204,11 @@ pub fn list(dir: &Path, verify: bool) -> Result<Listing> {
     let doc = load(dir)?;
     let mut rows = Vec::new();
     for e in entries(&doc) {
-        rows.push(entry_row(dir, e, verify)?);
+        rows.push(entry_row(dir, e, file_of(e), e, verify)?);
+        // A Windows entry's install script, checked as its archive is (checksum, no size).
+        if let (Some(script), Some(fields)) = (script_of(e), e.get("install_script").and_then(Value::as_object)) {
+            rows.push(entry_row(dir, e, Some(script), fields, verify)?);
+        }
     }
     for s in strays(dir, &doc, &mut HashMap::new()).tag(Exit::Output)? {
         rows.push(Row {
@@ -221,14 +225,21 @@ pub fn list(dir: &Path, verify: bool) -> Result<Listing> {
     })
 }
 
-fn entry_row(dir: &Path, e: &Map<String, Value>, verify: bool) -> Result<Row> {
+/// The row of one file an entry names: `file`, with the size and checksum `fields` give.
+fn entry_row(
+    dir: &Path,
+    e: &Map<String, Value>,
+    file: Option<&str>,
+    fields: &Map<String, Value>,
+    verify: bool,
+) -> Result<Row> {
     let row = |file: &str, size: Option<u64>, status: Status| Row {
         name: Some(name_of(e).to_string()),
         file: file.to_string(),
         size,
         status,
     };
-    let Some(file) = file_of(e) else {
+    let Some(file) = file else {
         return Ok(row("-", None, Status::FileMissing));
     };
     if unsafe_archive_name(file).is_some() {
@@ -248,9 +259,9 @@ fn entry_row(dir: &Path, e: &Map<String, Value>, verify: bool) -> Result<Row> {
         return Ok(row(file, None, Status::NotAFile));
     }
     let size = meta.len();
-    let status = if !size_matches(e, size) {
+    let status = if !size_matches(fields, size) {
         Status::SizeMismatch
-    } else if verify && !checksum_matches(e, &path).tag(Exit::Output)? {
+    } else if verify && !checksum_matches(fields, &path).tag(Exit::Output)? {
         Status::ChecksumMismatch
     } else {
         Status::Available

@@ -153,16 +153,24 @@ pub fn publish(dir: &Path, kind: RepoType, entry: Map<String, Value>, artifacts:
 /// Another entry's archive is never replaced: VMmanager would go on serving it under that
 /// entry's name and checksum.
 fn refuse_taken_archive(dir: &Path, doc: &Value, entry: &Map<String, Value>) -> Result<()> {
-    let (Some(name), Some(file)) = (entry.get("name").and_then(Value::as_str), file_of(entry)) else {
+    let Some(name) = entry.get("name").and_then(Value::as_str) else {
         return Ok(());
     };
-    if let Some(other) = entries(doc)
-        .into_iter()
-        .find(|e| file_of(e) == Some(file) && e.get("name").and_then(Value::as_str) != Some(name))
-    {
+    for file in files_of(entry) {
+        let Some(other) = entries(doc)
+            .into_iter()
+            .find(|e| files_of(e).contains(&file) && e.get("name").and_then(Value::as_str) != Some(name))
+        else {
+            continue;
+        };
+        let role = if file_of(other) == Some(file) {
+            "archive"
+        } else {
+            "install script"
+        };
         crate::bail_tag!(
             Exit::Usage,
-            "{}: {} is the archive of entry `{}`; publishing `{}` would replace it (set another image_name)",
+            "{}: {} is the {role} of entry `{}`; publishing `{}` would replace it (set another image_name)",
             shown_path(&dir.join(METADATA)),
             shown(file),
             shown(name_of(other)),
@@ -178,7 +186,7 @@ pub fn entry_using(dir: &Path, file: &str) -> Result<Option<String>> {
     let Some(doc) = read(dir)? else { return Ok(None) };
     Ok(entries(&doc)
         .into_iter()
-        .find(|e| file_of(e) == Some(file))
+        .find(|e| files_of(e).contains(&file))
         .map(|e| name_of(e).to_string()))
 }
 
@@ -191,6 +199,16 @@ pub(super) fn entries(doc: &Value) -> Vec<&Map<String, Value>> {
 
 pub(super) fn file_of(entry: &Map<String, Value>) -> Option<&str> {
     entry.get("file_name").and_then(Value::as_str)
+}
+
+/// The install script a Windows entry names beside its archive (`install_script.file_name`).
+pub(super) fn script_of(entry: &Map<String, Value>) -> Option<&str> {
+    entry.get("install_script")?.get("file_name")?.as_str()
+}
+
+/// Every file an entry names: its archive, and a Windows entry's install script.
+pub(super) fn files_of(entry: &Map<String, Value>) -> Vec<&str> {
+    file_of(entry).into_iter().chain(script_of(entry)).collect()
 }
 
 pub(super) fn name_of(entry: &Map<String, Value>) -> &str {

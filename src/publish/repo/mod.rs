@@ -110,4 +110,39 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("good.xz") && text.contains("file missing"), "{text}");
     }
+
+    /// A Windows entry names two files: the archive and the install script beside it.
+    /// Both are listed and verified, neither is a stray, rm removes both.
+    #[test]
+    fn a_windows_entry_names_its_install_script_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("win.tar.gz"), b"archive").unwrap();
+        std::fs::write(d.join("win.cmd"), b"echo\r\n").unwrap();
+        std::fs::write(d.join("other.cmd"), b"x").unwrap();
+        let sha1 = |b: &[u8]| {
+            let mut h = crate::publish::hash::Hashes::new([Algo::Sha1]);
+            h.update(b);
+            h.finish()["sha1"].clone()
+        };
+        let doc = json!({"type": "os", "os": [
+            {"name": "win", "file_name": "win.tar.gz", "checksum": sha1(b"archive"),
+             "install_script": {"file_name": "win.cmd", "checksum": sha1(b"echo\r\n"), "updated_at": "x"}},
+        ]});
+        std::fs::write(d.join(METADATA), serde_json::to_string(&doc).unwrap()).unwrap();
+        let status = |l: &Listing, f: &str| l.rows.iter().find(|r| r.file == f).map(|r| r.status);
+        let v = list(d, true).unwrap();
+        assert_eq!(status(&v, "win.tar.gz"), Some(Status::Available));
+        assert_eq!(status(&v, "win.cmd"), Some(Status::Available));
+        assert_eq!(status(&v, "other.cmd"), Some(Status::UnreferencedFile));
+        std::fs::write(d.join("win.cmd"), b"tampered").unwrap();
+        assert_eq!(
+            status(&list(d, true).unwrap(), "win.cmd"),
+            Some(Status::ChecksumMismatch)
+        );
+        let removed = remove(d, "win").unwrap();
+        assert_eq!(removed.removed.len(), 2);
+        assert!(!d.join("win.cmd").exists() && !d.join("win.tar.gz").exists());
+        assert!(d.join("other.cmd").exists());
+    }
 }

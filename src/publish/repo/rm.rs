@@ -1,6 +1,6 @@
 //! `goldify repo rm`: drop entries and remove their archives, all or nothing.
 
-use super::metadata::{entries, file_of, load, lock, name_of, write_metadata};
+use super::metadata::{entries, files_of, load, lock, name_of, write_metadata};
 use super::names::{shown, shown_path, unsafe_archive_name};
 use crate::error::{Exit, Tag};
 use crate::publish::atomic;
@@ -33,7 +33,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<Removal> {
                 return true;
             }
             hit = true;
-            if let Some(f) = e.get("file_name").and_then(Value::as_str) {
+            for f in e.as_object().map(files_of).unwrap_or_default() {
                 if !files.iter().any(|x| x == f) {
                     files.push(f.to_string());
                 }
@@ -54,7 +54,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<Removal> {
             None => crate::bail_tag!(Exit::Usage, "no entry `{}` in {}", shown(name), shown_path(dir)),
         }
     }
-    let still: HashSet<&str> = entries(&doc).into_iter().filter_map(file_of).collect();
+    let still: HashSet<&str> = entries(&doc).into_iter().flat_map(files_of).collect();
     let mut kept = Vec::new();
     let mut doomed = Vec::new();
     for f in files.iter().filter(|f| !still.contains(f.as_str())) {
