@@ -27,6 +27,9 @@ pub struct MemoryGuest {
     pub layout: Layout,
     /// Swap areas `recreate_swap` made, with the UUID and label it was asked for.
     pub swaps: RefCell<Vec<Filesystem>>,
+    /// Registry values by (hive path, key path lowercased and joined by `\`, value name
+    /// lowercased): registry names match case-insensitively, as hivex's do.
+    pub registry: RefCell<BTreeMap<(String, String, String), crate::guest::registry::RegValue>>,
 }
 
 fn meta(kind: Kind, size: u64, mode: u32) -> Meta {
@@ -68,9 +71,19 @@ impl MemoryGuest {
             trimmed: RefCell::new(Vec::new()),
             layout: Layout::default(),
             swaps: RefCell::new(Vec::new()),
+            registry: RefCell::new(BTreeMap::new()),
         };
         g.put_node("/", dir_node());
         g
+    }
+
+    /// A registry hive is a regular file of the guest.
+    fn hive(&self, hive: &str) -> Result<()> {
+        match self.stat(hive) {
+            Some(m) if m.kind == Kind::File => Ok(()),
+            Some(_) => anyhow::bail!("{hive} is not a regular file (a registry hive is)"),
+            None => anyhow::bail!("{hive}: no such registry hive"),
+        }
     }
 
     /// Add a file (parents created as directories).
@@ -255,6 +268,23 @@ impl MemoryGuest {
 impl Guest for MemoryGuest {
     fn facts(&self) -> &OsFacts {
         &self.facts
+    }
+
+    fn registry_get(&self, hive: &str, key: &[&str], name: &str) -> Result<Option<crate::guest::registry::RegValue>> {
+        self.hive(hive)?;
+        let k = (hive.to_string(), key.join("\\").to_lowercase(), name.to_lowercase());
+        Ok(self.registry.borrow().get(&k).cloned())
+    }
+
+    fn registry_set(&self, hive: &str, edits: &[crate::guest::registry::RegEdit]) -> Result<()> {
+        self.hive(hive)?;
+        for e in edits {
+            for (name, v) in &e.values {
+                let k = (hive.to_string(), e.key.join("\\").to_lowercase(), name.to_lowercase());
+                self.registry.borrow_mut().insert(k, v.clone());
+            }
+        }
+        Ok(())
     }
 
     fn lstat(&self, path: &str) -> Result<Option<Meta>> {

@@ -29,6 +29,7 @@ pub mod guestfs;
 pub mod launch;
 pub mod memory;
 pub(crate) mod naming;
+pub(crate) mod registry;
 
 use anyhow::{bail, Result};
 pub use facts::{Family, OsFacts};
@@ -172,6 +173,11 @@ pub trait Guest {
     fn recreate_swap(&self, device: &str, uuid: Option<&str>, label: Option<&str>) -> Result<()>;
 
     /// The disk's partitions and which one holds root (for publish targets).
+    /// The value `name` of the registry key `key` (its path below the root) in the hive
+    /// file `hive` (a guest path); `None` when the key or the value is missing.
+    fn registry_get(&self, hive: &str, key: &[&str], name: &str) -> Result<Option<registry::RegValue>>;
+    /// Set values in the hive file `hive`, creating keys as needed, committed at once.
+    fn registry_set(&self, hive: &str, edits: &[registry::RegEdit]) -> Result<()>;
     fn layout(&self) -> Result<Layout> {
         bail!("this guest cannot describe its disk layout")
     }

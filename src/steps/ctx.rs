@@ -175,6 +175,33 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// A registry value (see [`Guest::registry_get`]); a missing hive reads as `None`.
+    pub(crate) fn registry_get(
+        &mut self,
+        hive: &str,
+        key: &[&str],
+        name: &str,
+    ) -> Result<Option<crate::guest::registry::RegValue>> {
+        match self.lstat(hive)? {
+            Some(m) if m.kind == Kind::File => self.guest.registry_get(hive, key, name),
+            _ => Ok(None),
+        }
+    }
+
+    /// Set registry values in a hive file (keys created as needed); each key is recorded
+    /// as an edit of `hive\key`.
+    pub(crate) fn registry_set(&mut self, hive: &str, edits: &[crate::guest::registry::RegEdit]) -> Result<()> {
+        if !self.dry_run {
+            self.guest
+                .registry_set(hive, edits)
+                .with_context(|| format!("editing the registry hive {hive}"))?;
+        }
+        for e in edits {
+            self.record(&format!("{hive}\\{}", e.key.join("\\")), Action::Edited, 0);
+        }
+        Ok(())
+    }
+
     /// Replace a file's content (callers compare first); records an edit.
     pub(crate) fn edit(&mut self, path: &str, new: &[u8]) -> Result<()> {
         self.note_hard_links_of(path)?;

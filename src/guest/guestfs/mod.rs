@@ -13,6 +13,7 @@ mod inspect;
 mod layout;
 mod links;
 mod ops;
+mod registry;
 mod roots;
 
 pub use super::api::{api_error, ApiError};

@@ -10,6 +10,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 
 impl Guest for GuestfsGuest {
+    fn registry_get(&self, hive: &str, key: &[&str], name: &str) -> Result<Option<crate::guest::registry::RegValue>> {
+        self.hive_get(hive, key, name)
+    }
+
+    fn registry_set(&self, hive: &str, edits: &[crate::guest::registry::RegEdit]) -> Result<()> {
+        self.hive_set(hive, edits)
+    }
+
     fn facts(&self) -> &OsFacts {
         &self.facts
     }

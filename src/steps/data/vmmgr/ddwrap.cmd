@@ -1,0 +1,2 @@
+@echo off
+C:\vmmgr\dd.exe --list 2>&1

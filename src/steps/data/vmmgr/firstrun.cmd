@@ -1,0 +1,2 @@
+@echo off
+powershell.exe C:\vmmgr\firstrun.ps1 >NUL
