@@ -1,7 +1,7 @@
 //! The command line: one struct per subcommand; `///` docs become `--help`.
 
 use crate::disk::Format;
-use crate::error::Exit;
+use crate::error::{Exit, Tag};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -61,7 +61,10 @@ pub(crate) struct RunArgs {
     pub recipe: PathBuf,
     /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
     /// (detected from content). Not with --packer-manifest.
-    #[arg(required_unless_present = "packer_manifest", conflicts_with = "packer_manifest")]
+    #[arg(
+        required_unless_present_any = ["packer_manifest", "list_operations"],
+        conflicts_with = "packer_manifest"
+    )]
     pub disk: Option<PathBuf>,
     /// Take the disk from a Packer manifest (the `manifest` post-processor's output):
     /// the files of the last run's build. Relative names are taken from the current
@@ -85,8 +88,19 @@ pub(crate) struct RunArgs {
     #[arg(long, conflicts_with = "dry_run")]
     pub in_place: bool,
     /// Print every path each step would change; write nothing.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Pick the steps that run, as virt-sysprep's --operations does: a comma-separated
+    /// list of step names (enable) and -names (disable), starting from none; `defaults`
+    /// stands for the recipe's steps, `all` adds every step that needs no options. E.g.
+    /// `defaults,-logs` or `machine-id,ssh-host-keys`. Repeatable: a later list changes
+    /// the earlier ones' result. A step the recipe lacks is added with its defaults.
+    #[arg(long, visible_alias = "enable", value_name = "STEPS", allow_hyphen_values = true)]
+    pub operations: Vec<String>,
+    /// List every step, marking with `*` those this run would apply (the recipe's, or
+    /// what --operations picks), and exit; no disk needed.
+    #[arg(long)]
+    pub list_operations: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -269,6 +283,12 @@ impl Cli {
     pub fn run(self) -> Result<Exit> {
         crate::progress::set_quiet(self.quiet);
         match self.command {
+            Command::Run(a) if a.list_operations => {
+                let mut recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                crate::recipe::operations::select(&mut recipe, &a.operations).tag(Exit::Usage)?;
+                print!("{}", crate::recipe::operations::listing(&recipe));
+                Ok(success())
+            }
             Command::Run(a) => {
                 let allow = a.refs.allowed()?;
                 let disk = crate::packer::input_disk(
@@ -291,6 +311,7 @@ impl Cli {
                         dir: a.publish_dir,
                         none: a.no_publish,
                     },
+                    operations: a.operations,
                 })?;
                 if a.json {
                     print_json(&report)?;

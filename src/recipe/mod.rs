@@ -2,6 +2,7 @@
 //! file:line:column), `extends:` another recipe, `vars:` expanded as `${name}` in string
 //! options, and `when:` conditions on OS facts.
 
+pub mod operations;
 pub mod search;
 mod when;
 
@@ -55,8 +56,11 @@ pub struct StepItem {
     pub name: String,
     pub step: Box<dyn Step>,
     pub when: Option<When>,
-    /// The recipe file the step came from (for messages).
+    /// The recipe file the step came from (for messages); empty for a step added by
+    /// `--operations`.
     pub origin: PathBuf,
+    /// False when `--operations` leaves the step out (it is reported as skipped).
+    pub selected: bool,
 }
 
 #[derive(Debug)]
@@ -348,6 +352,7 @@ impl<'de> Visitor<'de> for StepItemVisitor {
             step,
             when: None,
             origin: PathBuf::new(),
+            selected: true,
         })
     }
 
@@ -376,6 +381,7 @@ impl<'de> Visitor<'de> for StepItemVisitor {
             step,
             when,
             origin: PathBuf::new(),
+            selected: true,
         })
     }
 }
