@@ -39,6 +39,40 @@ pub(crate) enum Command {
     Doctor(DoctorArgs),
     Verify(VerifyArgs),
     Repo(RepoArgs),
+    Recipes(RecipesArgs),
+    Completions(CompletionsArgs),
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
+}
+
+/// List the recipes found along the recipe search path, and where.
+///
+/// `extends: NAME` and a plain recipe name on the command line are looked up, first
+/// match wins: beside the extending recipe (the current directory on the command line),
+/// then each directory of $GOLDIFY_RECIPE_PATH (colon-separated), then the installed
+/// recipes (<prefix>/share/goldify/recipes beside <prefix>/bin/goldify), then the
+/// checkout's recipes/ when goldify runs from a source tree. Only plain relative names
+/// are searched: an absolute name or one with `..` means that file and no other.
+#[derive(Debug, Args)]
+pub(crate) struct RecipesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+///
+/// scripts/install.sh installs them; by hand, e.g.
+/// `goldify completions bash > ~/.local/share/bash-completion/completions/goldify`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// Write goldify's man pages (goldify.1, goldify-run.1, …) into DIR (for install.sh).
+#[derive(Debug, Args)]
+pub(crate) struct ManpagesArgs {
+    pub dir: PathBuf,
 }
 
 /// Apply a recipe to a disk in one appliance launch, trim it, and write the golden disk.
@@ -418,6 +452,27 @@ impl Cli {
                 Ok(if report.ok { success() } else { Exit::Verify })
             }
             Command::Repo(a) => repo(a.action),
+            Command::Recipes(a) => {
+                let found = crate::recipe::search::listing();
+                if a.json {
+                    print_json(&found)?;
+                } else {
+                    print!("{}", found.human());
+                }
+                Ok(success())
+            }
+            Command::Completions(a) => {
+                use clap::CommandFactory;
+                crate::manual::completions(Cli::command(), a.shell, &mut std::io::stdout().lock());
+                Ok(success())
+            }
+            Command::Manpages(a) => {
+                use clap::CommandFactory;
+                for page in crate::manual::manpages(Cli::command(), &a.dir).tag(Exit::Output)? {
+                    println!("{}", page.display());
+                }
+                Ok(success())
+            }
         }
     }
 }

@@ -129,6 +129,55 @@ pub fn recipes_in(dir: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
+/// `goldify recipes`: the search path and the recipes on it.
+#[derive(Debug, serde::Serialize)]
+pub struct Listing {
+    pub path: Vec<Place>,
+    pub recipes: Vec<Found>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Found {
+    pub name: String,
+    pub path: PathBuf,
+    pub from: &'static str,
+    /// An earlier directory has a recipe of the same name, which is the one used.
+    pub shadowed: bool,
+}
+
+pub fn listing() -> Listing {
+    let path = search_path();
+    let mut recipes: Vec<Found> = Vec::new();
+    for place in &path {
+        for (name, file) in recipes_in(&place.dir) {
+            let shadowed = recipes.iter().any(|f| f.name == name);
+            recipes.push(Found {
+                name,
+                path: file,
+                from: place.from,
+                shadowed,
+            });
+        }
+    }
+    Listing { path, recipes }
+}
+
+impl Listing {
+    pub fn human(&self) -> String {
+        let mut out = String::from("recipe search path, after the extending recipe's own directory (first match wins):\n");
+        for p in &self.path {
+            let missing = if p.dir.is_dir() { "" } else { " (missing)" };
+            out.push_str(&format!("  {}  [{}]{missing}\n", p.dir.display(), p.from));
+        }
+        out.push_str("recipes:\n");
+        for r in &self.recipes {
+            let note = if r.shadowed { "  (hidden by the one above)" } else { "" };
+            out.push_str(&format!("  {:<24} {}{note}\n", r.name, r.path.display()));
+        }
+        out
+    }
+}
+
 /// Line and column of the top-level `extends:` key, for `file:line:col:` messages.
 pub fn extends_position(text: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, line)| {
@@ -188,6 +237,28 @@ mod tests {
         assert!(msg.ends_with("; did you mean debian.yaml?"), "{msg}");
         let msg = not_found(Path::new("zzzzzzzz.yaml"), &tried);
         assert!(!msg.contains("did you mean"), "{msg}");
+    }
+
+    #[test]
+    fn the_listing_shows_every_recipe_and_which_one_wins() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for d in [&a, &b] {
+            std::fs::write(d.path().join("web.yaml"), "steps: []\n").unwrap();
+        }
+        std::fs::write(b.path().join("db.yml"), "steps: []\n").unwrap();
+        std::fs::write(b.path().join("notes.txt"), "").unwrap();
+        let l = with_path(&[a.path(), b.path()], listing);
+        let found: Vec<(&str, bool)> = l
+            .recipes
+            .iter()
+            .filter(|f| f.from == "test")
+            .map(|f| (f.name.as_str(), f.shadowed))
+            .collect();
+        assert_eq!(found, [("web.yaml", false), ("db.yml", false), ("web.yaml", true)]);
+        let text = l.human();
+        assert!(text.contains(&format!("  {}  [test]\n", a.path().display())), "{text}");
+        assert!(text.contains("(hidden by the one above)"), "{text}");
     }
 
     #[test]
