@@ -41,7 +41,6 @@ pub(crate) enum Command {
     Repo(RepoArgs),
     Recipes(RecipesArgs),
     Completions(CompletionsArgs),
-    #[command(hide = true)]
     Manpages(ManpagesArgs),
 }
 
@@ -69,7 +68,10 @@ pub(crate) struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Write goldify's man pages (goldify.1, goldify-run.1, …) into DIR (for install.sh).
+/// Write goldify's man pages (goldify.1, goldify-run.1, …) into DIR, created if missing.
+///
+/// scripts/install.sh writes them to <prefix>/share/man/man1. (A visible command: clap's
+/// completions would offer a hidden one anyway.)
 #[derive(Debug, Args)]
 pub(crate) struct ManpagesArgs {
     pub dir: PathBuf,
