@@ -242,3 +242,30 @@ fn list_operations_marks_what_the_run_would_apply() {
     let plain = run(&[&"run", &recipe("debian"), &"--list-operations"]);
     assert!(plain.ok().stdout.lines().any(|l| l.starts_with("logs ") && l.contains(" * ")));
 }
+
+/// Every `goldify …` command in the README's shell blocks is one the command line takes,
+/// so the README cannot drift from the options (the install commands are run above, the
+/// demo's by scripts/demo.sh).
+#[test]
+fn every_readme_command_parses() {
+    use clap::Parser;
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut in_block = false;
+    let mut checked = 0;
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        let Some(cmd) = line.strip_prefix("goldify ").filter(|_| in_block) else {
+            continue;
+        };
+        let cmd = cmd.split(" #").next().unwrap().split(" >").next().unwrap();
+        let words = std::iter::once("goldify").chain(cmd.split_whitespace());
+        if let Err(e) = goldify::cli::Cli::try_parse_from(words) {
+            panic!("README: `goldify {cmd}` does not parse:\n{e}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} commands found in README.md");
+}
