@@ -371,7 +371,10 @@ mod tests {
         let phase = crate::progress::phase("test");
         let mut reports = Vec::new();
         super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
-        let seen: Vec<(&str, Option<&str>)> = reports.iter().map(|r| (r.step.as_str(), r.skipped.as_deref())).collect();
+        let seen: Vec<(&str, Option<&str>)> = reports
+            .iter()
+            .map(|r| (r.step.as_str(), r.skipped.as_deref()))
+            .collect();
         assert_eq!(
             seen,
             [

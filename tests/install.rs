@@ -50,7 +50,11 @@ fn install_sh_installs_everything_and_the_installed_binary_finds_its_recipes() {
         "fish/vendor_completions.d/goldify.fish",
     ] {
         let p = share.join(f);
-        assert!(std::fs::metadata(&p).is_ok_and(|m| m.len() > 0), "{} missing or empty", p.display());
+        assert!(
+            std::fs::metadata(&p).is_ok_and(|m| m.len() > 0),
+            "{} missing or empty",
+            p.display()
+        );
     }
     // Idempotent: a second run over the first works and changes nothing it should keep.
     install(&prefix);
@@ -64,10 +68,18 @@ fn install_sh_installs_everything_and_the_installed_binary_finds_its_recipes() {
     let r = installed(&prefix, &[&"check", &"--json", &mine]);
     r.ok();
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let from: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["from"].as_str().unwrap()).collect();
+    let from: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["from"].as_str().unwrap())
+        .collect();
     let shipped = share.join("goldify/recipes");
     assert!(from.contains(&shipped.join("base.yaml").to_str().unwrap()), "{from:?}");
-    assert!(!from.iter().any(|f| f.starts_with(repo().to_str().unwrap())), "{from:?}");
+    assert!(
+        !from.iter().any(|f| f.starts_with(repo().to_str().unwrap())),
+        "{from:?}"
+    );
     // A bare shipped name on the command line, from an unrelated directory.
     let r = Run::of(
         Command::new(prefix.join("bin/goldify"))
@@ -90,7 +102,13 @@ fn install_sh_installs_everything_and_the_installed_binary_finds_its_recipes() {
     assert_eq!(line, expected);
     // `goldify recipes` says where they are.
     let r = installed(&prefix, &[&"recipes"]);
-    assert!(r.ok().stdout.contains(&format!("  {}  [installed]\n", shipped.display())), "{}", r.stdout);
+    assert!(
+        r.ok()
+            .stdout
+            .contains(&format!("  {}  [installed]\n", shipped.display())),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -110,7 +128,12 @@ fn goldify_recipe_path_comes_before_the_shipped_recipes() {
     let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
     assert_eq!(v["steps"].as_array().unwrap().len(), 1, "{v}");
     // Without it, the checkout's recipes (the binary runs from target/).
-    let r = Run::of(goldify().args(["check", "--json"]).arg(&mine).env_remove("GOLDIFY_RECIPE_PATH"));
+    let r = Run::of(
+        goldify()
+            .args(["check", "--json"])
+            .arg(&mine)
+            .env_remove("GOLDIFY_RECIPE_PATH"),
+    );
     let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
     assert!(v["steps"].as_array().unwrap().len() > 5, "{v}");
 }
@@ -134,7 +157,8 @@ fn hostile_extends_names_are_never_searched_for() {
         let out = Run::of(goldify().arg("check").arg(&r).env(env.0, &env.1));
         assert_eq!(out.code, 2, "{}", out.stderr);
         assert!(
-            out.error_line().ends_with(&format!("not found (looked in: {})", tried.display())),
+            out.error_line()
+                .ends_with(&format!("not found (looked in: {})", tried.display())),
             "{}",
             out.stderr
         );
@@ -148,7 +172,11 @@ fn hostile_extends_names_are_never_searched_for() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.error_line().contains("loops back"), "{}", out.stderr);
     // A FIFO found along the path is refused, not opened (which would hang).
-    nix::unistd::mkfifo(&site.join("sub/fifo.yaml"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    nix::unistd::mkfifo(
+        &site.join("sub/fifo.yaml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     std::fs::write(&r, "extends: fifo.yaml\n").unwrap();
     let out = Run::of(goldify().arg("check").arg(&r).env(env.0, &env.1));
     assert_eq!(out.code, 2, "{}", out.stderr);
@@ -160,7 +188,17 @@ fn completions_mention_every_subcommand() {
     for shell in ["bash", "zsh", "fish"] {
         let r = run(&[&"completions", &shell]);
         r.ok();
-        for sub in ["run", "check", "steps", "targets", "verify", "repo", "recipes", "completions", "manpages"] {
+        for sub in [
+            "run",
+            "check",
+            "steps",
+            "targets",
+            "verify",
+            "repo",
+            "recipes",
+            "completions",
+            "manpages",
+        ] {
             assert!(r.stdout.contains(sub), "{shell} completion lacks {sub}");
         }
         assert!(r.stdout.contains("operations"), "{shell} completion lacks --operations");
@@ -177,12 +215,24 @@ fn manpages_writes_one_page_per_command() {
     r.ok();
     let mut names = entries(&dir);
     names.retain(|n| n.ends_with(".1"));
-    for page in ["goldify.1", "goldify-run.1", "goldify-check.1", "goldify-repo.1", "goldify-repo-list.1"] {
+    for page in [
+        "goldify.1",
+        "goldify-run.1",
+        "goldify-check.1",
+        "goldify-repo.1",
+        "goldify-repo-list.1",
+    ] {
         assert!(names.iter().any(|n| n == page), "{page} not in {names:?}");
     }
     let run_page = std::fs::read_to_string(dir.join("goldify-run.1")).unwrap();
-    assert!(run_page.starts_with(".ie") || run_page.contains(".TH goldify-run 1"), "{run_page:.200}");
-    assert!(run_page.contains("dry\\-run") && run_page.contains("operations"), "{run_page}");
+    assert!(
+        run_page.starts_with(".ie") || run_page.contains(".TH goldify-run 1"),
+        "{run_page:.200}"
+    );
+    assert!(
+        run_page.contains("dry\\-run") && run_page.contains("operations"),
+        "{run_page}"
+    );
     // Its listing is the pages it wrote.
     assert_eq!(r.stdout.lines().count(), names.len(), "{}", r.stdout);
     // DIR that cannot be created: output error.
@@ -210,14 +260,23 @@ fn operations_are_checked_before_the_disk() {
     ];
     for (args, says) in cases {
         let mut c = goldify();
-        c.arg("run").arg(recipe("debian")).arg(&disk).args(args).arg("-o").arg(d.path());
+        c.arg("run")
+            .arg(recipe("debian"))
+            .arg(&disk)
+            .args(args)
+            .arg("-o")
+            .arg(d.path());
         let r = Run::of(&mut c);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.error_line().contains(says), "{args:?}: {}", r.stderr);
     }
     let r = run(&[&"run", &recipe("debian"), &disk, &"-n", &"--in-place"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("--in-place") && r.stderr.contains("--dry-run"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--in-place") && r.stderr.contains("--dry-run"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -240,7 +299,11 @@ fn list_operations_marks_what_the_run_would_apply() {
     };
     assert!(!marked("logs") && marked("selinux-relabel") && marked("machine-id") && !marked("write"));
     let plain = run(&[&"run", &recipe("debian"), &"--list-operations"]);
-    assert!(plain.ok().stdout.lines().any(|l| l.starts_with("logs ") && l.contains(" * ")));
+    assert!(plain
+        .ok()
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("logs ") && l.contains(" * ")));
 }
 
 /// Every `goldify …` command in the README's shell blocks is one the command line takes,

@@ -220,9 +220,7 @@ fn extends_target(recipe: &Path, name: &str, text: &str) -> Result<PathBuf> {
     };
     let beside = recipe.parent().unwrap_or(Path::new(".")).join(name);
     if !is_recipe(&beside) {
-        anyhow::bail!(
-            "{at}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)"
-        );
+        anyhow::bail!("{at}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)");
     }
     let tried = search::candidates(beside, Path::new(name));
     let Some(target) = search::first_existing(&tried).cloned() else {

@@ -71,8 +71,11 @@ pub fn select(recipe: &mut Recipe, lists: &[String]) -> Result<()> {
         item.selected = enabled.contains(&item.name);
     }
     for name in enabled.iter().filter(|n| !defaults.contains(n)) {
-        let step = steps::build(name, serde::de::value::UnitDeserializer::<serde::de::value::Error>::new())
-            .map_err(|e| anyhow::anyhow!("--operations: {e}; a step with options is added in a recipe"))?;
+        let step = steps::build(
+            name,
+            serde::de::value::UnitDeserializer::<serde::de::value::Error>::new(),
+        )
+        .map_err(|e| anyhow::anyhow!("--operations: {e}; a step with options is added in a recipe"))?;
         recipe.steps.push(StepItem {
             name: name.clone(),
             step,
@@ -150,10 +153,18 @@ mod tests {
     fn a_step_not_in_the_recipe_is_added_with_its_defaults() {
         assert_eq!(
             chosen(R, &["defaults,fstrim"]).unwrap(),
-            pairs(&[("logs", true), ("tmp-files", true), ("machine-id", true), ("fstrim", true)])
+            pairs(&[
+                ("logs", true),
+                ("tmp-files", true),
+                ("machine-id", true),
+                ("fstrim", true)
+            ])
         );
         let e = chosen(R, &["defaults,write"]).unwrap_err().to_string();
-        assert!(e.contains("step `write` needs its options: `path`") && e.contains("in a recipe"), "{e}");
+        assert!(
+            e.contains("step `write` needs its options: `path`") && e.contains("in a recipe"),
+            "{e}"
+        );
         // `all`: every step that runs without options, none that needs them.
         let all = chosen(R, &["all"]).unwrap();
         assert!(all.iter().all(|(_, on)| *on));

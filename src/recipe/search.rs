@@ -41,7 +41,10 @@ pub fn search_path() -> Vec<Place> {
         }
     }
     // /proc/self/exe: the binary's real location, links resolved.
-    let Some(bin) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) else {
+    let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    else {
         return v;
     };
     if let Some(prefix) = bin.parent() {
@@ -50,7 +53,10 @@ pub fn search_path() -> Vec<Place> {
             from: "installed",
         });
         // <checkout>/target/<profile>/goldify
-        if let Some(root) = prefix.parent().filter(|_| prefix.file_name().is_some_and(|n| n == "target")) {
+        if let Some(root) = prefix
+            .parent()
+            .filter(|_| prefix.file_name().is_some_and(|n| n == "target"))
+        {
             if root.join("Cargo.toml").is_file() && root.join("recipes").is_dir() {
                 v.push(Place {
                     dir: root.join("recipes"),
@@ -99,7 +105,11 @@ fn suggestion(name: &Path, tried: &[PathBuf]) -> Option<String> {
     let wanted = name.file_name()?.to_str()?;
     let mut present: Vec<String> = Vec::new();
     for dir in tried.iter().filter_map(|p| p.parent()) {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         present.extend(recipes_in(dir).into_iter().map(|(n, _)| n));
     }
     let names: Vec<&str> = present.iter().map(String::as_str).collect();
@@ -164,7 +174,8 @@ pub fn listing() -> Listing {
 
 impl Listing {
     pub fn human(&self) -> String {
-        let mut out = String::from("recipe search path, after the extending recipe's own directory (first match wins):\n");
+        let mut out =
+            String::from("recipe search path, after the extending recipe's own directory (first match wins):\n");
         for p in &self.path {
             let missing = if p.dir.is_dir() { "" } else { " (missing)" };
             out.push_str(&format!("  {}  [{}]{missing}\n", p.dir.display(), p.from));
@@ -185,7 +196,9 @@ pub fn extends_position(text: &str) -> Option<(usize, usize)> {
             .strip_prefix("extends")
             .or_else(|| line.strip_prefix("\"extends\""))
             .or_else(|| line.strip_prefix("'extends'"))?;
-        key.trim_start_matches([' ', '\t']).starts_with(':').then_some((i + 1, 1))
+        key.trim_start_matches([' ', '\t'])
+            .starts_with(':')
+            .then_some((i + 1, 1))
     })
 }
 
@@ -233,7 +246,10 @@ mod tests {
         std::fs::write(d.path().join("debian.yaml"), "steps: []\n").unwrap();
         let tried = vec![PathBuf::from("/nonexistent/debian.yml"), d.path().join("debian.yml")];
         let msg = not_found(Path::new("debian.yml"), &tried);
-        assert!(msg.starts_with("not found (looked in: /nonexistent/debian.yml, "), "{msg}");
+        assert!(
+            msg.starts_with("not found (looked in: /nonexistent/debian.yml, "),
+            "{msg}"
+        );
         assert!(msg.ends_with("; did you mean debian.yaml?"), "{msg}");
         let msg = not_found(Path::new("zzzzzzzz.yaml"), &tried);
         assert!(!msg.contains("did you mean"), "{msg}");

@@ -240,7 +240,11 @@ fn extends_a_missing_recipe_names_the_line_every_file_tried_and_a_suggestion() {
     let e = format!("{:#}", Recipe::load(&p).unwrap_err());
     let beside = d.path().join("debian.yml");
     assert!(
-        e.starts_with(&format!("{}:3:1: extends: debian.yml not found (looked in: {}, ", p.display(), beside.display())),
+        e.starts_with(&format!(
+            "{}:3:1: extends: debian.yml not found (looked in: {}, ",
+            p.display(),
+            beside.display()
+        )),
         "{e}"
     );
     assert!(e.contains("share/goldify/recipes/debian.yml"), "{e}");
@@ -270,7 +274,10 @@ fn only_plain_extends_names_are_searched() {
     let d = tempfile::tempdir().unwrap();
     for name in ["../debian.yaml", "./debian.yaml", "/nonexistent/debian.yaml"] {
         let p = write(d.path(), "r.yaml", &format!("extends: {name}\n"));
-        let e = format!("{:#}", crate::recipe::search::with_path(&[&shipped], || Recipe::load(&p)).unwrap_err());
+        let e = format!(
+            "{:#}",
+            crate::recipe::search::with_path(&[&shipped], || Recipe::load(&p)).unwrap_err()
+        );
         assert!(e.contains("not found (looked in: ") && !e.contains(", "), "{name}: {e}");
     }
 }
