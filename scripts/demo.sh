@@ -12,3 +12,4 @@ echo "demo.sh: used disk: $used"
 mkdir -p out
 ./target/release/goldify run recipes/debian.yaml "$used" -o out --name debian12
 ./target/release/goldify inspect out/debian12.qcow2
+echo "demo.sh: to put goldify on your PATH with its recipes, man pages and completions: scripts/install.sh [PREFIX]"

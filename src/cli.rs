@@ -1,7 +1,7 @@
 //! The command line: one struct per subcommand; `///` docs become `--help`.
 
 use crate::disk::Format;
-use crate::error::Exit;
+use crate::error::{Exit, Tag};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +39,42 @@ pub(crate) enum Command {
     Doctor(DoctorArgs),
     Verify(VerifyArgs),
     Repo(RepoArgs),
+    Recipes(RecipesArgs),
+    Completions(CompletionsArgs),
+    Manpages(ManpagesArgs),
+}
+
+/// List the recipes found along the recipe search path, and where.
+///
+/// `extends: NAME` and a plain recipe name on the command line are looked up, first
+/// match wins: beside the extending recipe (the current directory on the command line),
+/// then each directory of $GOLDIFY_RECIPE_PATH (colon-separated), then the installed
+/// recipes (<prefix>/share/goldify/recipes beside <prefix>/bin/goldify), then the
+/// checkout's recipes/ when goldify runs from a source tree. Only plain relative names
+/// are searched: an absolute name or one with `..` means that file and no other.
+#[derive(Debug, Args)]
+pub(crate) struct RecipesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+///
+/// scripts/install.sh installs them; by hand, e.g.
+/// `goldify completions bash > ~/.local/share/bash-completion/completions/goldify`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// Write goldify's man pages (goldify.1, goldify-run.1, …) into DIR, created if missing.
+///
+/// scripts/install.sh writes them to <prefix>/share/man/man1. (A visible command: clap's
+/// completions would offer a hidden one anyway.)
+#[derive(Debug, Args)]
+pub(crate) struct ManpagesArgs {
+    pub dir: PathBuf,
 }
 
 /// Apply a recipe to a disk in one appliance launch, trim it, and write the golden disk.
@@ -61,7 +97,10 @@ pub(crate) struct RunArgs {
     pub recipe: PathBuf,
     /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
     /// (detected from content). Not with --packer-manifest.
-    #[arg(required_unless_present = "packer_manifest", conflicts_with = "packer_manifest")]
+    #[arg(
+        required_unless_present_any = ["packer_manifest", "list_operations"],
+        conflicts_with = "packer_manifest"
+    )]
     pub disk: Option<PathBuf>,
     /// Take the disk from a Packer manifest (the `manifest` post-processor's output):
     /// the files of the last run's build. Relative names are taken from the current
@@ -85,8 +124,19 @@ pub(crate) struct RunArgs {
     #[arg(long, conflicts_with = "dry_run")]
     pub in_place: bool,
     /// Print every path each step would change; write nothing.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Pick the steps that run, as virt-sysprep's --operations does: a comma-separated
+    /// list of step names (enable) and -names (disable), starting from none; `defaults`
+    /// stands for the recipe's steps, `all` adds every step that needs no options. E.g.
+    /// `defaults,-logs` or `machine-id,ssh-host-keys`. Repeatable: a later list changes
+    /// the earlier ones' result. A step the recipe lacks is added with its defaults.
+    #[arg(long, visible_alias = "enable", value_name = "STEPS", allow_hyphen_values = true)]
+    pub operations: Vec<String>,
+    /// List every step, marking with `*` those this run would apply (the recipe's, or
+    /// what --operations picks), and exit; no disk needed.
+    #[arg(long)]
+    pub list_operations: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -269,6 +319,12 @@ impl Cli {
     pub fn run(self) -> Result<Exit> {
         crate::progress::set_quiet(self.quiet);
         match self.command {
+            Command::Run(a) if a.list_operations => {
+                let mut recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                crate::recipe::operations::select(&mut recipe, &a.operations).tag(Exit::Usage)?;
+                print!("{}", crate::recipe::operations::listing(&recipe));
+                Ok(success())
+            }
             Command::Run(a) => {
                 let allow = a.refs.allowed()?;
                 let disk = crate::packer::input_disk(
@@ -291,6 +347,7 @@ impl Cli {
                         dir: a.publish_dir,
                         none: a.no_publish,
                     },
+                    operations: a.operations,
                 })?;
                 if a.json {
                     print_json(&report)?;
@@ -397,6 +454,27 @@ impl Cli {
                 Ok(if report.ok { success() } else { Exit::Verify })
             }
             Command::Repo(a) => repo(a.action),
+            Command::Recipes(a) => {
+                let found = crate::recipe::search::listing();
+                if a.json {
+                    print_json(&found)?;
+                } else {
+                    print!("{}", found.human());
+                }
+                Ok(success())
+            }
+            Command::Completions(a) => {
+                use clap::CommandFactory;
+                crate::manual::completions(Cli::command(), a.shell, &mut std::io::stdout().lock());
+                Ok(success())
+            }
+            Command::Manpages(a) => {
+                use clap::CommandFactory;
+                for page in crate::manual::manpages(Cli::command(), &a.dir).tag(Exit::Output)? {
+                    println!("{}", page.display());
+                }
+                Ok(success())
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod guest;
 pub(crate) mod hostfile;
 pub(crate) mod inspect;
 pub mod interrupt;
+pub(crate) mod manual;
 pub(crate) mod outputs;
 pub(crate) mod packer;
 pub(crate) mod progress;

@@ -24,6 +24,8 @@ pub struct RunOptions {
     /// Directories the disk's backing files, extents and data files may be read from.
     pub allow: disk::refs::Allowed,
     pub publish: crate::publish::Request,
+    /// `--operations` lists: which steps run (recipe/operations.rs).
+    pub operations: Vec<String>,
 }
 
 /// The base name of the golden disk: the input's name without its extensions.
@@ -66,6 +68,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let mut recipe = Recipe::load(&opts.recipe)?;
+    crate::recipe::operations::select(&mut recipe, &opts.operations).tag(Exit::Usage)?;
     if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
         crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
     }
@@ -250,7 +253,9 @@ pub fn apply_steps(
         let info = item.step.info();
         let started = Instant::now();
         let mut ctx = Ctx::new(guest, dry_run, &item.name).continuing(dry_done);
-        if !info.applies_to(facts.family) {
+        if !item.selected {
+            ctx.report.skipped = Some(crate::recipe::operations::LEFT_OUT.into());
+        } else if !info.applies_to(facts.family) {
             ctx.report.skipped = Some(format!("does not apply to the {} family", facts.family));
         } else if let Some(when) = item.when.as_ref().filter(|w| !w.holds(&facts)) {
             ctx.report.skipped = Some(format!("when: {} does not hold", when.describe()));
@@ -350,6 +355,35 @@ mod tests {
                 .collect()
         };
         assert_eq!(changes(&planned), changes(&done));
+    }
+
+    #[test]
+    fn steps_left_out_by_operations_are_reported_and_added_ones_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(&path, "steps: [tmp-files, machine-id]\n").unwrap();
+        let mut recipe = crate::recipe::Recipe::load(&path).unwrap();
+        crate::recipe::operations::select(&mut recipe, &["defaults,-tmp-files,shell-history".into()]).unwrap();
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/tmp/x", b"x")
+            .file("/root/.bash_history", b"ls\n")
+            .file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n");
+        let phase = crate::progress::phase("test");
+        let mut reports = Vec::new();
+        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
+        let seen: Vec<(&str, Option<&str>)> = reports
+            .iter()
+            .map(|r| (r.step.as_str(), r.skipped.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("tmp-files", Some("left out by --operations")),
+                ("shell-history", None),
+                ("machine-id", None)
+            ]
+        );
+        assert!(g.exists("/tmp/x") && !g.exists("/root/.bash_history"));
     }
 
     #[test]

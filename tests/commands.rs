@@ -116,3 +116,47 @@ fn several_operating_systems_exit_3() {
     assert!(entries(o.path()).is_empty());
     let _ = Path::new("");
 }
+
+/// `-n --operations`: the report names every step the option left out, and a step the
+/// recipe lacks runs (here in a dry run: the disk and OUTDIR stay untouched).
+#[test]
+fn operations_decide_which_steps_run_and_the_report_says_so() {
+    let disk = phony("debian");
+    let before = sha256(&disk);
+    let out = tempfile::tempdir().unwrap();
+    // Saved outside recipes/: `extends:` finds the shipped one through the search path.
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine.yaml");
+    std::fs::write(&mine, "extends: generic.yaml\nskip: [shell-history]\n").unwrap();
+    let r = run(&[
+        &"run",
+        &mine,
+        &disk,
+        &"-o",
+        &out.path(),
+        &"-n",
+        &"--json",
+        &"--operations",
+        &"defaults,-logs,-tmp-files",
+        &"--enable",
+        &"shell-history",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    let steps = v["steps"].as_array().unwrap();
+    let skipped = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("{name} not in the report: {v}"))["skipped"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(skipped("logs").as_deref(), Some("left out by --operations"));
+    assert_eq!(skipped("tmp-files").as_deref(), Some("left out by --operations"));
+    assert_eq!(skipped("machine-id"), None);
+    // Not in the recipe (skipped from generic.yaml): added by --enable, and run.
+    assert_eq!(skipped("shell-history"), None);
+    assert!(entries(out.path()).is_empty());
+    assert_eq!(sha256(&disk), before);
+}

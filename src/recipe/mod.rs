@@ -2,6 +2,8 @@
 //! file:line:column), `extends:` another recipe, `vars:` expanded as `${name}` in string
 //! options, and `when:` conditions on OS facts.
 
+pub mod operations;
+pub mod search;
 mod when;
 
 use crate::error::{Exit, Tag};
@@ -54,8 +56,11 @@ pub struct StepItem {
     pub name: String,
     pub step: Box<dyn Step>,
     pub when: Option<When>,
-    /// The recipe file the step came from (for messages).
+    /// The recipe file the step came from (for messages); empty for a step added by
+    /// `--operations`.
     pub origin: PathBuf,
+    /// False when `--operations` leaves the step out (it is reported as skipped).
+    pub selected: bool,
 }
 
 #[derive(Debug)]
@@ -71,7 +76,12 @@ pub struct Recipe {
 
 impl Recipe {
     /// Load and validate a recipe and everything it extends.
+    ///
+    /// A plain `.yaml`/`.yml` name that is not in the current directory is looked up
+    /// along the recipe search path (search.rs), so `goldify run debian.yaml DISK` takes
+    /// the shipped recipe from anywhere.
     pub fn load(path: &Path) -> Result<Recipe> {
+        let path = &command_line_recipe(path).tag(Exit::Usage)?;
         let mut seen = HashSet::new();
         let mut recipe = load_chain(path, &mut seen, 0).tag(Exit::Usage)?;
         expand_vars(&mut recipe).tag(Exit::Usage)?;
@@ -106,7 +116,10 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     if meta.len() > MAX_RECIPE_BYTES {
         anyhow::bail!("recipe {} is larger than {} bytes", path.display(), MAX_RECIPE_BYTES);
     }
-    let text = std::fs::read_to_string(&canonical).with_context(|| format!("reading recipe {}", path.display()))?;
+    // Opened without blocking (a FIFO swapped in after the check above is refused too).
+    let bytes = crate::hostfile::read_bounded(&canonical, MAX_RECIPE_BYTES)
+        .with_context(|| format!("reading recipe {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{}: the recipe is not UTF-8 text", path.display()))?;
     let file = parse(&text, path)?;
     let mut own_steps = file.steps;
     for s in &mut own_steps {
@@ -118,7 +131,7 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     }
     let base = match &file.extends {
         Some(parent) => {
-            let parent_path = extends_target(path, parent)?;
+            let parent_path = extends_target(path, parent, &text)?;
             Some(
                 load_chain(&parent_path, seen, depth + 1)
                     .with_context(|| format!("{}: in the recipe it extends", path.display()))?,
@@ -178,23 +191,49 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
     Ok(recipe)
 }
 
+fn is_recipe(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// The recipe named on the command line: as given when it exists (or is not a plain
+/// recipe name), else the first one along the search path.
+fn command_line_recipe(path: &Path) -> Result<PathBuf> {
+    if std::fs::symlink_metadata(path).is_ok() || !is_recipe(path) {
+        return Ok(path.to_path_buf());
+    }
+    let tried = search::candidates(path.to_path_buf(), path);
+    match search::first_existing(&tried) {
+        Some(found) => Ok(found.clone()),
+        None if tried.len() == 1 => Ok(path.to_path_buf()),
+        None => anyhow::bail!("opening recipe {}: {}", path.display(), search::not_found(path, &tried)),
+    }
+}
+
 /// What `extends:` may name: a recipe, that is a `.yaml` or `.yml` file, and when that name
 /// is a symlink, one to a `.yaml` or `.yml` file. `extends: /etc/shadow` (or a key, a
 /// device) is refused before anything opens it, so no message about it can quote it.
-fn extends_target(recipe: &Path, name: &str) -> Result<PathBuf> {
-    let is_recipe = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-    let target = recipe.parent().unwrap_or(Path::new(".")).join(name);
-    if !is_recipe(&target) {
-        anyhow::bail!(
-            "{}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)",
-            recipe.display()
-        );
+/// A plain name is looked up beside the recipe, then along the search path (search.rs).
+fn extends_target(recipe: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    let at = match search::extends_position(text) {
+        Some((line, col)) => format!("{}:{line}:{col}", recipe.display()),
+        None => recipe.display().to_string(),
+    };
+    let beside = recipe.parent().unwrap_or(Path::new(".")).join(name);
+    if !is_recipe(&beside) {
+        anyhow::bail!("{at}: `extends: {name:?}` must name a recipe (a .yaml or .yml file)");
     }
+    let tried = search::candidates(beside, Path::new(name));
+    let Some(target) = search::first_existing(&tried).cloned() else {
+        anyhow::bail!(
+            "{at}: extends: {} {}",
+            name.escape_debug(),
+            search::not_found(Path::new(name), &tried)
+        );
+    };
     if let Ok(real) = target.canonicalize() {
         if !is_recipe(&real) {
             anyhow::bail!(
-                "{}: `extends: {name:?}` is a link to {}, which is not a .yaml or .yml file",
-                recipe.display(),
+                "{at}: `extends: {name:?}` is a link to {}, which is not a .yaml or .yml file",
                 real.display()
             );
         }
@@ -311,6 +350,7 @@ impl<'de> Visitor<'de> for StepItemVisitor {
             step,
             when: None,
             origin: PathBuf::new(),
+            selected: true,
         })
     }
 
@@ -339,6 +379,7 @@ impl<'de> Visitor<'de> for StepItemVisitor {
             step,
             when,
             origin: PathBuf::new(),
+            selected: true,
         })
     }
 }

@@ -231,3 +231,53 @@ fn required_options_cannot_be_left_out() {
         assert!(e.contains("(`goldify steps` describes them)"), "{step}: {e}");
     }
 }
+
+#[test]
+fn extends_a_missing_recipe_names_the_line_every_file_tried_and_a_suggestion() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "debian.yaml", "steps: [fstrim]\n");
+    let p = write(d.path(), "r.yaml", "name: x\n\nextends: debian.yml\n");
+    let e = format!("{:#}", Recipe::load(&p).unwrap_err());
+    let beside = d.path().join("debian.yml");
+    assert!(
+        e.starts_with(&format!(
+            "{}:3:1: extends: debian.yml not found (looked in: {}, ",
+            p.display(),
+            beside.display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("share/goldify/recipes/debian.yml"), "{e}");
+    assert!(e.ends_with("; did you mean debian.yaml?"), "{e}");
+}
+
+#[test]
+fn extends_finds_the_shipped_recipes_from_anywhere() {
+    // Unit tests run from target/debug/deps, where no recipes are installed: the
+    // search path's own directory stands in for them.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "mine.yaml", "extends: debian.yaml\nsteps: [fstrim]\n");
+    let r = crate::recipe::search::with_path(&[&shipped], || Recipe::load(&p)).unwrap();
+    assert!(r.steps.iter().any(|s| s.name == "ssh-host-keys"), "{:?}", r.steps);
+    assert!(r.steps.iter().any(|s| s.origin == shipped.join("base.yaml")));
+    // A recipe beside the extending one wins over the search path.
+    write(d.path(), "debian.yaml", "steps: [logs]\n");
+    let r = crate::recipe::search::with_path(&[&shipped], || Recipe::load(&p)).unwrap();
+    let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["logs", "fstrim"]);
+}
+
+#[test]
+fn only_plain_extends_names_are_searched() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let d = tempfile::tempdir().unwrap();
+    for name in ["../debian.yaml", "./debian.yaml", "/nonexistent/debian.yaml"] {
+        let p = write(d.path(), "r.yaml", &format!("extends: {name}\n"));
+        let e = format!(
+            "{:#}",
+            crate::recipe::search::with_path(&[&shipped], || Recipe::load(&p)).unwrap_err()
+        );
+        assert!(e.contains("not found (looked in: ") && !e.contains(", "), "{name}: {e}");
+    }
+}

@@ -139,7 +139,7 @@ pub(crate) mod testing;
 /// A step written without options (`- write`, `write: ~`) gets its defaults; one with
 /// required options would get an empty path or command and fail only after the appliance
 /// started, so it is a recipe error.
-fn required_options(info: &StepInfo) -> Result<(), String> {
+pub(crate) fn required_options(info: &StepInfo) -> Result<(), String> {
     let required: Vec<String> = info
         .options
         .iter()
