@@ -358,6 +358,7 @@ impl Cli {
             }
             Command::Check(a) => {
                 let recipe = crate::recipe::Recipe::load(&a.recipe)?;
+                recipe.preflight()?;
                 let publish = recipe.publish.names();
                 let steps: Vec<serde_json::Value> = recipe
                     .ordered()

@@ -69,6 +69,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let mut timings = Timings::default();
     let mut recipe = Recipe::load(&opts.recipe)?;
     crate::recipe::operations::select(&mut recipe, &opts.operations).tag(Exit::Usage)?;
+    recipe.preflight()?;
     if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
         crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
     }

@@ -309,3 +309,53 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     assert!(out.error_line().contains("`publish:` section"), "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }
+
+/// vmmgr-firstrun copies dd.exe from this machine: a missing one (or a FIFO, or a device)
+/// is a recipe error naming the option before any disk is opened; `${var}` and a child
+/// recipe's replacement are applied first, and a step `--operations` leaves out is not asked.
+#[test]
+fn windows_recipe_needs_dd_exe_before_the_long_work() {
+    let d = tempfile::tempdir().unwrap();
+    let check = |dir: &Path, recipe: &Path| Run::of(goldify().current_dir(dir).arg("check").arg(recipe));
+    let out = check(d.path(), &recipe("windows"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out.error_line();
+    assert!(
+        line.contains("windows.yaml: step `vmmgr-firstrun`: dd_exe dd.exe") && line.contains("cannot ship"),
+        "{line}"
+    );
+    nix::unistd::mkfifo(&d.path().join("dd.exe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = check(d.path(), &recipe("windows"));
+    assert_eq!(out.code, 2, "a FIFO is refused, without blocking: {}", out.stderr);
+    std::fs::remove_file(d.path().join("dd.exe")).unwrap();
+    write(d.path(), "dd.exe", b"MZ stand-in");
+    check(d.path(), &recipe("windows")).ok();
+    // A child recipe names its own dd.exe through a variable.
+    let child = write(
+        d.path(),
+        "mine.yaml",
+        b"extends: windows.yaml\nvars: {dd: /nonexistent/dd.exe}\nsteps:\n  - vmmgr-firstrun: {dd_exe: \"${dd}\"}\n",
+    );
+    std::fs::copy(recipe("windows"), d.path().join("windows.yaml")).unwrap();
+    let out = check(d.path(), &child);
+    assert!(
+        out.error_line().contains("dd_exe /nonexistent/dd.exe"),
+        "{}",
+        out.stderr
+    );
+    // A missing disk is refused after the recipe is read, without an appliance.
+    let disk = d.path().join("missing.img");
+    let left_out = Run::of(
+        goldify()
+            .current_dir(d.path())
+            .args(["run", "-n", "--operations", "defaults,-vmmgr-firstrun"])
+            .arg(&child)
+            .arg(&disk),
+    );
+    assert!(!left_out.stderr.contains("dd_exe"), "{}", left_out.stderr);
+    assert_eq!(
+        left_out.code, 3,
+        "the missing disk is what is refused: {}",
+        left_out.stderr
+    );
+}

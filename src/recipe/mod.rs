@@ -88,6 +88,19 @@ impl Recipe {
         Ok(recipe)
     }
 
+    /// What steps need from this machine (a file a step copies in), checked once the
+    /// recipe is whole (`extends:`, `${var}` and `--operations` applied) and before the
+    /// long work; steps left out are not asked.
+    pub fn preflight(&self) -> Result<()> {
+        for s in self.steps.iter().filter(|s| s.selected) {
+            s.step
+                .preflight()
+                .with_context(|| format!("{}: step `{}`", self.path.display(), s.name))
+                .tag(Exit::Usage)?;
+        }
+        Ok(())
+    }
+
     /// The steps in the order they run: recipe order within each phase.
     pub fn ordered(&self) -> Vec<&StepItem> {
         let mut v: Vec<&StepItem> = self.steps.iter().collect();

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 pub(crate) static INFO: StepInfo = StepInfo {
     name: "fstrim",
     summary: "discard free space of every mounted filesystem; discard and recreate swap with the same UUID and label",
-    families: &[],
+    // NTFS is trimmed too (ntfs-3g supports FITRIM in the appliance); Windows has no swap
+    // partitions to recreate.
+    families: &crate::guest::Family::ALL,
     options: &[OptionDoc { name: "swap", kind: "bool", default: "true", help: "discard and recreate swap partitions" }],
     phase: Phase::Trim,
     repeatable: false,

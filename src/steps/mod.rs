@@ -69,6 +69,10 @@ impl<T: Serialize> Options for T {
 
 pub(crate) trait Step: Options + std::fmt::Debug {
     fn info(&self) -> &'static StepInfo;
+    /// What the step needs from this machine, checked before the appliance starts.
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
     fn apply(&self, ctx: &mut Ctx) -> Result<()>;
 }
 

@@ -58,6 +58,17 @@ pub(crate) struct VmmgrFirstrun {
     pub dd_exe: String,
 }
 
+impl VmmgrFirstrun {
+    fn dd_exe(&self) -> Result<Vec<u8>> {
+        crate::hostfile::read_bounded(std::path::Path::new(&self.dd_exe), DD_LIMIT).with_context(|| {
+            format!(
+                "dd_exe {}: goldify cannot ship dd.exe; name a dd for Windows on this machine",
+                self.dd_exe
+            )
+        })
+    }
+}
+
 /// UTF-16LE with a byte-order mark, as Task Scheduler's own exports are.
 fn utf16_bom(text: &str) -> Vec<u8> {
     [0xff, 0xfe]
@@ -71,14 +82,15 @@ impl Step for VmmgrFirstrun {
         &INFO
     }
 
+    /// dd.exe must be a regular file here before the long work (`${var}` and `extends:`
+    /// applied): a missing one is a recipe error.
+    fn preflight(&self) -> Result<()> {
+        self.dd_exe().map(drop)
+    }
+
     fn apply(&self, ctx: &mut Ctx) -> Result<()> {
         use super::windows::{add_firstboot_script, crlf, hive};
-        let dd = crate::hostfile::read_bounded(std::path::Path::new(&self.dd_exe), DD_LIMIT).with_context(|| {
-            format!(
-                "vmmgr-firstrun: dd_exe {}: goldify cannot ship dd.exe; name a dd for Windows on this machine",
-                self.dd_exe
-            )
-        })?;
+        let dd = self.dd_exe()?;
         ctx.mkdir_p("/vmmgr")?;
         for (name, text) in [
             ("firstrun.cmd", FIRSTRUN_CMD),
@@ -153,6 +165,8 @@ mod tests {
         let e = apply(&g, "vmmgr-firstrun", "{dd_exe: /nonexistent/dd.exe}").unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("dd_exe /nonexistent/dd.exe") && msg.contains("cannot ship"), "{msg}");
+        let e = apply(&g, "vmmgr-firstrun", "{dd_exe: /dev/null}").unwrap_err();
+        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
         assert!(!g.exists("/vmmgr"));
         let e = crate::steps::testing::apply(&g, "vmmgr-firstrun", "~").unwrap_err();
         assert!(format!("{e:#}").contains("dd_exe"), "{e:#}");
