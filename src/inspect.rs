@@ -63,6 +63,8 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport
             readonly: true,
             in_place: false,
             verbose: false,
+            shown: path,
+            remove_hiberfile: false,
         },
     )
     .with_context(|| format!("opening {}", path.display()))?;
@@ -105,6 +107,12 @@ impl InspectReport {
             os.family
         )?;
         writeln!(out, "arch:        {}", os.arch)?;
+        if os.family == crate::guest::Family::Windows {
+            writeln!(out, "systemroot:  {}", os.systemroot)?;
+            writeln!(out, "control set: {}", os.current_control_set)?;
+            writeln!(out, "hostname:    {}", os.hostname)?;
+            return self.print_storage(out);
+        }
         writeln!(out, "packages:    {} ({})", os.package_management, os.package_format)?;
         writeln!(out, "init:        {:?}", os.init)?;
         writeln!(out, "hostname:    {}", os.hostname)?;
@@ -118,7 +126,12 @@ impl InspectReport {
             "selinux:     {}",
             if os.selinux { "configured" } else { "not configured" }
         )?;
-        writeln!(out, "root:        {}", os.root)?;
+        self.print_storage(out)
+    }
+
+    /// Root, filesystems and fstab: the same for every OS.
+    fn print_storage(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "root:        {}", self.os.root)?;
         writeln!(out, "filesystems:")?;
         for f in &self.filesystems {
             writeln!(

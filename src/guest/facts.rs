@@ -15,17 +15,24 @@ pub enum Family {
     Alpine,
     Arch,
     Other,
+    Windows,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Debian,
         Family::Rhel,
         Family::Suse,
         Family::Alpine,
         Family::Arch,
         Family::Other,
+        Family::Windows,
     ];
+
+    /// Every family but Windows: what a step with no families of its own applies to.
+    pub fn is_linux(self) -> bool {
+        self != Family::Windows
+    }
 
     /// The family of a libguestfs distro name (`inspect_get_distro`).
     pub fn of_distro(distro: &str) -> Family {
@@ -36,6 +43,7 @@ impl Family {
             "sles" | "opensuse" | "suse-based" => Family::Suse,
             "alpinelinux" => Family::Alpine,
             "archlinux" | "manjaro" => Family::Arch,
+            "windows" => Family::Windows,
             _ => Family::Other,
         }
     }
@@ -48,6 +56,7 @@ impl Family {
             Family::Alpine => "alpine",
             Family::Arch => "arch",
             Family::Other => "other",
+            Family::Windows => "windows",
         }
     }
 }
@@ -86,6 +95,11 @@ pub struct OsFacts {
     pub mountpoints: Vec<(String, String)>,
     pub cloud_init: bool,
     pub selinux: bool,
+    /// Windows: %SystemRoot% as a guest path (`/Windows`); empty for Linux.
+    pub systemroot: String,
+    /// Windows: the control set `HKLM\SYSTEM\Select\Current` names (`ControlSet001`),
+    /// the one `CurrentControlSet` stands for; empty for Linux.
+    pub current_control_set: String,
 }
 
 impl OsFacts {
@@ -111,6 +125,8 @@ impl OsFacts {
             mountpoints: vec![("/".into(), "/dev/sda1".into())],
             cloud_init: false,
             selinux: false,
+            systemroot: String::new(),
+            current_control_set: String::new(),
         }
     }
 }
@@ -217,7 +233,7 @@ pub(super) fn detect(
         Family::Suse => ("rpm", "zypper"),
         Family::Alpine => ("apk", "apk"),
         Family::Arch => ("pacman", "pacman"),
-        Family::Other => ("unknown", "unknown"),
+        Family::Other | Family::Windows => ("unknown", "unknown"),
     };
     let hostname = match guest.lstat("/etc/hostname") {
         Ok(Some(m)) if m.kind == Kind::File && m.size <= 4096 => text("/etc/hostname", 4096)
@@ -252,6 +268,8 @@ pub(super) fn detect(
         mountpoints,
         cloud_init,
         selinux,
+        systemroot: String::new(),
+        current_control_set: String::new(),
     }
 }
 

@@ -29,6 +29,7 @@ pub mod guestfs;
 pub mod launch;
 pub mod memory;
 pub(crate) mod naming;
+pub mod windows;
 
 use anyhow::{bail, Result};
 pub use facts::{Family, OsFacts};
@@ -325,6 +326,8 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
         let pat = glob::Pattern::new(first).map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
         let opts = glob::MatchOptions {
             require_literal_leading_dot: true,
+            // Windows names match without regard to case, as Windows matches them.
+            case_sensitive: guest.facts().family != Family::Windows,
             ..Default::default()
         };
         guest

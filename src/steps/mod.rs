@@ -37,7 +37,7 @@ pub struct OptionDoc {
 pub struct StepInfo {
     pub name: &'static str,
     pub summary: &'static str,
-    /// OS families the step applies to; empty means every Linux family.
+    /// OS families the step applies to; empty means every Linux family (never Windows).
     pub families: &'static [Family],
     pub options: &'static [OptionDoc],
     pub phase: Phase,
@@ -48,7 +48,11 @@ pub struct StepInfo {
 
 impl StepInfo {
     pub(crate) fn applies_to(&self, family: Family) -> bool {
-        self.families.is_empty() || self.families.contains(&family)
+        if self.families.is_empty() {
+            family.is_linux()
+        } else {
+            self.families.contains(&family)
+        }
     }
 }
 
@@ -242,6 +246,8 @@ pub(crate) fn describe_all() -> String {
     describe_records(REGISTRY.iter().map(|i| {
         let families = if i.families.is_empty() {
             "all Linux".to_string()
+        } else if i.families == Family::ALL {
+            "every OS (Linux and Windows)".to_string()
         } else {
             i.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
         };
