@@ -24,6 +24,9 @@ pub struct InspectReport {
     pub format: String,
     pub virtual_size: u64,
     pub os: OsFacts,
+    /// What a run would have to know (a hibernated Windows volume).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub filesystems: Vec<Filesystem>,
     pub fstab: Vec<FstabEntry>,
 }
@@ -80,6 +83,7 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport
         format: work.input_format.to_string(),
         virtual_size,
         os: guest.facts().clone(),
+        notices: guest.notices().to_vec(),
         filesystems: guest.filesystems()?,
         fstab,
     };
@@ -131,6 +135,9 @@ impl InspectReport {
 
     /// Root, filesystems and fstab: the same for every OS.
     fn print_storage(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for n in &self.notices {
+            writeln!(out, "note:        {n}")?;
+        }
         writeln!(out, "root:        {}", self.os.root)?;
         writeln!(out, "filesystems:")?;
         for f in &self.filesystems {

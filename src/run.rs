@@ -374,7 +374,7 @@ mod tests {
         let recipe = load(
             dir.path(),
             "w.yaml",
-            "steps:\n  - machine-id: {}\n  - delete: {paths: [\"/Windows/Temp/*.LOG\"]}\n    when: {family: windows}\n  - delete: {paths: [/pagefile.sys]}\n    when: {family: debian}\n",
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [\"/windows/TEMP/*.LOG\"]}\n    when: {family: windows}\n  - delete: {paths: [/pagefile.sys]}\n    when: {family: debian}\n",
         );
         let g = MemoryGuest::new(windows_facts());
         g.file("/Windows/Temp/setup.log", b"x")
@@ -383,8 +383,9 @@ mod tests {
         let phase = crate::progress::phase("test");
         let mut reports = Vec::new();
         super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
-        // The glob matches without regard to case on Windows.
+        // Directories and the glob match without regard to case on Windows.
         assert!(!g.exists("/Windows/Temp/setup.log") && g.exists("/Windows/Temp/keep.txt"));
+        assert_eq!(reports[0].changes[0].path, "/windows/TEMP/setup.log");
         assert!(g.exists("/pagefile.sys"));
         let skipped: Vec<Option<&str>> = reports.iter().map(|r| r.skipped.as_deref()).collect();
         assert_eq!(skipped[0], None);

@@ -50,6 +50,7 @@ fn inspect_json_reports_every_windows_fact() {
     assert_eq!(fs.len(), 1, "{fs:?}");
     assert_eq!((fs[0]["device"].as_str(), fs[0]["fstype"].as_str()), (Some("/dev/sda1"), Some("ntfs")));
     assert_eq!(j["fstab"], serde_json::json!([]));
+    assert!(j.get("notices").is_none(), "a clean shutdown: {}", j["notices"]);
 }
 
 /// The hives in the image (read through goldify's guest, with the path in lower case as
@@ -61,6 +62,7 @@ fn fixture_hives_read_back_with_hivexget() {
     let img = open(&windows("windows"));
     let g = img.guest();
     assert_eq!(g.facts().family, goldify::guest::Family::Windows);
+    assert!(g.notices().is_empty(), "a clean shutdown: {:?}", g.notices());
     // Case-insensitive paths: every spelling finds the guest's own names.
     assert_eq!(img.kind("/windows/system32/CONFIG"), Some(Kind::Dir));
     assert!(img.list("/WINDOWS/temp").contains(&"MpCmdRun.log".to_string()));
@@ -152,6 +154,16 @@ fn hibernated_volume_refused_unless_remove_hiberfile() {
     assert!(!line.contains(".goldify-work"), "names the overlay: {line}");
     assert!(entries(&out).is_empty(), "{:?}", entries(&out));
     assert_eq!(fingerprint(&disk), before, "input changed");
+
+    // A dry run (a read-only mount, where nothing can be told from the mount) says what a
+    // real run would do, from hiberfil.sys itself.
+    let r = run(&[&"run", &recipe, &disk, &"--dry-run", &"--json"]);
+    r.ok();
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        report["notices"],
+        serde_json::json!(["/dev/sda1: Windows is hibernated; a real run refuses this disk unless --remove-hiberfile"])
+    );
 
     let out = dir.path().join("discarded");
     let r = run(&[&"run", &recipe, &disk, &"-o", &out, &"--name", &"g", &"--remove-hiberfile", &"--json"]);

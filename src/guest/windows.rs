@@ -68,9 +68,57 @@ pub fn crlf(text: &str) -> String {
     out
 }
 
+/// `path` as the guest spells it, each component matched without regard to (ASCII) case
+/// among the names `list` gives for its directory, as libguestfs' `case_sensitive_path`
+/// matches them; an exact match wins over another spelling. From the first component
+/// that matches nothing on, the rest is kept as given (it does not exist yet).
+pub(crate) fn case_fold_path(path: &str, list: &dyn Fn(&str) -> Vec<String>) -> String {
+    let mut out = String::new();
+    let mut found = true;
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        let dir = if out.is_empty() { "/" } else { out.as_str() };
+        let name = if found {
+            let names = list(dir);
+            names
+                .iter()
+                .find(|n| n.as_str() == c)
+                .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(c)))
+                .cloned()
+        } else {
+            None
+        };
+        found = name.is_some();
+        out.push('/');
+        out.push_str(name.as_deref().unwrap_or(c));
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_fold_matches_each_existing_component() {
+        let list = |dir: &str| -> Vec<String> {
+            match dir {
+                "/" => vec!["Windows".into(), "Users".into()],
+                "/Windows" => vec!["Temp".into(), "temp".into(), "System32".into()],
+                "/Windows/System32" => vec!["config".into()],
+                _ => vec![],
+            }
+        };
+        assert_eq!(case_fold_path("/windows/system32/CONFIG", &list), "/Windows/System32/config");
+        // An exact spelling wins where two names differ only in case.
+        assert_eq!(case_fold_path("/WINDOWS/temp", &list), "/Windows/temp");
+        assert_eq!(case_fold_path("/WINDOWS/TEMP", &list), "/Windows/Temp");
+        // What does not exist keeps the caller's spelling from there on.
+        assert_eq!(case_fold_path("/users/NEW/System32", &list), "/Users/NEW/System32");
+        assert_eq!(case_fold_path("/", &list), "/");
+    }
 
     #[test]
     fn crlf_normalizes_every_line_end() {

@@ -51,6 +51,20 @@ impl GuestfsGuest {
             .collect())
     }
 
+    /// hiberfil.sys at the root of the volume mounted on `mp` starts with a signature of a
+    /// saved session (what ntfs-3g checks: "hibr", or "HIBR" and "wake" of later Windows).
+    fn hibernated(&self, mp: &str) -> bool {
+        use crate::guest::{Guest, Kind};
+        let path = format!("{}/hiberfil.sys", mp.trim_end_matches('/'));
+        let path = self.native(&path).into_owned();
+        if !matches!(self.lstat(&path), Ok(Some(m)) if m.kind == Kind::File) {
+            return false;
+        }
+        self.g
+            .pread(&path, 4, 0)
+            .is_ok_and(|b| matches!(&b[..], b"hibr" | b"HIBR" | b"wake" | b"WAKE"))
+    }
+
     fn mounted_read_only(&self, mountpoint: &str) -> Result<bool> {
         let st = self
             .g
@@ -67,6 +81,16 @@ impl GuestfsGuest {
     pub(super) fn ensure_ntfs_writable(&mut self, remove_hiberfile: bool) -> Result<Vec<String>> {
         let mut notices = Vec::new();
         if self.readonly {
+            // Every mount is read-only here: tell from hiberfil.sys what a real run would do.
+            for (mp, dev) in self.ntfs_mounts()? {
+                if self.hibernated(&mp) {
+                    notices.push(if remove_hiberfile {
+                        format!("{dev}: Windows is hibernated; a real run discards the saved session (--remove-hiberfile)")
+                    } else {
+                        format!("{dev}: Windows is hibernated; a real run refuses this disk unless --remove-hiberfile")
+                    });
+                }
+            }
             return Ok(notices);
         }
         for (mp, dev) in self.ntfs_mounts()? {
