@@ -360,11 +360,18 @@ mod tests {
         let e = super::refuse_unsupported_os(&linux, &windows_facts(), disk).unwrap_err();
         assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Input);
         let msg = format!("{e:#}");
-        assert!(msg.starts_with("/images/used-windows.qcow2 is Windows (Windows Server 2022 Standard); "), "{msg}");
+        assert!(
+            msg.starts_with("/images/used-windows.qcow2 is Windows (Windows Server 2022 Standard); "),
+            "{msg}"
+        );
         assert!(msg.ends_with("generic.yaml has only Linux steps"), "{msg}");
         // The same recipe on Linux, and a recipe with a step for every OS on Windows, run.
         super::refuse_unsupported_os(&linux, &OsFacts::sample("debian"), disk).unwrap();
-        let mixed = load(dir.path(), "mixed.yaml", "steps:\n  - machine-id: {}\n  - delete: {paths: [/x]}\n");
+        let mixed = load(
+            dir.path(),
+            "mixed.yaml",
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [/x]}\n",
+        );
         super::refuse_unsupported_os(&mixed, &windows_facts(), disk).unwrap();
     }
 

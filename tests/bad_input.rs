@@ -171,7 +171,8 @@ fn disk_with_two_oses_exits_3_naming_the_disk() {
     let d = tempfile::tempdir().unwrap();
     // Two partitions, each a Linux root by the probe's markers.
     let disk = d.path().join("twin.img");
-    let mut script = String::from("part-init /dev/sda mbr\npart-add /dev/sda p 2048 65535\npart-add /dev/sda p 65536 -2048\n");
+    let mut script =
+        String::from("part-init /dev/sda mbr\npart-add /dev/sda p 2048 65535\npart-add /dev/sda p 65536 -2048\n");
     for p in ["/dev/sda1", "/dev/sda2"] {
         script.push_str(&format!(
             "mkfs ext4 {p}\nmount {p} /\nmkdir /etc\nwrite /etc/os-release \"ID=debian\\nVERSION_ID=12\\n\"\numount /\n"

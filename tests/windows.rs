@@ -48,7 +48,10 @@ fn inspect_json_reports_every_windows_fact() {
     assert_eq!(os["mountpoints"], serde_json::json!([["/", "/dev/sda1"]]));
     let fs = j["filesystems"].as_array().unwrap();
     assert_eq!(fs.len(), 1, "{fs:?}");
-    assert_eq!((fs[0]["device"].as_str(), fs[0]["fstype"].as_str()), (Some("/dev/sda1"), Some("ntfs")));
+    assert_eq!(
+        (fs[0]["device"].as_str(), fs[0]["fstype"].as_str()),
+        (Some("/dev/sda1"), Some("ntfs"))
+    );
     assert_eq!(j["fstab"], serde_json::json!([]));
     assert!(j.get("notices").is_none(), "a clean shutdown: {}", j["notices"]);
 }
@@ -71,7 +74,11 @@ fn fixture_hives_read_back_with_hivexget() {
     assert_eq!(&cmd[..2], b"MZ");
     let pe = u32::from_le_bytes(cmd[0x3c..0x40].try_into().unwrap()) as usize;
     assert_eq!(&cmd[pe..pe + 6], b"PE\0\0\x64\x86", "PE signature and machine x86-64");
-    assert_eq!(&g.read("/hiberfil.sys", 8 << 20).unwrap()[..4096], &[0u8; 4096][..], "clean: zero header");
+    assert_eq!(
+        &g.read("/hiberfil.sys", 8 << 20).unwrap()[..4096],
+        &[0u8; 4096][..],
+        "clean: zero header"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     for hive in ["software", "system"] {
@@ -85,7 +92,11 @@ fn fixture_hives_read_back_with_hivexget() {
             .args([key, value])
             .output()
             .unwrap();
-        assert!(out.status.success(), "hivexget {hive} {key} {value}: {}", tail(&out.stderr, 5));
+        assert!(
+            out.status.success(),
+            "hivexget {hive} {key} {value}: {}",
+            tail(&out.stderr, 5)
+        );
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     };
     let cv = r"Microsoft\Windows NT\CurrentVersion";
@@ -95,19 +106,27 @@ fn fixture_hives_read_back_with_hivexget() {
     assert_eq!(get("software", cv, "CurrentBuild"), "20348");
     assert_eq!(get("software", cv, "InstallationType"), "Server");
     assert_eq!(
-        get("software", r"Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell", "ExecutionPolicy"),
+        get(
+            "software",
+            r"Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell",
+            "ExecutionPolicy"
+        ),
         "Restricted"
     );
     assert_eq!(get("system", "Select", "Current"), "1");
-    assert_eq!(get("system", r"ControlSet001\Services\Tcpip\Parameters", "Hostname"), HOSTNAME);
     assert_eq!(
-        get("system", r"ControlSet001\Control\ComputerName\ComputerName", "ComputerName"),
+        get("system", r"ControlSet001\Services\Tcpip\Parameters", "Hostname"),
         HOSTNAME
     );
     assert_eq!(
-        get("system", r"Setup\Status\SysprepStatus", "GeneralizationState"),
-        "7"
+        get(
+            "system",
+            r"ControlSet001\Control\ComputerName\ComputerName",
+            "ComputerName"
+        ),
+        HOSTNAME
     );
+    assert_eq!(get("system", r"Setup\Status\SysprepStatus", "GeneralizationState"), "7");
     // MountedDevices names C: by the NTFS partition's GPT GUID (windows.sh sets it).
     let c = get("system", "MountedDevices", r"\DosDevices\C:");
     assert!(c.starts_with("444d494f3a49443a") || c.contains("DMIO:ID:"), "{c}");
@@ -148,7 +167,13 @@ fn hibernated_volume_refused_unless_remove_hiberfile() {
     let r = run(&[&"run", &recipe, &disk, &"-o", &out]);
     assert_eq!(r.code, 3, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let line = r.error_line();
-    for m in [disk.to_str().unwrap(), "hibernated", "hiberfil.sys", "read-only", "--remove-hiberfile"] {
+    for m in [
+        disk.to_str().unwrap(),
+        "hibernated",
+        "hiberfil.sys",
+        "read-only",
+        "--remove-hiberfile",
+    ] {
         assert!(line.contains(m), "{line:?} should mention {m:?}");
     }
     assert!(!line.contains(".goldify-work"), "names the overlay: {line}");
@@ -166,14 +191,27 @@ fn hibernated_volume_refused_unless_remove_hiberfile() {
     );
 
     let out = dir.path().join("discarded");
-    let r = run(&[&"run", &recipe, &disk, &"-o", &out, &"--name", &"g", &"--remove-hiberfile", &"--json"]);
+    let r = run(&[
+        &"run",
+        &recipe,
+        &disk,
+        &"-o",
+        &out,
+        &"--name",
+        &"g",
+        &"--remove-hiberfile",
+        &"--json",
+    ]);
     r.ok();
     assert_eq!(fingerprint(&disk), before, "input changed");
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let notices = report["notices"].as_array().expect("notices in the report");
     assert_eq!(notices.len(), 1, "{notices:?}");
     let n = notices[0].as_str().unwrap();
-    assert!(n.contains("/dev/sda1") && n.contains("hibernated") && n.contains("discarded"), "{n}");
+    assert!(
+        n.contains("/dev/sda1") && n.contains("hibernated") && n.contains("discarded"),
+        "{n}"
+    );
     let deleted: Vec<&str> = report["steps"][0]["changes"]
         .as_array()
         .unwrap()
@@ -196,7 +234,12 @@ fn verify_refuses_a_windows_image() {
     let r = run(&[&"verify", &"--boot", &disk, &"--timeout", &"60"]);
     assert_eq!(r.code, 3, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let line = r.error_line();
-    for m in [disk.to_str().unwrap(), "is Windows", PRODUCT, "cannot verify a Windows image"] {
+    for m in [
+        disk.to_str().unwrap(),
+        "is Windows",
+        PRODUCT,
+        "cannot verify a Windows image",
+    ] {
         assert!(line.contains(m), "{line:?} should mention {m:?}");
     }
     assert_eq!(fingerprint(&disk), before, "input changed");

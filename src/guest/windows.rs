@@ -111,7 +111,10 @@ mod tests {
                 _ => vec![],
             }
         };
-        assert_eq!(case_fold_path("/windows/system32/CONFIG", &list), "/Windows/System32/config");
+        assert_eq!(
+            case_fold_path("/windows/system32/CONFIG", &list),
+            "/Windows/System32/config"
+        );
         // An exact spelling wins where two names differ only in case.
         assert_eq!(case_fold_path("/WINDOWS/temp", &list), "/Windows/temp");
         assert_eq!(case_fold_path("/WINDOWS/TEMP", &list), "/Windows/Temp");
@@ -125,7 +128,10 @@ mod tests {
         assert_eq!(crlf("a\nb\n"), "a\r\nb\r\n");
         assert_eq!(crlf("a\r\nb\r\n"), "a\r\nb\r\n");
         assert_eq!(crlf("a\rb"), "a\r\nb");
-        assert_eq!(crlf("mixed\r\nlf\nlone cr\r\r\nend"), "mixed\r\nlf\r\nlone cr\r\n\r\nend");
+        assert_eq!(
+            crlf("mixed\r\nlf\nlone cr\r\r\nend"),
+            "mixed\r\nlf\r\nlone cr\r\n\r\nend"
+        );
         assert_eq!(crlf("no newline"), "no newline");
         assert_eq!(crlf(""), "");
         assert_eq!(crlf("\n\n"), "\r\n\r\n");

@@ -85,7 +85,9 @@ impl GuestfsGuest {
             for (mp, dev) in self.ntfs_mounts()? {
                 if self.hibernated(&mp) {
                     notices.push(if remove_hiberfile {
-                        format!("{dev}: Windows is hibernated; a real run discards the saved session (--remove-hiberfile)")
+                        format!(
+                            "{dev}: Windows is hibernated; a real run discards the saved session (--remove-hiberfile)"
+                        )
                     } else {
                         format!("{dev}: Windows is hibernated; a real run refuses this disk unless --remove-hiberfile")
                     });
@@ -126,7 +128,16 @@ impl GuestfsGuest {
         let again: Vec<(String, String)> = self.mounted.iter().filter(|(m, _)| below(m)).cloned().collect();
         // Children first.
         for (m, _) in again.iter().rev() {
-            self.g.umount(m, guestfs::UmountOptArgs { force: None, lazyunmount: None }).api().with_context(|| format!("unmounting {m}"))?;
+            self.g
+                .umount(
+                    m,
+                    guestfs::UmountOptArgs {
+                        force: None,
+                        lazyunmount: None,
+                    },
+                )
+                .api()
+                .with_context(|| format!("unmounting {m}"))?;
         }
         self.mounted.retain(|(m, _)| !below(m));
         self.forget_all();
