@@ -167,34 +167,6 @@ fn disk_without_an_os_exits_3() {
 }
 
 #[test]
-fn disk_with_two_oses_exits_3_naming_the_disk() {
-    let d = tempfile::tempdir().unwrap();
-    // Two partitions, each a Linux root by the probe's markers.
-    let disk = d.path().join("twin.img");
-    let mut script =
-        String::from("part-init /dev/sda mbr\npart-add /dev/sda p 2048 65535\npart-add /dev/sda p 65536 -2048\n");
-    for p in ["/dev/sda1", "/dev/sda2"] {
-        script.push_str(&format!(
-            "mkfs ext4 {p}\nmount {p} /\nmkdir /etc\nwrite /etc/os-release \"ID=debian\\nVERSION_ID=12\\n\"\numount /\n"
-        ));
-    }
-    let mut child = std::process::Command::new("guestfish")
-        .envs(guestfs_env())
-        .args(["-N", &format!("{}=disk:64M", disk.display())])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
-    refused(
-        &recipe("debian"),
-        &disk,
-        3,
-        &["twin.img holds several operating systems", "/dev/sda1, /dev/sda2"],
-    );
-}
-
-#[test]
 fn full_output_disk_exits_5_and_leaves_nothing() {
     let disk = phony("debian");
     let mnt = tempfile::tempdir().unwrap();
