@@ -38,6 +38,12 @@ want python3 python3
 want jq jq
 want time /usr/bin/time
 want bc bc
+# The Windows fixture (vm-fixtures/windows.sh) and the Windows steps: hive tools, NTFS,
+# and the first-boot service wrapper virt-customize also uses.
+want libhivex-bin hivexget
+want libwin-hivex-perl hivexregedit
+want ntfs-3g ntfs-3g
+want rhsrvany /usr/share/virt-tools/rhsrvany.exe
 
 if [ ${#missing_pkgs[@]} -eq 0 ] && [ ${#backports_pkgs[@]} -eq 0 ]; then
     echo "setup-host: all system packages present"

@@ -137,6 +137,11 @@ pub(crate) struct RunArgs {
     /// what --operations picks), and exit; no disk needed.
     #[arg(long)]
     pub list_operations: bool,
+    /// A hibernated Windows volume (hiberfil.sys from a hibernation or a Fast Startup
+    /// shutdown) is refused; with this, its saved session is discarded instead (ntfs-3g's
+    /// remove_hiberfile) and the report says so.
+    #[arg(long)]
+    pub remove_hiberfile: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -338,6 +343,7 @@ impl Cli {
                     outdir: a.outdir,
                     in_place: a.in_place,
                     dry_run: a.dry_run,
+                    remove_hiberfile: a.remove_hiberfile,
                     format: a.format,
                     name: a.name,
                     verbose: self.verbose,

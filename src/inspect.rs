@@ -24,6 +24,9 @@ pub struct InspectReport {
     pub format: String,
     pub virtual_size: u64,
     pub os: OsFacts,
+    /// What a run would have to know (a hibernated Windows volume).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub filesystems: Vec<Filesystem>,
     pub fstab: Vec<FstabEntry>,
 }
@@ -63,6 +66,8 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport
             readonly: true,
             in_place: false,
             verbose: false,
+            shown: path,
+            remove_hiberfile: false,
         },
     )
     .with_context(|| format!("opening {}", path.display()))?;
@@ -78,6 +83,7 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport
         format: work.input_format.to_string(),
         virtual_size,
         os: guest.facts().clone(),
+        notices: guest.notices().to_vec(),
         filesystems: guest.filesystems()?,
         fstab,
     };
@@ -105,6 +111,12 @@ impl InspectReport {
             os.family
         )?;
         writeln!(out, "arch:        {}", os.arch)?;
+        if os.family == crate::guest::Family::Windows {
+            writeln!(out, "systemroot:  {}", os.systemroot)?;
+            writeln!(out, "control set: {}", os.current_control_set)?;
+            writeln!(out, "hostname:    {}", os.hostname)?;
+            return self.print_storage(out);
+        }
         writeln!(out, "packages:    {} ({})", os.package_management, os.package_format)?;
         writeln!(out, "init:        {:?}", os.init)?;
         writeln!(out, "hostname:    {}", os.hostname)?;
@@ -118,7 +130,15 @@ impl InspectReport {
             "selinux:     {}",
             if os.selinux { "configured" } else { "not configured" }
         )?;
-        writeln!(out, "root:        {}", os.root)?;
+        self.print_storage(out)
+    }
+
+    /// Root, filesystems and fstab: the same for every OS.
+    fn print_storage(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for n in &self.notices {
+            writeln!(out, "note:        {n}")?;
+        }
+        writeln!(out, "root:        {}", self.os.root)?;
         writeln!(out, "filesystems:")?;
         for f in &self.filesystems {
             writeln!(

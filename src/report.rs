@@ -73,6 +73,10 @@ pub struct RunReport {
     pub in_place: bool,
     pub accel: String,
     pub os: Option<crate::guest::OsFacts>,
+    /// What the user must know about how the guest was opened (a hibernated Windows
+    /// session discarded by --remove-hiberfile).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<Artifact>,
     pub timings: Timings,
@@ -90,6 +94,9 @@ impl RunReport {
                 os.arch,
                 os.root
             )?;
+        }
+        for n in &self.notices {
+            writeln!(out, "  note: {n}")?;
         }
         let verb = if self.dry_run { "would change" } else { "changed" };
         for s in &self.steps {

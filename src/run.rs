@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub outdir: PathBuf,
     pub in_place: bool,
     pub dry_run: bool,
+    /// Discard a hibernated Windows session instead of refusing the disk.
+    pub remove_hiberfile: bool,
     pub format: Option<Format>,
     pub name: Option<String>,
     pub verbose: u8,
@@ -137,7 +139,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
 
     let watch = work.watch_space();
-    let (facts, reports) =
+    let (facts, reports, notices) =
         guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
     drop(watch);
 
@@ -171,6 +173,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         in_place: opts.in_place,
         accel: crate::guest::launch::accel().name.to_string(),
         os: Some(facts),
+        notices,
         steps: reports,
         artifacts,
         timings,
@@ -191,7 +194,7 @@ fn guest_phase(
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
     timings: &mut Timings,
-) -> Result<(crate::guest::OsFacts, Vec<StepReport>)> {
+) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Vec<String>)> {
     phase.set("launching the libguestfs appliance");
     let t = Instant::now();
     let guest = GuestfsGuest::open(
@@ -201,11 +204,18 @@ fn guest_phase(
             readonly: opts.dry_run,
             in_place: opts.in_place,
             verbose: opts.verbose >= 2,
+            shown: &opts.disk,
+            remove_hiberfile: opts.remove_hiberfile,
         },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;
     timings.launch = t.elapsed().as_secs_f64();
     let facts = guest.facts().clone();
+    refuse_unsupported_os(recipe, &facts, &opts.disk)?;
+    let notices = guest.notices().to_vec();
+    for n in &notices {
+        tracing::warn!("{n}");
+    }
     tracing::info!(
         "found {} {} ({}) on {}",
         facts.distro,
@@ -235,7 +245,33 @@ fn guest_phase(
     let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
     timings.close = t.elapsed().as_secs_f64();
-    Ok((facts, reports))
+    Ok((facts, reports, notices))
+}
+
+/// A recipe none of whose steps applies to the guest's OS (Linux steps only, on Windows)
+/// would do nothing but copy the disk and call it golden: refused before any step runs.
+fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &std::path::Path) -> Result<()> {
+    let ordered = recipe.ordered();
+    if ordered.is_empty() || ordered.iter().any(|i| i.step.info().applies_to(facts.family)) {
+        return Ok(());
+    }
+    let os = if facts.family == crate::guest::Family::Windows {
+        "Windows".to_string()
+    } else {
+        facts.distro.clone()
+    };
+    let what = if ordered.iter().all(|i| i.step.info().families.is_empty()) {
+        "only Linux steps".to_string()
+    } else {
+        format!("no step for the {} family", facts.family)
+    };
+    crate::bail_tag!(
+        Exit::Input,
+        "{} is {os} ({}); {} has {what}",
+        disk.display(),
+        facts.product_name,
+        recipe.path.display()
+    )
 }
 
 /// Run the recipe's steps against any guest, in phase order, honouring `when:` and the
@@ -302,6 +338,72 @@ mod tests {
         assert_eq!(names, ["delete", "delete", "machine-id"]);
         assert!(reports[0].skipped.as_deref().unwrap().contains("rhel"));
         assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
+    }
+
+    fn windows_facts() -> OsFacts {
+        crate::guest::windows::facts(
+            "/dev/sda1",
+            vec![("/".into(), "/dev/sda1".into())],
+            crate::guest::windows::Inspected {
+                product_name: Some("Windows Server 2022 Standard".into()),
+                major: Some(10),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn load(dir: &std::path::Path, name: &str, text: &str) -> crate::recipe::Recipe {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        crate::recipe::Recipe::load(&path).unwrap()
+    }
+
+    #[test]
+    fn a_recipe_of_linux_steps_refuses_windows_and_names_the_os() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = std::path::Path::new("/images/used-windows.qcow2");
+        let linux = load(dir.path(), "generic.yaml", "steps:\n  - machine-id: {}\n  - logs: {}\n");
+        let e = super::refuse_unsupported_os(&linux, &windows_facts(), disk).unwrap_err();
+        assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Input);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.starts_with("/images/used-windows.qcow2 is Windows (Windows Server 2022 Standard); "),
+            "{msg}"
+        );
+        assert!(msg.ends_with("generic.yaml has only Linux steps"), "{msg}");
+        // The same recipe on Linux, and a recipe with a step for every OS on Windows, run.
+        super::refuse_unsupported_os(&linux, &OsFacts::sample("debian"), disk).unwrap();
+        let mixed = load(
+            dir.path(),
+            "mixed.yaml",
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [/x]}\n",
+        );
+        super::refuse_unsupported_os(&mixed, &windows_facts(), disk).unwrap();
+    }
+
+    #[test]
+    fn on_windows_linux_steps_are_skipped_and_when_family_windows_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = load(
+            dir.path(),
+            "w.yaml",
+            "steps:\n  - machine-id: {}\n  - delete: {paths: [\"/windows/TEMP/*.LOG\"]}\n    when: {family: windows}\n  - delete: {paths: [/pagefile.sys]}\n    when: {family: debian}\n",
+        );
+        let g = MemoryGuest::new(windows_facts());
+        g.file("/Windows/Temp/setup.log", b"x")
+            .file("/Windows/Temp/keep.txt", b"x")
+            .file("/pagefile.sys", b"x");
+        let phase = crate::progress::phase("test");
+        let mut reports = Vec::new();
+        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
+        // Directories and the glob match without regard to case on Windows.
+        assert!(!g.exists("/Windows/Temp/setup.log") && g.exists("/Windows/Temp/keep.txt"));
+        assert_eq!(reports[0].changes[0].path, "/windows/TEMP/setup.log");
+        assert!(g.exists("/pagefile.sys"));
+        let skipped: Vec<Option<&str>> = reports.iter().map(|r| r.skipped.as_deref()).collect();
+        assert_eq!(skipped[0], None);
+        assert!(skipped[1].unwrap().contains("debian"), "{skipped:?}");
+        assert_eq!(skipped[2], Some("does not apply to the windows family"));
     }
 
     /// A used machine whose leftovers several steps of the base recipe match: logs removes

@@ -22,6 +22,11 @@ fn refused(recipe: &Path, disk: &Path, code: i32, mentions: &[&str]) -> String {
     for m in mentions {
         assert!(line.contains(m), "error line {line:?} should mention {m:?}");
     }
+    // The user's disk, never the temporary overlay goldify gave the appliance.
+    assert!(
+        !line.contains(".goldify-work") && !line.contains("overlay"),
+        "error line {line:?} names the temporary overlay"
+    );
     assert!(
         entries(out.path()).is_empty(),
         "outdir not empty: {:?}",

@@ -231,6 +231,14 @@ impl MemoryGuest {
             .collect()
     }
 
+    /// On a Windows guest, `path` as the guest spells it (case-insensitive names).
+    fn native(&self, path: &str) -> String {
+        if self.facts.family != super::Family::Windows {
+            return path.to_string();
+        }
+        super::windows::case_fold_path(path, &|dir| self.children(dir))
+    }
+
     fn must_exist(&self, path: &str) -> Result<Meta> {
         self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file"))
     }
@@ -288,6 +296,7 @@ impl Guest for MemoryGuest {
     }
 
     fn lstat(&self, path: &str) -> Result<Option<Meta>> {
+        let path = &self.native(path);
         if path == "/" {
             return Ok(self.stat("/"));
         }
@@ -299,6 +308,7 @@ impl Guest for MemoryGuest {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let dir = &self.native(dir);
         match self.lstat(dir)? {
             Some(m) if m.kind == Kind::Dir => Ok(self.children(dir)),
             Some(m) if m.kind == Kind::Symlink => Err(Unsafe { path: dir.into() }.into()),
@@ -307,6 +317,7 @@ impl Guest for MemoryGuest {
     }
 
     fn walk(&self, dir: &str) -> Result<Vec<Entry>> {
+        let dir = &self.native(dir);
         let mut out = Vec::new();
         for name in self.list(dir)? {
             let p = join(dir, &name);
@@ -324,6 +335,7 @@ impl Guest for MemoryGuest {
     }
 
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let path = &self.native(path);
         let m = self.lstat(path)?.ok_or_else(|| anyhow!("{path}: no such file"))?;
         if m.kind != Kind::File {
             bail!("{path} is not a regular file");
@@ -335,6 +347,7 @@ impl Guest for MemoryGuest {
     }
 
     fn readlink(&self, path: &str) -> Result<String> {
+        let path = &self.native(path);
         self.check(path)?;
         match self.node(path) {
             Some(n) if n.meta.kind == Kind::Symlink => Ok(n.target),
@@ -343,6 +356,7 @@ impl Guest for MemoryGuest {
     }
 
     fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+        let path = &self.native(path);
         self.check(path)?;
         match self.node(path) {
             Some(n) if n.meta.kind == Kind::File => {
@@ -360,6 +374,7 @@ impl Guest for MemoryGuest {
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        let path = &self.native(path);
         if path == "/" {
             bail!("refusing to remove the guest's root directory");
         }
@@ -373,6 +388,7 @@ impl Guest for MemoryGuest {
     }
 
     fn truncate(&self, path: &str) -> Result<()> {
+        let path = &self.native(path);
         self.check(path)?;
         match self.node(path) {
             Some(n) if n.meta.kind == Kind::File => {
@@ -389,6 +405,7 @@ impl Guest for MemoryGuest {
     }
 
     fn mkdir_p(&self, path: &str) -> Result<()> {
+        let path = &self.native(path);
         let mut p = String::new();
         for c in components(path)? {
             p = format!("{p}/{c}");
@@ -403,6 +420,7 @@ impl Guest for MemoryGuest {
     }
 
     fn chmod(&self, mode: u32, path: &str) -> Result<()> {
+        let path = &self.native(path);
         let m = self.must_exist(path)?;
         // As the libguestfs guest: chmod(2) follows symlinks, and a link's own mode means
         // nothing on Linux.
@@ -415,6 +433,7 @@ impl Guest for MemoryGuest {
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
+        let path = &self.native(path);
         let m = self.must_exist(path)?;
         self.own_inode(path, &m, "change the owner of")?;
         self.update(path, |n| {
@@ -425,6 +444,7 @@ impl Guest for MemoryGuest {
     }
 
     fn symlink(&self, target: &str, link: &str) -> Result<()> {
+        let link = &self.native(link);
         self.check(link)?;
         if self.exists(link) {
             bail!("{link} exists");

@@ -30,6 +30,7 @@ pub mod launch;
 pub mod memory;
 pub(crate) mod naming;
 pub(crate) mod registry;
+pub mod windows;
 
 use anyhow::{bail, Result};
 pub use facts::{Family, OsFacts};
@@ -331,6 +332,8 @@ fn expand(guest: &dyn Guest, dir: &str, rest: &[&str], out: &mut Vec<String>) ->
         let pat = glob::Pattern::new(first).map_err(|e| anyhow::anyhow!("bad glob component {first:?}: {e}"))?;
         let opts = glob::MatchOptions {
             require_literal_leading_dot: true,
+            // Windows names match without regard to case, as Windows matches them.
+            case_sensitive: guest.facts().family != Family::Windows,
             ..Default::default()
         };
         guest

@@ -198,6 +198,7 @@ mod tests {
             in_place: false,
             accel: "tcg".into(),
             os: None,
+            notices: vec![],
             steps: vec![],
             artifacts: vec![Artifact {
                 kind: "vmmanager".into(),

@@ -23,6 +23,7 @@ use super::source::{Chunk, ChunkSource, SparseFile};
 use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::vmmanager::{self, default_tags, CpuMode, Vmmanager};
 use super::{stream, GuestInfo, Plan, Produce};
+use crate::guest::windows::crlf;
 use crate::guest::Guest;
 use crate::steps::OptionDoc;
 use anyhow::{bail, Context, Result};
@@ -289,23 +290,6 @@ fn read_script(path: &Path) -> Result<String> {
     let bytes = crate::hostfile::read_bounded(path, SCRIPT_LIMIT)
         .with_context(|| format!("install_script {}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("install_script {}: it is not UTF-8 text", path.display()))
-}
-
-/// Windows text: every line ends in CR LF (the guide: "Line translations must be
-/// performed using CR LF control characters"), whatever the source used.
-pub fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    for line in text.split_inclusive('\n') {
-        let body = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-        match body {
-            Some(b) => {
-                out.push_str(b);
-                out.push_str("\r\n");
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
 }
 
 /// The entry's `install_script`: the script published beside the archive.

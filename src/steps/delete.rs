@@ -1,5 +1,6 @@
 //! User step: remove files, links or trees matching globs (`*`, `?`, `[..]`, `**`).
 
+use crate::guest::Family;
 use super::{check_abs, Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) static INFO: StepInfo = StepInfo {
     name: "delete",
     summary: "remove paths matching globs",
-    families: &[],
+    // Files are files on every OS: a Windows recipe deletes with it too.
+    families: &Family::ALL,
     options: &[
         OptionDoc { name: "paths", kind: "list of globs", default: "(required)", help: "absolute guest paths; globs allowed" },
         OptionDoc { name: "required", kind: "bool", default: "false", help: "fail when nothing matches" },

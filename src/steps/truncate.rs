@@ -1,5 +1,6 @@
 //! User step: cut regular files matching globs to zero bytes, keeping owner and mode.
 
+use crate::guest::Family;
 use super::{check_abs, Ctx, OptionDoc, Phase, Step, StepInfo};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) static INFO: StepInfo = StepInfo {
     name: "truncate",
     summary: "truncate regular files matching globs to zero bytes",
-    families: &[],
+    // Files are files on every OS: a Windows recipe deletes with it too.
+    families: &Family::ALL,
     options: &[OptionDoc { name: "paths", kind: "list of globs", default: "(required)", help: "absolute guest paths; globs allowed" }],
     phase: Phase::Main,
     repeatable: true,

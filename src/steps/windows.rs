@@ -13,6 +13,7 @@
 use super::Ctx;
 use crate::guest::registry::{RegEdit, RegValue};
 use crate::guest::Kind;
+pub(crate) use crate::guest::windows::crlf;
 use anyhow::{Context, Result};
 
 /// C:\Program Files\goldify\firstboot, as a guest path and as Windows names it.
@@ -46,21 +47,6 @@ pub(crate) fn profiles(ctx: &mut Ctx) -> Result<Vec<String>> {
         }
     }
     Ok(out)
-}
-
-/// Windows text: every line ends in CR LF, whatever the source used.
-pub(crate) fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    for line in text.split_inclusive('\n') {
-        match line.strip_suffix('\n') {
-            Some(body) => {
-                out.push_str(body.strip_suffix('\r').unwrap_or(body));
-                out.push_str("\r\n");
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
 }
 
 /// Where rhsrvany.exe comes from: `$VIRT_TOOLS_DATA_DIR` (as virt-customize reads it),
@@ -145,10 +131,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crlf_ends_every_line_in_cr_lf_once() {
-        assert_eq!(crlf("a\nb\r\nc"), "a\r\nb\r\nc");
-        assert_eq!(crlf("a\n\n"), "a\r\n\r\n");
-        assert_eq!(crlf(""), "");
+    fn the_runner_is_windows_text() {
         let r = crlf(RUNNER);
         assert_eq!(r.matches('\n').count(), r.matches("\r\n").count(), "no bare LF");
     }

@@ -109,6 +109,8 @@ fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<So
             readonly: true,
             in_place: false,
             verbose: verbose >= 2,
+            shown: path,
+            remove_hiberfile: false,
         },
     )?;
     let facts = source::read(&guest, &path.display().to_string())?;
@@ -118,6 +120,7 @@ fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<So
 
 /// The overlay every clone starts from (`base`, over the template) gets the report unit.
 fn prepare_base(
+    template: &Path,
     base: disk::WorkDisk,
     nonce: &str,
     settle: u64,
@@ -130,9 +133,21 @@ fn prepare_base(
             readonly: false,
             in_place: false,
             verbose: verbose >= 2,
+            shown: template,
+            remove_hiberfile: false,
         },
     )?;
     let facts = guest.facts().clone();
+    if facts.family == crate::guest::Family::Windows {
+        // The clones report through a systemd unit and the serial console; a Windows boot
+        // under TCG would only run into the timeout. Say so instead of trying.
+        crate::bail_tag!(
+            Exit::Input,
+            "{} is Windows ({}); goldify verify boots Linux templates only (its report unit runs under systemd)              and cannot verify a Windows image",
+            template.display(),
+            facts.product_name
+        );
+    }
     probe::install(&guest, nonce, settle).tag(Exit::Input)?;
     guest.close().context("writing the report unit").tag(Exit::Output)?;
     Ok((base, facts))
@@ -192,7 +207,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         // The clone reports by itself when its boot has not settled after two thirds of the
         // per-boot limit: pending jobs are a better answer than a timeout.
         let settle = (opts.timeout.as_secs() * 2 / 3).max(30);
-        let base = prepare_base(base_disk, &nonce, settle, opts.verbose)
+        let base = prepare_base(&opts.template, base_disk, &nonce, settle, opts.verbose)
             .with_context(|| format!("preparing clones of {}", opts.template.display()));
         let src = src
             .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("reading the source panicked"))))

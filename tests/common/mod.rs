@@ -286,6 +286,8 @@ pub fn open(path: &Path) -> Image {
                 readonly: true,
                 in_place: false,
                 verbose: false,
+                shown: path,
+                remove_hiberfile: false,
             },
         )
         .unwrap_or_else(|e| panic!("opening {path:?}: {e:#}")),

@@ -15,6 +15,7 @@ mod links;
 mod ops;
 mod registry;
 mod roots;
+mod windows;
 
 pub use super::api::{api_error, ApiError};
 use super::api::{silence_default_error_handler, Api};
@@ -37,6 +38,12 @@ pub struct OpenOptions<'a> {
     pub in_place: bool,
     /// libguestfs' own debug output (`-vv`).
     pub verbose: bool,
+    /// The disk as the user named it, for messages (the appliance may be given a
+    /// temporary overlay of it).
+    pub shown: &'a Path,
+    /// A hibernated Windows volume: discard the saved session (ntfs-3g's
+    /// `remove_hiberfile`) instead of refusing it.
+    pub remove_hiberfile: bool,
 }
 
 /// A filesystem's UUID and label.
@@ -60,6 +67,11 @@ pub struct GuestfsGuest {
     fs_ids: RefCell<HashMap<String, FsIds>>,
     /// Mountpoint → device, in mount order.
     mounted: Vec<(String, String)>,
+    /// A Windows guest: paths are matched without regard to case (windows.rs).
+    case_insensitive: bool,
+    /// What the run should tell the user about how the guest was opened (a hibernated
+    /// session discarded).
+    notices: Vec<String>,
     scratch: crate::workdir::WorkDir,
     _qemu: Option<crate::interrupt::ChildGuard>,
 }
@@ -116,15 +128,24 @@ impl GuestfsGuest {
             fs_table: RefCell::new(None),
             fs_ids: RefCell::new(HashMap::new()),
             mounted: Vec::new(),
+            case_insensitive: false,
+            notices: Vec::new(),
             scratch: crate::workdir::create(&std::env::temp_dir())?,
             _qemu: qemu,
         };
         let t = std::time::Instant::now();
-        let (root, mountpoints, by_libguestfs) = guest.find_root(disk)?;
+        let (root, mountpoints, by_libguestfs) = guest.find_root(opts.shown)?;
         tracing::info!("inspection took {:.1} s", t.elapsed().as_secs_f64());
         guest.mount_all(mountpoints).tag(Exit::Input)?;
         guest.facts = guest.inspect(&root, by_libguestfs);
+        guest.case_insensitive = guest.facts.family == super::Family::Windows;
+        guest.notices = guest.ensure_ntfs_writable(opts.remove_hiberfile)?;
         Ok(guest)
+    }
+
+    /// What the run should tell the user about how the guest was opened.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// Flush everything to the disk image and stop the appliance, reporting write errors

@@ -23,6 +23,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn lstat(&self, path: &str) -> Result<Option<Meta>> {
+        let path = &*self.native(path);
         match self.check(path) {
             Ok(()) => {}
             Err(e) if crate::guest::is_unsafe(&e) => return Err(e),
@@ -45,6 +46,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let dir = &*self.native(dir);
         match self.must_exist(dir)?.kind {
             Kind::Dir => {}
             Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
@@ -75,6 +77,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn walk(&self, dir: &str) -> Result<Vec<Entry>> {
+        let dir = &*self.native(dir);
         match self.must_exist(dir)?.kind {
             Kind::Dir => {}
             Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
@@ -125,6 +128,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn usage(&self, dir: &str) -> Result<u64> {
+        let dir = &*self.native(dir);
         if self.must_exist(dir)?.kind != Kind::Dir {
             bail!("{dir} is not a directory");
         }
@@ -134,6 +138,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let path = &*self.native(path);
         let m = self.must_exist(path)?;
         if m.kind != Kind::File {
             bail!("{path} is not a regular file");
@@ -155,6 +160,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn readlink(&self, path: &str) -> Result<String> {
+        let path = &*self.native(path);
         self.check(path)?;
         self.g
             .readlink(path)
@@ -163,6 +169,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+        let path = &*self.native(path);
         if let Some(m) = self.lstat(path)? {
             if m.kind != Kind::File {
                 bail!("{path} exists and is not a regular file");
@@ -176,6 +183,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn remove(&self, path: &str) -> Result<()> {
+        let path = &*self.native(path);
         if path == "/" {
             bail!("refusing to remove the guest's root directory");
         }
@@ -190,6 +198,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn truncate(&self, path: &str) -> Result<()> {
+        let path = &*self.native(path);
         let m = self.must_exist(path)?;
         if m.kind != Kind::File {
             bail!("{path} is not a regular file");
@@ -205,6 +214,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn mkdir_p(&self, path: &str) -> Result<()> {
+        let path = &*self.native(path);
         // Every existing component must be a real directory, the last one included.
         let parts = components(path)?;
         let mut p = String::new();
@@ -228,6 +238,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn chmod(&self, mode: u32, path: &str) -> Result<()> {
+        let path = &*self.native(path);
         // chmod(2) follows symlinks; a link's own mode means nothing on Linux.
         let m = self.must_exist(path)?;
         if m.kind == Kind::Symlink {
@@ -250,6 +261,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn chown(&self, uid: u32, gid: u32, path: &str) -> Result<()> {
+        let path = &*self.native(path);
         let m = self.must_exist(path)?;
         let set = |p: &str| {
             self.g
@@ -268,6 +280,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn symlink(&self, target: &str, link: &str) -> Result<()> {
+        let link = &*self.native(link);
         if self.lstat(link)?.is_some() {
             bail!("{link} already exists");
         }
@@ -338,6 +351,7 @@ impl Guest for GuestfsGuest {
     }
 
     fn tar_out(&self, dir: &str, dest: &Path) -> Result<()> {
+        let dir = &*self.native(dir);
         match self.must_exist(dir)?.kind {
             Kind::Dir => self.check(dir)?,
             Kind::Symlink => return Err(Unsafe { path: dir.into() }.into()),
