@@ -266,6 +266,23 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 impl Cli {
+    /// The command was given `--json`: its failure is also a JSON object on stdout.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Run(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Steps(a) => a.json,
+            Command::Targets(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Doctor(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Repo(a) => match a.action {
+                RepoAction::List { json, .. } | RepoAction::Verify { json, .. } => json,
+                RepoAction::Rm { .. } | RepoAction::Gc { .. } => false,
+            },
+        }
+    }
+
     pub fn run(self) -> Result<Exit> {
         crate::progress::set_quiet(self.quiet);
         match self.command {

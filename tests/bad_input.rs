@@ -251,3 +251,79 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     assert!(out.error_line().contains("`publish:` section"), "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }
+
+/// The position is said once (serde_yaml's own " at line L column C" is dropped), and a
+/// `${var}` that is not defined is an error at the line that uses it.
+#[test]
+fn positions_are_said_once_and_unknown_vars_have_one() {
+    let d = tempfile::tempdir().unwrap();
+    let r = write(
+        d.path(),
+        "bad-indent.yaml",
+        b"name: x\nsteps:\n  - machine-id: {}\n   - logs: {}\n",
+    );
+    let out = run(&[&"check", &r]);
+    assert_eq!(out.code, 2);
+    let line = out.error_line();
+    assert!(line.contains("bad-indent.yaml:4:4: "), "{line}");
+    assert!(!line.contains("at line"), "position said twice: {line}");
+
+    let r = write(
+        d.path(),
+        "v.yaml",
+        b"vars: {alpha: b}\nsteps:\n  - delete:\n      paths: [\"/x/${alhpa}\"]\n",
+    );
+    let out = run(&[&"check", &r]);
+    assert_eq!(out.code, 2);
+    let line = out.error_line();
+    assert!(line.contains("v.yaml:4:"), "{line}");
+    assert!(line.contains("unknown variable `${alhpa}`, did you mean `${alpha}`?"), "{line}");
+    // In a recipe it extends, the position is in that file.
+    let child = write(d.path(), "child.yaml", b"extends: v.yaml\nvars: {zzz: q}\n");
+    let line = run(&[&"check", &child]).error_line();
+    assert!(line.contains("v.yaml:4:"), "{line}");
+
+    let r = write(d.path(), "t.yaml", b"steps: []\npublish:\n  vmmanger: {}\n");
+    let line = run(&[&"check", &r]).error_line();
+    assert!(line.contains("t.yaml:3:3: unknown publish target `vmmanger`"), "{line}");
+}
+
+/// With --json, a failure prints one JSON object on stdout besides the error line, for
+/// every command that takes --json, clap's usage errors included.
+#[test]
+fn json_errors_are_one_object_on_stdout() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing.yaml");
+    let disk = write(d.path(), "disk.img", &[0u8; 4096]);
+    let bad = write(d.path(), "bad.yaml", b"steps: [\n");
+    let os = |args: &[&dyn AsRef<std::ffi::OsStr>]| -> Vec<std::ffi::OsString> {
+        args.iter().map(|a| a.as_ref().to_os_string()).collect()
+    };
+    let cases = [
+        (os(&[&"check", &"--json", &missing]), 2, "usage"),
+        (os(&[&"run", &bad, &disk, &"--json", &"-o", &d.path()]), 2, "usage"),
+        (os(&[&"run", &recipe("base"), &d.path().join("nope.img"), &"--json"]), 3, "input"),
+        (os(&[&"inspect", &"--json", &d.path().join("nope.img")]), 3, "input"),
+        (os(&[&"repo", &"list", &"--json", &d.path().join("norepo")]), 2, "usage"),
+        (os(&[&"repo", &"verify", &"--json", &d.path().join("norepo")]), 2, "usage"),
+        (os(&[&"verify", &"--boot", &"--json", &d.path().join("nope.qcow2")]), 3, "input"),
+        (os(&[&"check", &"--json", &bad, &"--no-such-flag"]), 2, "usage"),
+    ];
+    for (args, code, kind) in cases {
+        let r = Run::of(goldify().args(&args));
+        assert_eq!(r.code, code, "{args:?}\n{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON object ({e}):\n{}", r.stdout));
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error"], "{v}");
+        let e = &v["error"];
+        assert_eq!(e["exit_code"], code, "{v}");
+        assert_eq!(e["kind"], kind, "{v}");
+        let message = e["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !message.contains('\n'), "{v}");
+        assert!(r.stderr.contains(message.lines().next().unwrap()), "{}", r.stderr);
+    }
+    // Without --json, stdout stays empty.
+    let r = run(&[&"check", &missing]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, ""));
+}
