@@ -90,9 +90,19 @@ pub(crate) struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub publishing: PublishArgs,
+    #[command(flatten)]
+    pub refs: DiskRefs,
+}
+
+/// What a run publishes (`run` and `check` take the same options, so that `check` finds
+/// every conflict the recipe and the command line decide).
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
     /// Publish to TARGET (repeatable; `goldify targets` lists them). Settings come from the
-    /// recipe's `publish:` section, defaults otherwise. Without --publish, every target the
-    /// recipe lists is published.
+    /// recipe's `publish:` section and --set, defaults otherwise. Without --publish, every
+    /// target the recipe lists is published.
     // Checked against the registry by the publish session, which suggests the nearest name
     // in goldify's own one-line error.
     #[arg(long = "publish", value_name = "TARGET")]
@@ -102,10 +112,24 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub publish_dir: Option<PathBuf>,
     /// Publish nothing, whatever the recipe lists.
-    #[arg(long, conflicts_with_all = ["publish", "publish_dir"])]
+    #[arg(long, conflicts_with_all = ["publish", "publish_dir", "set"])]
     pub no_publish: bool,
-    #[command(flatten)]
-    pub refs: DiskRefs,
+    /// A publish target's setting (repeatable), on top of the recipe's `publish:` section:
+    /// `--set deckhouse.base_url=https://img.example.com/golden`. VALUE is read as YAML
+    /// (`--set vmmanager.compression.preset=1`); a dotted KEY reaches a nested setting.
+    #[arg(long, value_name = "TARGET.KEY=VALUE", value_parser = crate::publish::overrides::parse)]
+    pub set: Vec<crate::publish::overrides::Override>,
+}
+
+impl PublishArgs {
+    fn request(self) -> crate::publish::Request {
+        crate::publish::Request {
+            targets: self.publish,
+            dir: self.publish_dir,
+            none: self.no_publish,
+            set: self.set,
+        }
+    }
 }
 
 /// What the disks goldify opens may make qemu read besides themselves.
@@ -216,12 +240,28 @@ pub(crate) struct VerifyArgs {
 }
 
 /// Validate a recipe (and what it extends) without touching any disk.
+///
+/// Given the options `run` would be given (--name, --outdir, --format, --publish, --set…),
+/// also checks what publishing would write: settings, names, and files two targets would
+/// both write, or that would replace an input. Reads only; creates nothing.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
+    /// The recipe (YAML).
     pub recipe: PathBuf,
-    /// Print the resolved recipe as JSON.
+    /// Print the resolved recipe as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// As `run -o`: where the golden disk (and publishing, without --publish-dir) goes.
+    #[arg(short, long, default_value = ".")]
+    pub outdir: PathBuf,
+    /// As `run --format`.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+    /// As `run --name`.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub publishing: PublishArgs,
 }
 
 /// List every step with its summary, options, defaults and the OS families it applies to.
@@ -303,11 +343,7 @@ impl Cli {
                     name: a.name,
                     verbose: self.verbose,
                     allow,
-                    publish: crate::publish::Request {
-                        targets: a.publish,
-                        dir: a.publish_dir,
-                        none: a.no_publish,
-                    },
+                    publish: a.publishing.request(),
                 })?;
                 if a.json {
                     print_json(&report)?;
@@ -317,40 +353,17 @@ impl Cli {
                 Ok(success())
             }
             Command::Check(a) => {
-                let recipe = crate::recipe::Recipe::load(&a.recipe)?;
-                let publish = recipe.publish.names();
-                let steps: Vec<serde_json::Value> = recipe
-                    .ordered()
-                    .iter()
-                    .map(|s| {
-                        serde_json::json!({
-                            "step": s.name,
-                            "options": s.step.to_yaml(),
-                            "when": s.when,
-                            "from": s.origin.display().to_string(),
-                        })
-                    })
-                    .collect();
+                let report = crate::check::check(&crate::check::CheckOptions {
+                    recipe: &a.recipe,
+                    outdir: &a.outdir,
+                    name: a.name.as_deref(),
+                    format: a.format,
+                    publish: &a.publishing.request(),
+                })?;
                 if a.json {
-                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps, "publish": publish}))?;
+                    print_json(&report)?;
                 } else {
-                    println!(
-                        "{}: recipe `{}` is valid, {} steps:",
-                        a.recipe.display(),
-                        recipe.name,
-                        steps.len()
-                    );
-                    for s in recipe.ordered() {
-                        let when = s
-                            .when
-                            .as_ref()
-                            .map(|w| format!("  (when {})", w.describe()))
-                            .unwrap_or_default();
-                        println!("  {}{when}", s.name);
-                    }
-                    if !publish.is_empty() {
-                        println!("publishes to: {}", publish.join(", "));
-                    }
+                    report.print_human(&mut std::io::stdout().lock())?;
                 }
                 Ok(success())
             }

@@ -45,11 +45,14 @@ fn stem(input: &Path) -> String {
 
 /// What the run reads and must never overwrite: the disk, the recipe and every recipe
 /// it extends.
-fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
-    let mut v = vec![Input {
-        what: "input disk",
-        path: opts.disk.clone(),
-    }];
+fn inputs(disk: Option<&Path>, recipe: &Recipe) -> Vec<Input> {
+    let mut v: Vec<Input> = disk
+        .map(|d| Input {
+            what: "input disk",
+            path: d.to_path_buf(),
+        })
+        .into_iter()
+        .collect();
     let recipes = std::iter::once(&recipe.path).chain(recipe.steps.iter().map(|s| &s.origin));
     for path in recipes {
         if !path.as_os_str().is_empty() && !v.iter().any(|i| &i.path == path) {
@@ -62,34 +65,79 @@ fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
     v
 }
 
+/// What the command line adds to a recipe, as `run` and `check` take it.
+pub struct Settings<'a> {
+    /// The input disk; `None` for `check`, where the golden disk's default name is not known.
+    pub disk: Option<&'a Path>,
+    pub outdir: &'a Path,
+    pub name: Option<&'a str>,
+    pub format: Option<Format>,
+    pub dry_run: bool,
+    pub publish: &'a crate::publish::Request,
+}
+
+/// What `run` and `check` decide before anything long starts: the golden disk's name and
+/// format, and the publish session with every setting and every destination the recipe
+/// and the command line decide checked (reading only).
+pub struct Planned {
+    pub disk_name: String,
+    pub format: Format,
+    pub inputs: Vec<Input>,
+    pub publish: Option<crate::publish::Session>,
+}
+
+pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
+    if let Some(name) = s.name.filter(|n| !crate::outputs::is_plain_name(n)) {
+        crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
+    }
+    let disk_name = s.name.map(str::to_string).unwrap_or_else(|| match s.disk {
+        Some(d) => format!("{}-golden", stem(d)),
+        None => "<disk>-golden".into(),
+    });
+    let inputs = inputs(s.disk, recipe);
+    let publish = crate::publish::Session::new(
+        std::mem::take(&mut recipe.publish),
+        s.publish,
+        crate::publish::RunFacts {
+            outdir: s.outdir.to_path_buf(),
+            run_name: s.name.map(str::to_string),
+            disk_name: disk_name.clone(),
+            format: s.format.or(recipe.output.format),
+            compress: recipe.output.compress,
+            recipe_name: recipe.name.clone(),
+            dry_run: s.dry_run,
+            inputs: inputs.clone(),
+        },
+    )?;
+    Ok(Planned {
+        disk_name,
+        format: s.format.or(recipe.output.format).unwrap_or(Format::Qcow2),
+        inputs,
+        publish,
+    })
+}
+
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let t0 = Instant::now();
     let mut timings = Timings::default();
     let mut recipe = Recipe::load(&opts.recipe)?;
-    if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
-        crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
-    }
-    let disk_name = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
     let writes_output = !opts.dry_run && !opts.in_place;
     // Everything that will be written is checked now, before anything is created or
     // anything long starts: outputs never replace inputs, publish settings are sound.
-    let inputs = inputs(opts, &recipe);
-    let mut publish = crate::publish::Session::new(
-        std::mem::take(&mut recipe.publish),
-        &opts.publish,
-        crate::publish::RunFacts {
-            outdir: opts.outdir.clone(),
-            run_name: opts.name.clone(),
-            disk_name: disk_name.clone(),
-            format: opts.format.or(recipe.output.format),
-            compress: recipe.output.compress,
-            recipe_name: recipe.name.clone(),
+    let Planned {
+        disk_name,
+        format,
+        inputs,
+        mut publish,
+    } = plan(
+        &mut recipe,
+        &Settings {
+            disk: Some(&opts.disk),
+            outdir: &opts.outdir,
+            name: opts.name.as_deref(),
+            format: opts.format,
             dry_run: opts.dry_run,
-            inputs: inputs.clone(),
+            publish: &opts.publish,
         },
     )?;
     // When publishing, the golden disk file is the `disk` target's business.

@@ -247,8 +247,8 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     let r = write(d.path(), "e.yaml", b"steps: []\n");
     let out = run(&[&"run", &r, &disk, &"-o", &d.path().join("out"), &"--publish", &"deckhouse"]);
     assert_eq!(out.code, 2);
-    assert!(out.error_line().contains("--publish deckhouse: missing field `base_url`"), "{}", out.stderr);
-    assert!(out.error_line().contains("`publish:` section"), "{}", out.stderr);
+    assert!(out.error_line().contains("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`"), "{}", out.stderr);
+    assert!(out.error_line().contains("--set deckhouse.base_url=…"), "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }
 
@@ -326,4 +326,96 @@ fn json_errors_are_one_object_on_stdout() {
     // Without --json, stdout stays empty.
     let r = run(&[&"check", &missing]);
     assert_eq!((r.code, r.stdout.as_str()), (2, ""));
+}
+
+/// `--set TARGET.KEY=VALUE` gives a target's settings on the command line, typed as the
+/// recipe's are; every hostile form is one error line naming the option, exit 2, before
+/// anything is written; `check` takes the same options as `run` and finds the same faults.
+#[test]
+fn set_gives_settings_and_refuses_hostile_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let disk = write(d.path(), "disk.img", &[0u8; 4096]);
+    let r = write(d.path(), "r.yaml", b"steps: []\npublish:\n  vcluster: {base_url: 'https://a.example/'}\n");
+    let out = d.path().join("out");
+    // (extra arguments, what the error line says); each also through `check`.
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--set", "deckhouse.base_url"], &["--set", "TARGET.KEY=VALUE"]),
+        (&["--set", "deckhouse=https://x"], &["--set", "TARGET.KEY=VALUE"]),
+        (&["--set", "deckhous.base_url=https://x"], &["--set deckhous.base_url", "did you mean `deckhouse`?"]),
+        (&["--set", "vcluster.base_ulr=https://x"], &["--set vcluster.base_ulr", "no setting `base_ulr`", "did you mean `base_url`?"]),
+        (&["--set", "vcluster.base_url=ftp://x"], &["--set vcluster.base_url", "http:// or https://"]),
+        (
+            &["--set", "vcluster.base_url=https://x", "--set", "vcluster.base_url=https://y"],
+            &["--set vcluster.base_url is given twice"],
+        ),
+        (&["--set", "deckhouse.base_url=https://x"], &["--set deckhouse.base_url", "does not publish to `deckhouse`", "--publish deckhouse"]),
+        (&["--set", "manifest.file=metadata.json"], &["--set manifest.file", "reserved"]),
+        (&["--publish", "manifest", "--set", "manifest.file=metadata.json"], &["--set manifest.file", "reserved"]),
+        (&["--set", "vcluster.base_url=[1, 2]"], &["--set vcluster.base_url", "publish target `vcluster`"]),
+        (&["--set", "vcluster.base_url.x=1"], &["--set vcluster.base_url", "not a mapping"]),
+        (
+            &["--publish", "deckhouse"],
+            &["missing setting `base_url`", "under `publish: deckhouse:`", "--set deckhouse.base_url=…"],
+        ),
+        (
+            &["--publish", "deckhouse", "--set", "deckhouse.kind=VirtualImage", "--set", "deckhouse.base_url=https://x"],
+            &["--set deckhouse.kind, --set deckhouse.base_url", "namespace"],
+        ),
+    ];
+    for (extra, says) in cases {
+        for cmd in ["run", "check"] {
+            let mut c = goldify();
+            c.arg(cmd).arg(&r);
+            if cmd == "run" {
+                c.arg(&disk);
+            }
+            let res = Run::of(c.arg("-o").arg(&out).args(*extra));
+            assert_eq!(res.code, 2, "{cmd} {extra:?}\n{}", res.stderr);
+            let line = if res.stderr.starts_with("error:") {
+                res.stderr.clone() // clap's own usage error (several lines)
+            } else {
+                res.error_line()
+            };
+            for s in *says {
+                assert!(line.contains(s), "{cmd} {extra:?}: {line:?} should say {s:?}");
+            }
+            assert!(!out.exists(), "{cmd} {extra:?} created the outdir");
+        }
+    }
+    // Accepted: typed through the target's settings (a number, a nested key).
+    let ok = run(&[
+        &"check", &r, &"--publish", &"deckhouse", &"--publish", &"vmmanager",
+        &"--set", &"deckhouse.base_url=https://img.example.com/g", &"--set", &"deckhouse.tag=v1",
+        &"--set", &"vmmanager.compression.preset=1", &"--json",
+    ]);
+    ok.ok();
+    let v: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(v["publish"], serde_json::json!(["vmmanager", "deckhouse"]));
+    let bad = run(&[&"check", &r, &"--publish", &"vmmanager", &"--set", &"vmmanager.compression.preset=x"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.error_line().contains("--set vmmanager.compression.preset"), "{}", bad.stderr);
+}
+
+/// `check` with the options `run` would be given finds the conflicts `run` finds at its
+/// start: two targets that want one file (known once --name decides it).
+#[test]
+fn check_finds_conflicts_the_command_line_decides() {
+    let d = tempfile::tempdir().unwrap();
+    let r = write(
+        d.path(),
+        "c.yaml",
+        b"steps: []\npublish:\n  disk: {compress: true}\n  deckhouse: {base_url: 'https://x/'}\n",
+    );
+    run(&[&"check", &r]).ok();
+    let out = run(&[&"check", &r, &"--name", &"debian-12", &"-o", &d.path()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let line = out.error_line();
+    assert!(line.contains("debian-12.qcow2 is wanted as qcow2 (compressed) by the `disk` target"), "{line}");
+    let out = run(&[&"check", &r, &"--name", &"../x"]);
+    assert_eq!(out.code, 2);
+    assert!(out.error_line().contains("--name"), "{}", out.stderr);
+    // An output that would replace the recipe itself.
+    let out = run(&[&"check", &r, &"--name", &"c", &"--publish", &"disk", &"--set", &"disk.format=raw", &"--set", &"disk.name=c.yaml", &"-o", &d.path()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!d.path().join("out").exists());
 }

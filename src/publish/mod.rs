@@ -19,6 +19,7 @@ pub(crate) mod hash;
 pub(crate) mod headstart;
 pub(crate) mod images;
 pub(crate) mod oci;
+pub(crate) mod overrides;
 mod produce;
 pub(crate) mod repo;
 pub(crate) mod settings;
@@ -89,6 +90,8 @@ pub struct Request {
     pub dir: Option<PathBuf>,
     /// `--no-publish`.
     pub none: bool,
+    /// `--set TARGET.KEY=VALUE`: settings on top of the recipe's.
+    pub set: Vec<overrides::Override>,
 }
 
 /// The run's facts every target may use; fixed once the session starts.
@@ -196,7 +199,7 @@ impl Session {
         if req.none {
             return Ok(None);
         }
-        let items = select(section, &req.targets).tag(Exit::Usage)?;
+        let items = select(section, &req.targets, &req.set).tag(Exit::Usage)?;
         if items.is_empty() {
             return Ok(None);
         }
@@ -224,10 +227,16 @@ impl Session {
         };
         // The run manifest is always written when anything is published.
         if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
+            let name = manifest::INFO.name;
+            let (target, settings) = match overrides::build(name, &serde_yaml::Value::Null, &req.set).tag(Exit::Usage)? {
+                Some(built) => built,
+                None => (build(name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?, serde_yaml::Value::Null),
+            };
             session.items.push(Item {
-                name: manifest::INFO.name.into(),
-                target: build(manifest::INFO.name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
+                name: name.into(),
+                target,
                 origin: PathBuf::new(),
+                settings,
             });
             session.implicit_manifest = true;
         }
@@ -236,6 +245,15 @@ impl Session {
             session.check_repositories()?;
         }
         Ok(Some(session))
+    }
+
+    /// The selected targets' names (without the run manifest every publishing run adds).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.items.iter().map(|i| i.name.clone()).collect();
+        if self.implicit_manifest {
+            names.pop();
+        }
+        names
     }
 
     /// The selected targets' names, for messages.
@@ -408,30 +426,55 @@ impl Session {
 
 /// The targets a run publishes: those named on the command line (`--publish`), each with
 /// the recipe's settings when it lists the target, else every target the recipe lists;
-/// in registry order.
-fn select(section: Section, selected: &[String]) -> Result<Vec<Item>> {
+/// with `--set` on top; in registry order.
+pub(crate) fn select(section: Section, selected: &[String], sets: &[overrides::Override]) -> Result<Vec<Item>> {
     for s in selected {
         if !names().contains(&s.as_str()) {
             anyhow::bail!("--publish: {}", target::unknown_target_message(s));
         }
     }
     let mut items = section.0;
+    let mut published: Vec<&str> = if selected.is_empty() {
+        items.iter().map(|i| i.name.as_str()).collect()
+    } else {
+        selected.iter().map(String::as_str).collect()
+    };
+    // Every publishing run writes the run manifest (Session::new adds it).
+    if !published.is_empty() {
+        published.push(manifest::INFO.name);
+    }
+    overrides::check(sets, &published)?;
     if !selected.is_empty() {
         items.retain(|i| selected.contains(&i.name));
         for name in selected {
             if items.iter().any(|i| &i.name == name) {
                 continue;
             }
-            let target = build(name, serde_yaml::Value::Null).map_err(|e| {
-                anyhow::anyhow!(
-                    "--publish {name}: {e}; the recipe's `publish:` section gives a target its settings (`publish: {{{name}: {{…}}}}`)"
-                )
-            })?;
+            let null = serde_yaml::Value::Null;
+            let (target, settings) = match overrides::build(name, &null, sets)? {
+                Some(built) => built,
+                None => {
+                    let target = build(name, null.clone()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--publish {name}: {}",
+                            target::explain_missing(name, &target::about(name, &e.to_string()))
+                        )
+                    })?;
+                    (target, null)
+                }
+            };
             items.push(Item {
                 name: name.clone(),
                 target,
                 origin: PathBuf::new(),
+                settings,
             });
+        }
+    }
+    for item in &mut items {
+        if let Some((target, settings)) = overrides::build(&item.name, &item.settings, sets)? {
+            item.target = target;
+            item.settings = settings;
         }
     }
     items.sort_by_key(|i| rank(&i.name));

@@ -116,6 +116,9 @@ pub struct Item {
     pub target: Box<dyn Target>,
     /// The recipe file the settings came from (for messages); empty for `--publish`.
     pub origin: PathBuf,
+    /// The settings as written (the recipe's YAML, with `--set` on top): what `--set`
+    /// overrides, and what the target was built from.
+    pub settings: serde_yaml::Value,
 }
 
 /// The recipe's `publish:` mapping, in the order written, each value parsed by its target.
@@ -123,6 +126,7 @@ pub struct Item {
 pub struct Section(pub Vec<Item>);
 
 impl Section {
+    #[cfg(test)]
     pub fn names(&self) -> Vec<&str> {
         self.0.iter().map(|i| i.name.as_str()).collect()
     }
@@ -168,6 +172,7 @@ impl<'de> serde::de::Visitor<'de> for SectionVisitor {
                 name,
                 target,
                 origin: PathBuf::new(),
+                settings: serde_yaml::Value::Null,
             });
         }
         Ok(Section(items))
@@ -198,6 +203,29 @@ where
             std::iter::empty::<((), ())>(),
         )),
     }
+}
+
+/// A message about a target's settings, prefixed with the target once.
+pub fn about(target: &str, msg: &str) -> String {
+    if msg.starts_with("publish target `") {
+        msg.to_string()
+    } else {
+        format!("publish target `{target}`: {msg}")
+    }
+}
+
+/// serde's "missing field `x`" about a target's settings, said as what to do about it.
+pub fn explain_missing(target: &str, msg: &str) -> String {
+    static MISSING: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"missing field `([^`]*)`").expect("static regex"));
+    MISSING
+        .replace(msg, |c: &regex::Captures| {
+            let key = &c[1];
+            format!(
+                "missing setting `{key}`: add it under `publish: {target}:` in the recipe, or pass --set {target}.{key}=…"
+            )
+        })
+        .into_owned()
 }
 
 pub fn unknown_target_message(name: &str) -> String {

@@ -44,7 +44,7 @@ fn full_example_parses_in_registry_order() {
         ],
         "as written"
     );
-    let items = select(r.publish, &[]).unwrap();
+    let items = select(r.publish, &[], &[]).unwrap();
     assert_eq!(
         names(&items),
         [
@@ -64,15 +64,16 @@ fn full_example_parses_in_registry_order() {
 fn command_line_selects_and_defaults() {
     let r = recipe("  vmmanager: {name: x}\n  disk: {}\n").unwrap();
     let sel = ["checksums".to_string(), "disk".to_string()];
-    let items = select(r.publish, &sel).unwrap();
+    let items = select(r.publish, &sel, &[]).unwrap();
     assert_eq!(names(&items), ["disk", "checksums"]);
     assert_eq!(items[1].target.digests(), [Algo::Sha256]);
-    let e = format!("{:#}", select(Section::default(), &["deckhouse".into()]).unwrap_err());
+    let e = format!("{:#}", select(Section::default(), &["deckhouse".into()], &[]).unwrap_err());
     assert!(
-        e.starts_with("--publish deckhouse: missing field `base_url`") && e.contains("`publish:` section"),
+        e.starts_with("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`")
+            && e.contains("under `publish: deckhouse:` in the recipe, or pass --set deckhouse.base_url=…"),
         "{e}"
     );
-    let e = format!("{:#}", select(Section::default(), &["vcluser".into()]).unwrap_err());
+    let e = format!("{:#}", select(Section::default(), &["vcluser".into()], &[]).unwrap_err());
     assert!(
         e.starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"),
         "{e}"

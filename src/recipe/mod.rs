@@ -113,8 +113,12 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
         s.origin = path.to_path_buf();
     }
     let mut own_publish = file.publish.unwrap_or_default();
+    // The settings as written, for `--set` to override (the typed parse above gave the
+    // errors their positions).
+    let raw: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
     for t in &mut own_publish.0 {
         t.origin = path.to_path_buf();
+        t.settings = raw["publish"][t.name.as_str()].clone();
     }
     let base = match &file.extends {
         Some(parent) => {
