@@ -57,6 +57,7 @@ pub fn check(o: &CheckOptions) -> Result<CheckReport> {
             name: o.name,
             format: o.format,
             dry_run: true,
+            in_place: false,
             publish: o.publish,
         },
     )?;

@@ -52,7 +52,9 @@ pub(crate) enum Command {
 /// vmmanager-lxd (root tree .tar.gz), disk (qcow2/raw/vmdk/vdi), deckhouse
 /// (ClusterVirtualImage/VirtualImage YAML + containerDisk OCI image), vcluster (OSImage
 /// YAML), checksums (SHA256SUMS…), and a JSON manifest of the run (goldify-manifest.json).
-/// When publishing, the golden disk file itself is written only by the `disk` target.
+/// Publishing adds to the golden disk: it is still written to OUTDIR, unless the `disk`
+/// target is published (it then says where and how) or --no-golden is given. The summary
+/// lists every file written and every repository index updated.
 /// Settings are checked before the appliance starts; nothing is renamed into place
 /// until everything is written.
 #[derive(Debug, Args)]
@@ -87,7 +89,8 @@ pub(crate) struct RunArgs {
     /// Print every path each step would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (docs/json.md); a failure is one
+    /// `{"error": …}` object there too.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -119,6 +122,10 @@ pub(crate) struct PublishArgs {
     /// (`--set vmmanager.compression.preset=1`); a dotted KEY reaches a nested setting.
     #[arg(long, value_name = "TARGET.KEY=VALUE", value_parser = crate::publish::overrides::parse)]
     pub set: Vec<crate::publish::overrides::Override>,
+    /// When publishing, leave the golden disk out of OUTDIR: only the targets' artifacts
+    /// are written (by default publishing adds to the golden disk).
+    #[arg(long, conflicts_with = "no_publish")]
+    pub no_golden: bool,
 }
 
 impl PublishArgs {
@@ -128,6 +135,7 @@ impl PublishArgs {
             dir: self.publish_dir,
             none: self.no_publish,
             set: self.set,
+            no_golden: self.no_golden,
         }
     }
 }
@@ -171,7 +179,9 @@ pub(crate) struct RepoArgs {
 pub(crate) enum RepoAction {
     /// List entries and files with their status (sizes only: quick).
     List {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
+        /// Print the result as JSON on stdout (docs/json.md).
         #[arg(long)]
         json: bool,
         /// Fail (exit 6) on files no entry references and on leftovers too.
@@ -180,7 +190,9 @@ pub(crate) enum RepoAction {
     },
     /// Check every archive's size and checksum against metadata.json.
     Verify {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
+        /// Print the result as JSON on stdout (docs/json.md).
         #[arg(long)]
         json: bool,
         /// Fail (exit 6) on files no entry references and on leftovers too.
@@ -188,10 +200,16 @@ pub(crate) enum RepoAction {
         strict: bool,
     },
     /// Remove an entry from metadata.json, then its archive (all or nothing).
-    Rm { dir: PathBuf, name: String },
+    Rm {
+        /// The repository: a directory holding metadata.json.
+        dir: PathBuf,
+        /// The entry's `name` in metadata.json.
+        name: String,
+    },
     /// Remove files no entry references and leftovers of ended runs (never what a
     /// running goldify is writing).
     Gc {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
         /// Only print what would be removed.
         #[arg(long)]
@@ -232,7 +250,8 @@ pub(crate) struct VerifyArgs {
     /// Keep every clone's serial console log in DIR (a failed clone's is always kept).
     #[arg(long, value_name = "DIR")]
     pub keep_logs: Option<PathBuf>,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (docs/json.md); a failure is one
+    /// `{"error": …}` object there too.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -267,6 +286,7 @@ pub(crate) struct CheckArgs {
 /// List every step with its summary, options, defaults and the OS families it applies to.
 #[derive(Debug, Args)]
 pub(crate) struct StepsArgs {
+    /// Print the list as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -275,7 +295,7 @@ pub(crate) struct StepsArgs {
 /// `--publish` on `run`).
 #[derive(Debug, Args)]
 pub(crate) struct TargetsArgs {
-    /// Print the list as JSON.
+    /// Print the list as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -283,7 +303,9 @@ pub(crate) struct TargetsArgs {
 /// Show what libguestfs finds on a disk (read-only).
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
+    /// The disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed.
     pub disk: PathBuf,
+    /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -293,6 +315,7 @@ pub(crate) struct InspectArgs {
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
+    /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Skip the appliance launch test (quick).
@@ -529,5 +552,25 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "goldify", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

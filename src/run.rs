@@ -6,7 +6,7 @@ use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
 use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
-use crate::report::{Artifact, RunReport, StepReport, Timings};
+use crate::report::{Artifact, Clock, RunReport, StepReport, Timings};
 use crate::steps::{Ctx, DryRunDone};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -73,6 +73,8 @@ pub struct Settings<'a> {
     pub name: Option<&'a str>,
     pub format: Option<Format>,
     pub dry_run: bool,
+    /// `--in-place`: the input is the output; no golden disk is written besides it.
+    pub in_place: bool,
     pub publish: &'a crate::publish::Request,
 }
 
@@ -107,6 +109,7 @@ pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
             recipe_name: recipe.name.clone(),
             dry_run: s.dry_run,
             inputs: inputs.clone(),
+            golden: !s.publish.no_golden && !s.in_place,
         },
     )?;
     Ok(Planned {
@@ -118,7 +121,7 @@ pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
 }
 
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
-    let t0 = Instant::now();
+    let mut clock = Clock::start();
     let mut timings = Timings::default();
     let mut recipe = Recipe::load(&opts.recipe)?;
     let writes_output = !opts.dry_run && !opts.in_place;
@@ -137,6 +140,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             name: opts.name.as_deref(),
             format: opts.format,
             dry_run: opts.dry_run,
+            in_place: opts.in_place,
             publish: &opts.publish,
         },
     )?;
@@ -168,7 +172,6 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;
-    timings.prepare = t0.elapsed().as_secs_f64();
 
     // The input stays unchanged under the overlay while the appliance works: publishing
     // may start on it (the vmmanager head start).
@@ -180,18 +183,19 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         })?;
     }
 
+    timings.prepare = clock.lap();
+
     let watch = work.watch_space();
-    let (facts, reports) =
-        guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    let (facts, reports) = guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, (&mut clock, &mut timings))
+        .map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();
     if let Some(dest) = &dest {
         phase.set(format!("writing {}", dest.display()));
-        let t = Instant::now();
         let compress = recipe.output.compress.unwrap_or(false);
         disk::export(&work, format, compress, dest).tag(Exit::Output)?;
-        timings.export = t.elapsed().as_secs_f64();
+        timings.export = clock.lap();
         let size = std::fs::metadata(dest)?.len();
         artifacts.push(Artifact {
             kind: format!("disk-{}", format.name()),
@@ -201,12 +205,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         });
     }
     drop(phase);
+    let mut updated = Vec::new();
     if let Some(p) = &mut publish {
-        let t = Instant::now();
-        artifacts.extend(p.guest_closed(&work, &work_parent)?);
-        timings.publish = t.elapsed().as_secs_f64();
+        let (written, changed) = p.guest_closed(&work, &work_parent)?;
+        artifacts.extend(written);
+        updated = changed;
     }
-    timings.total = t0.elapsed().as_secs_f64();
+    timings.publish = clock.lap();
+    timings.total = clock.total();
     let mut report = RunReport {
         goldify_version: env!("CARGO_PKG_VERSION"),
         input: opts.disk.display().to_string(),
@@ -217,12 +223,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         os: Some(facts),
         steps: reports,
         artifacts,
+        updated,
         timings,
     };
+    // The run manifest records the report as it is now (its own writing not yet timed).
     if let Some(p) = &mut publish {
         let recorded = p.reported(&report)?;
         report.artifacts.extend(recorded);
     }
+    report.timings.record = clock.lap();
+    report.timings.total = clock.total();
     Ok(report)
 }
 
@@ -234,10 +244,9 @@ fn guest_phase(
     publish: Option<&mut crate::publish::Session>,
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
-    timings: &mut Timings,
+    (clock, timings): (&mut Clock, &mut Timings),
 ) -> Result<(crate::guest::OsFacts, Vec<StepReport>)> {
     phase.set("launching the libguestfs appliance");
-    let t = Instant::now();
     let guest = GuestfsGuest::open(
         &work.path,
         &OpenOptions {
@@ -248,7 +257,7 @@ fn guest_phase(
         },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;
-    timings.launch = t.elapsed().as_secs_f64();
+    timings.launch = clock.lap();
     let facts = guest.facts().clone();
     tracing::info!(
         "found {} {} ({}) on {}",
@@ -258,10 +267,9 @@ fn guest_phase(
         facts.root
     );
 
-    let t = Instant::now();
     let mut reports = Vec::new();
     let result = apply_steps(recipe, &guest, opts.dry_run, phase, &mut reports);
-    timings.steps = t.elapsed().as_secs_f64();
+    timings.steps = clock.lap();
     if let Err(e) = result {
         if opts.in_place {
             // Leave the user's disk consistent: flush what was written before failing.
@@ -274,11 +282,11 @@ fn guest_phase(
     if let Some(p) = publish {
         p.guest_open(&guest, phase)?;
     }
+    timings.publish_read = clock.lap();
 
     phase.set("closing the appliance");
-    let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
-    timings.close = t.elapsed().as_secs_f64();
+    timings.close = clock.lap();
     Ok((facts, reports))
 }
 

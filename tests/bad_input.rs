@@ -80,7 +80,7 @@ fn steps_lists_the_registry() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["name"].as_str().unwrap())
+        .map(|s| s["step"].as_str().unwrap())
         .collect();
     for n in goldify::steps::REGISTRY.iter().map(|i| i.name) {
         assert!(names.contains(&n), "{n} missing from `goldify steps --json`");

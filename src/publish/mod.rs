@@ -30,7 +30,7 @@ pub(crate) mod target;
 use crate::disk::{Format, WorkDisk};
 use crate::error::{Exit, Tag};
 use crate::guest::{Guest, Layout, OsFacts};
-use crate::report::{Artifact, RunReport};
+use crate::report::{Artifact, RunReport, Updated};
 use anyhow::{Context, Result};
 use hash::Algo;
 use produce::Commit;
@@ -92,6 +92,8 @@ pub struct Request {
     pub none: bool,
     /// `--set TARGET.KEY=VALUE`: settings on top of the recipe's.
     pub set: Vec<overrides::Override>,
+    /// `--no-golden`: publish only, without the golden disk in OUTDIR.
+    pub no_golden: bool,
 }
 
 /// The run's facts every target may use; fixed once the session starts.
@@ -156,6 +158,8 @@ pub struct RunFacts {
     pub dry_run: bool,
     /// What the run reads (the disk, the recipes): no output may be one of them.
     pub inputs: Vec<crate::outputs::Input>,
+    /// Write the golden disk into OUTDIR besides publishing (not with --no-golden).
+    pub golden: bool,
 }
 
 /// Facts publish targets need, read while the guest is open.
@@ -185,9 +189,10 @@ pub struct Session {
     items: Vec<Item>,
     info: Option<GuestInfo>,
     dry_run: bool,
-    /// The run manifest was added because every publishing run writes one, not because
-    /// the recipe or the command line named it.
-    implicit_manifest: bool,
+    /// Targets added because every publishing run writes them, not because the recipe or
+    /// the command line named them: the golden disk (`disk` into OUTDIR, unless
+    /// --no-golden or the `disk` target is published) and the run manifest.
+    implicit: Vec<&'static str>,
     inputs: Vec<crate::outputs::Input>,
 }
 
@@ -209,6 +214,7 @@ impl Session {
         }
         algos.sort();
         algos.dedup();
+        let golden_dir = run.outdir.clone();
         let mut session = Session {
             plan: Plan {
                 dir: req.dir.clone().unwrap_or(run.outdir),
@@ -222,9 +228,35 @@ impl Session {
             items,
             info: None,
             dry_run: run.dry_run,
-            implicit_manifest: false,
+            implicit: Vec::new(),
             inputs: run.inputs,
         };
+        // Publishing adds to the golden disk: it is written into OUTDIR as without
+        // publishing, unless the `disk` target says where and how, or --no-golden.
+        if run.golden && !session.items.iter().any(|i| i.name == disk::INFO.name) {
+            let golden = disk::Disk {
+                dir: Some(golden_dir),
+                name: Some(session.plan.disk_name.clone()),
+                ..Default::default()
+            };
+            golden
+                .validate()
+                .map_err(|e| anyhow::anyhow!("the golden disk: {e:#}"))
+                .tag(Exit::Usage)?;
+            let settings = serde_yaml::to_value(&golden).unwrap_or_default();
+            let target: Box<dyn Target> = Box::new(golden);
+            let at = session.items.iter().position(|i| rank(&i.name) > rank(disk::INFO.name));
+            session.items.insert(
+                at.unwrap_or(session.items.len()),
+                Item {
+                    name: disk::INFO.name.into(),
+                    target,
+                    origin: PathBuf::new(),
+                    settings,
+                },
+            );
+            session.implicit.push(disk::INFO.name);
+        }
         // The run manifest is always written when anything is published.
         if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
             let name = manifest::INFO.name;
@@ -238,7 +270,7 @@ impl Session {
                 origin: PathBuf::new(),
                 settings,
             });
-            session.implicit_manifest = true;
+            session.implicit.push(name);
         }
         session.check_destinations(None)?;
         if !session.dry_run {
@@ -247,22 +279,27 @@ impl Session {
         Ok(Some(session))
     }
 
-    /// The selected targets' names (without the run manifest every publishing run adds).
+    /// The selected targets' names (without what every publishing run adds).
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.items.iter().map(|i| i.name.clone()).collect();
-        if self.implicit_manifest {
-            names.pop();
-        }
-        names
+        self.items
+            .iter()
+            .filter(|i| !self.implicit.contains(&i.name.as_str()))
+            .map(|i| i.name.clone())
+            .collect()
     }
 
     /// The selected targets' names, for messages.
     pub fn describe(&self) -> String {
-        let mut names: Vec<&str> = self.items.iter().map(|i| i.name.as_str()).collect();
-        if self.implicit_manifest {
-            names.pop();
+        self.names().join(", ")
+    }
+
+    /// Who writes a destination, for messages.
+    fn who(&self, name: &str) -> String {
+        if name == disk::INFO.name && self.implicit.contains(&name) {
+            "the golden disk (--no-golden leaves it out)".into()
+        } else {
+            format!("the `{name}` target")
         }
-        names.join(", ")
     }
 
     /// Every destination known so far (all of them once the guest's facts are): two
@@ -275,11 +312,12 @@ impl Session {
                 match seen.iter().find(|(s, _)| s.path == d.path) {
                     Some((s, who)) if s.what != d.what => crate::bail_tag!(
                         Exit::Usage,
-                        "{} is wanted as {} by the `{who}` target and as {} by the `{}` target",
+                        "{} is wanted as {} by {} and as {} by {}",
                         d.path.display(),
                         s.what,
+                        self.who(who),
                         d.what,
-                        i.name
+                        self.who(&i.name)
                     ),
                     Some(_) => {}
                     None => seen.push((d, &i.name)),
@@ -289,7 +327,7 @@ impl Session {
         let outputs: Vec<crate::outputs::Output> = seen
             .into_iter()
             .map(|(d, who)| crate::outputs::Output {
-                by: format!("the `{who}` target"),
+                by: self.who(who),
                 path: d.path,
                 dir: d.dir,
             })
@@ -366,10 +404,10 @@ impl Session {
     /// After the appliance is closed: produce every artifact, then commit them all. A
     /// failure or an interruption before the commit leaves every destination as it was,
     /// and says so. `scratch_parent` is where private work files go ($TMPDIR).
-    pub fn guest_closed(&mut self, work: &WorkDisk, scratch_parent: &Path) -> Result<Vec<Artifact>> {
+    pub fn guest_closed(&mut self, work: &WorkDisk, scratch_parent: &Path) -> Result<(Vec<Artifact>, Vec<Updated>)> {
         if self.dry_run {
             tracing::warn!("dry run: would publish {}", self.describe());
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let info = self
             .info
@@ -379,6 +417,7 @@ impl Session {
             .produce(&info, work, scratch_parent)
             .context("nothing was published, every destination is as it was")
             .tag(Exit::Output)?;
+        let updated = commits.iter().filter_map(|c| c.updates()).collect();
         // Everything is written and synced: rename into place. There is no interruption
         // point from here on, so a Ctrl-C now lets the renames finish and then exits.
         for c in commits {
@@ -389,7 +428,7 @@ impl Session {
             more.extend(i.target.published(&self.plan, &artifacts).tag(Exit::Output)?);
         }
         artifacts.extend(more);
-        Ok(artifacts)
+        Ok((artifacts, updated))
     }
 
     fn produce(

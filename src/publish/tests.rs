@@ -141,7 +141,44 @@ fn facts(dir: &Path) -> RunFacts {
         recipe_name: "r".into(),
         dry_run: true,
         inputs: Vec::new(),
+        golden: false,
     }
+}
+
+/// Publishing adds to the golden disk: it is written into OUTDIR (an implicit `disk`),
+/// unless the `disk` target is published or --no-golden; a conflict with it names it.
+#[test]
+fn publishing_adds_to_the_golden_disk() {
+    let d = tempfile::tempdir().unwrap();
+    let golden = RunFacts {
+        golden: true,
+        ..facts(d.path())
+    };
+    let r = recipe("  vcluster: {base_url: 'http://x'}
+").unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone()).unwrap().unwrap();
+    assert_eq!(s.describe(), "vcluster");
+    assert_eq!(names(&s.items), ["disk", "vcluster", "manifest"]);
+    let dests: Vec<_> = s.items[0].target.destinations(&s.plan, None).into_iter().map(|d| d.path).collect();
+    assert_eq!(dests, [d.path().join("vm.qcow2")]);
+    // The `disk` target published: it is the golden disk, where its settings say.
+    let r = recipe("  disk: {name: other}
+").unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone()).unwrap().unwrap();
+    assert_eq!(names(&s.items), ["disk", "manifest"]);
+    // --no-golden: only the targets.
+    let r = recipe("  vcluster: {base_url: 'http://x'}
+").unwrap();
+    let s = Session::new(r.publish, &Request::default(), facts(d.path())).unwrap().unwrap();
+    assert_eq!(names(&s.items), ["vcluster", "manifest"]);
+    // A target that wants the golden disk's file otherwise.
+    let r = recipe("  deckhouse: {base_url: 'http://x', name: vm, compress: true}
+").unwrap();
+    let e = format!("{:#}", Session::new(r.publish, &Request::default(), golden).err().unwrap());
+    assert!(
+        e.contains("vm.qcow2 is wanted as qcow2 by the golden disk (--no-golden leaves it out) and as qcow2 (compressed) by the `deckhouse` target"),
+        "{e}"
+    );
 }
 
 #[test]
