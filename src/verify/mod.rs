@@ -508,6 +508,7 @@ mod tests {
             accel: Accel {
                 name: "tcg",
                 reason: "test".into(),
+                detail: String::new(),
             },
             source: None,
             ok: clones.iter().all(|c| c.ok),
