@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn json_error_shape() {
         let v: serde_json::Value = serde_json::from_str(&json_error("x.yaml: bad", Exit::Usage)).unwrap();
-        assert_eq!(v, serde_json::json!({"error": {"message": "x.yaml: bad", "exit_code": 2, "kind": "usage"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"message": "x.yaml: bad", "exit_code": 2, "kind": "usage"}})
+        );
         let kinds: std::collections::HashSet<&str> = Exit::ALL.iter().map(|e| e.kind()).collect();
         assert_eq!(kinds.len(), Exit::ALL.len(), "kinds are distinct");
     }

@@ -22,7 +22,10 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 /// Run `f` (which prints a line on stderr) with every spinner out of its way.
 pub fn above<R>(f: impl FnOnce() -> R) -> R {
-    let active = ACTIVE.lock().map(|a| a.last().map(|(_, pb)| pb.clone())).unwrap_or(None);
+    let active = ACTIVE
+        .lock()
+        .map(|a| a.last().map(|(_, pb)| pb.clone()))
+        .unwrap_or(None);
     match active {
         Some(pb) => pb.suspend(f),
         None => f(),

@@ -175,7 +175,13 @@ impl RunReport {
             writeln!(out, "wrote {} ({}, {})", a.path, a.kind, human_bytes(a.size))?;
         }
         for u in &self.updated {
-            writeln!(out, "updated {} (entry `{}`, {})", u.path, u.entry.escape_debug(), u.target)?;
+            writeln!(
+                out,
+                "updated {} (entry `{}`, {})",
+                u.path,
+                u.entry.escape_debug(),
+                u.target
+            )?;
         }
         Ok(())
     }
@@ -247,14 +253,20 @@ mod tests {
         assert!(text.contains("total: would free 2.0 KiB"), "{text}");
         assert!(!text.contains(" freed"), "{text}");
         let text = human(&report(false));
-        assert!(text.contains("changed    1 path, freed 2.0 KiB") && text.contains("total: freed"), "{text}");
+        assert!(
+            text.contains("changed    1 path, freed 2.0 KiB") && text.contains("total: freed"),
+            "{text}"
+        );
     }
 
     #[test]
     fn the_summary_names_every_file_written_and_index_updated() {
         let text = human(&report(false));
         assert!(text.contains("wrote /repo/debian-12.xz (vmmanager, 10 B)"), "{text}");
-        assert!(text.contains("updated /repo/metadata.json (entry `debian-12`, vmmanager)"), "{text}");
+        assert!(
+            text.contains("updated /repo/metadata.json (entry `debian-12`, vmmanager)"),
+            "{text}"
+        );
     }
 
     /// JSON keys are always present, empty or null when there is nothing to say.
@@ -270,7 +282,17 @@ mod tests {
         assert_eq!(step["changes"][0]["freed"], 2048);
         assert_eq!(v["artifacts"][0]["checksums"], serde_json::json!({}));
         assert_eq!(v["updated"][0]["entry"], "debian-12");
-        for k in ["prepare", "launch", "steps", "publish_read", "close", "export", "publish", "record", "total"] {
+        for k in [
+            "prepare",
+            "launch",
+            "steps",
+            "publish_read",
+            "close",
+            "export",
+            "publish",
+            "record",
+            "total",
+        ] {
             assert!(v["timings"].get(k).is_some(), "timings.{k} missing");
         }
     }

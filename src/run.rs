@@ -186,8 +186,15 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     timings.prepare = clock.lap();
 
     let watch = work.watch_space();
-    let (facts, reports) = guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, (&mut clock, &mut timings))
-        .map_err(|e| watch.explain(e))?;
+    let (facts, reports) = guest_phase(
+        opts,
+        &recipe,
+        publish.as_mut(),
+        &work,
+        &phase,
+        (&mut clock, &mut timings),
+    )
+    .map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();

@@ -216,12 +216,29 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     let out = run(&[&"targets", &"--json"]);
     out.ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let names: Vec<&str> = v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster", "checksums", "manifest"]
+        [
+            "vmmanager",
+            "vmmanager-lxd",
+            "disk",
+            "deckhouse",
+            "vcluster",
+            "checksums",
+            "manifest"
+        ]
     );
-    assert!(v.as_array().unwrap().iter().all(|t| t["options"].as_array().is_some_and(|o| !o.is_empty())));
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["options"].as_array().is_some_and(|o| !o.is_empty())));
     let human = run(&[&"targets"]);
     human.ok();
     assert!(human.stdout.contains("deckhouse\n") && human.stdout.contains("base_url: URL (default required)"));
@@ -229,26 +246,70 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     let d = tempfile::tempdir().unwrap();
     let disk = write(d.path(), "disk.img", &[0u8; 4096]);
     let r = write(d.path(), "r.yaml", b"steps: []\n");
-    let bad = run(&[&"run", &r, &disk, &"-o", &d.path().join("out"), &"--publish", &"vmmanger"]);
+    let bad = run(&[
+        &"run",
+        &r,
+        &disk,
+        &"-o",
+        &d.path().join("out"),
+        &"--publish",
+        &"vmmanger",
+    ]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(bad.stderr.contains("vmmanger") && bad.stderr.contains("vmmanager"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("vmmanger") && bad.stderr.contains("vmmanager"),
+        "{}",
+        bad.stderr
+    );
     assert!(!d.path().join("out").exists());
 
-    let r = write(d.path(), "p.yaml", b"steps: []\npublish:\n  disk: {}\n  deckhouse: {kind: VirtualImage}\n");
+    let r = write(
+        d.path(),
+        "p.yaml",
+        b"steps: []\npublish:\n  disk: {}\n  deckhouse: {kind: VirtualImage}\n",
+    );
     let out = run(&[&"check", &r]);
     assert_eq!(out.code, 2);
     let line = out.error_line();
-    assert!(line.contains("p.yaml:4:") && line.contains("missing field `base_url`"), "{line}");
-    let r = write(d.path(), "q.yaml", b"steps: []\npublish:\n  manifest: {file: metadata.json}\n");
+    assert!(
+        line.contains("p.yaml:4:") && line.contains("missing field `base_url`"),
+        "{line}"
+    );
+    let r = write(
+        d.path(),
+        "q.yaml",
+        b"steps: []\npublish:\n  manifest: {file: metadata.json}\n",
+    );
     let out = run(&[&"check", &r]);
     assert_eq!(out.code, 2);
-    assert!(out.error_line().contains("q.yaml:3:") && out.error_line().contains("reserved"), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("q.yaml:3:") && out.error_line().contains("reserved"),
+        "{}",
+        out.stderr
+    );
     // `--publish` without the recipe's settings says where they go.
     let r = write(d.path(), "e.yaml", b"steps: []\n");
-    let out = run(&[&"run", &r, &disk, &"-o", &d.path().join("out"), &"--publish", &"deckhouse"]);
+    let out = run(&[
+        &"run",
+        &r,
+        &disk,
+        &"-o",
+        &d.path().join("out"),
+        &"--publish",
+        &"deckhouse",
+    ]);
     assert_eq!(out.code, 2);
-    assert!(out.error_line().contains("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`"), "{}", out.stderr);
-    assert!(out.error_line().contains("--set deckhouse.base_url=…"), "{}", out.stderr);
+    assert!(
+        out.error_line()
+            .contains("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.error_line().contains("--set deckhouse.base_url=…"),
+        "{}",
+        out.stderr
+    );
     assert!(!d.path().join("out").exists());
 }
 
@@ -277,7 +338,10 @@ fn positions_are_said_once_and_unknown_vars_have_one() {
     assert_eq!(out.code, 2);
     let line = out.error_line();
     assert!(line.contains("v.yaml:4:"), "{line}");
-    assert!(line.contains("unknown variable `${alhpa}`, did you mean `${alpha}`?"), "{line}");
+    assert!(
+        line.contains("unknown variable `${alhpa}`, did you mean `${alpha}`?"),
+        "{line}"
+    );
     // In a recipe it extends, the position is in that file.
     let child = write(d.path(), "child.yaml", b"extends: v.yaml\nvars: {zzz: q}\n");
     let line = run(&[&"check", &child]).error_line();
@@ -302,11 +366,23 @@ fn json_errors_are_one_object_on_stdout() {
     let cases = [
         (os(&[&"check", &"--json", &missing]), 2, "usage"),
         (os(&[&"run", &bad, &disk, &"--json", &"-o", &d.path()]), 2, "usage"),
-        (os(&[&"run", &recipe("base"), &d.path().join("nope.img"), &"--json"]), 3, "input"),
+        (
+            os(&[&"run", &recipe("base"), &d.path().join("nope.img"), &"--json"]),
+            3,
+            "input",
+        ),
         (os(&[&"inspect", &"--json", &d.path().join("nope.img")]), 3, "input"),
         (os(&[&"repo", &"list", &"--json", &d.path().join("norepo")]), 2, "usage"),
-        (os(&[&"repo", &"verify", &"--json", &d.path().join("norepo")]), 2, "usage"),
-        (os(&[&"verify", &"--boot", &"--json", &d.path().join("nope.qcow2")]), 3, "input"),
+        (
+            os(&[&"repo", &"verify", &"--json", &d.path().join("norepo")]),
+            2,
+            "usage",
+        ),
+        (
+            os(&[&"verify", &"--boot", &"--json", &d.path().join("nope.qcow2")]),
+            3,
+            "input",
+        ),
         (os(&[&"check", &"--json", &bad, &"--no-such-flag"]), 2, "usage"),
     ];
     for (args, code, kind) in cases {
@@ -335,30 +411,82 @@ fn json_errors_are_one_object_on_stdout() {
 fn set_gives_settings_and_refuses_hostile_ones() {
     let d = tempfile::tempdir().unwrap();
     let disk = write(d.path(), "disk.img", &[0u8; 4096]);
-    let r = write(d.path(), "r.yaml", b"steps: []\npublish:\n  vcluster: {base_url: 'https://a.example/'}\n");
+    let r = write(
+        d.path(),
+        "r.yaml",
+        b"steps: []\npublish:\n  vcluster: {base_url: 'https://a.example/'}\n",
+    );
     let out = d.path().join("out");
     // (extra arguments, what the error line says); each also through `check`.
     let cases: &[(&[&str], &[&str])] = &[
         (&["--set", "deckhouse.base_url"], &["--set", "TARGET.KEY=VALUE"]),
         (&["--set", "deckhouse=https://x"], &["--set", "TARGET.KEY=VALUE"]),
-        (&["--set", "deckhous.base_url=https://x"], &["--set deckhous.base_url", "did you mean `deckhouse`?"]),
-        (&["--set", "vcluster.base_ulr=https://x"], &["--set vcluster.base_ulr", "no setting `base_ulr`", "did you mean `base_url`?"]),
-        (&["--set", "vcluster.base_url=ftp://x"], &["--set vcluster.base_url", "http:// or https://"]),
         (
-            &["--set", "vcluster.base_url=https://x", "--set", "vcluster.base_url=https://y"],
+            &["--set", "deckhous.base_url=https://x"],
+            &["--set deckhous.base_url", "did you mean `deckhouse`?"],
+        ),
+        (
+            &["--set", "vcluster.base_ulr=https://x"],
+            &[
+                "--set vcluster.base_ulr",
+                "no setting `base_ulr`",
+                "did you mean `base_url`?",
+            ],
+        ),
+        (
+            &["--set", "vcluster.base_url=ftp://x"],
+            &["--set vcluster.base_url", "http:// or https://"],
+        ),
+        (
+            &[
+                "--set",
+                "vcluster.base_url=https://x",
+                "--set",
+                "vcluster.base_url=https://y",
+            ],
             &["--set vcluster.base_url is given twice"],
         ),
-        (&["--set", "deckhouse.base_url=https://x"], &["--set deckhouse.base_url", "does not publish to `deckhouse`", "--publish deckhouse"]),
-        (&["--set", "manifest.file=metadata.json"], &["--set manifest.file", "reserved"]),
-        (&["--publish", "manifest", "--set", "manifest.file=metadata.json"], &["--set manifest.file", "reserved"]),
-        (&["--set", "vcluster.base_url=[1, 2]"], &["--set vcluster.base_url", "publish target `vcluster`"]),
-        (&["--set", "vcluster.base_url.x=1"], &["--set vcluster.base_url", "not a mapping"]),
         (
-            &["--publish", "deckhouse"],
-            &["missing setting `base_url`", "under `publish: deckhouse:`", "--set deckhouse.base_url=…"],
+            &["--set", "deckhouse.base_url=https://x"],
+            &[
+                "--set deckhouse.base_url",
+                "does not publish to `deckhouse`",
+                "--publish deckhouse",
+            ],
         ),
         (
-            &["--publish", "deckhouse", "--set", "deckhouse.kind=VirtualImage", "--set", "deckhouse.base_url=https://x"],
+            &["--set", "manifest.file=metadata.json"],
+            &["--set manifest.file", "reserved"],
+        ),
+        (
+            &["--publish", "manifest", "--set", "manifest.file=metadata.json"],
+            &["--set manifest.file", "reserved"],
+        ),
+        (
+            &["--set", "vcluster.base_url=[1, 2]"],
+            &["--set vcluster.base_url", "publish target `vcluster`"],
+        ),
+        (
+            &["--set", "vcluster.base_url.x=1"],
+            &["--set vcluster.base_url", "not a mapping"],
+        ),
+        (
+            &["--publish", "deckhouse"],
+            &[
+                "missing setting `base_url`",
+                "under `publish: deckhouse:`",
+                "--set deckhouse.base_url=…",
+            ],
+        ),
+        (
+            &[
+                "--publish",
+                "deckhouse",
+                "--set",
+                "deckhouse.kind=VirtualImage",
+                "--set",
+                "deckhouse.base_url=https://x",
+            ],
             &["--set deckhouse.kind, --set deckhouse.base_url", "namespace"],
         ),
     ];
@@ -384,16 +512,37 @@ fn set_gives_settings_and_refuses_hostile_ones() {
     }
     // Accepted: typed through the target's settings (a number, a nested key).
     let ok = run(&[
-        &"check", &r, &"--publish", &"deckhouse", &"--publish", &"vmmanager",
-        &"--set", &"deckhouse.base_url=https://img.example.com/g", &"--set", &"deckhouse.tag=v1",
-        &"--set", &"vmmanager.compression.preset=1", &"--json",
+        &"check",
+        &r,
+        &"--publish",
+        &"deckhouse",
+        &"--publish",
+        &"vmmanager",
+        &"--set",
+        &"deckhouse.base_url=https://img.example.com/g",
+        &"--set",
+        &"deckhouse.tag=v1",
+        &"--set",
+        &"vmmanager.compression.preset=1",
+        &"--json",
     ]);
     ok.ok();
     let v: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
     assert_eq!(v["publish"], serde_json::json!(["vmmanager", "deckhouse"]));
-    let bad = run(&[&"check", &r, &"--publish", &"vmmanager", &"--set", &"vmmanager.compression.preset=x"]);
+    let bad = run(&[
+        &"check",
+        &r,
+        &"--publish",
+        &"vmmanager",
+        &"--set",
+        &"vmmanager.compression.preset=x",
+    ]);
     assert_eq!(bad.code, 2);
-    assert!(bad.error_line().contains("--set vmmanager.compression.preset"), "{}", bad.stderr);
+    assert!(
+        bad.error_line().contains("--set vmmanager.compression.preset"),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// `check` with the options `run` would be given finds the conflicts `run` finds at its
@@ -410,12 +559,28 @@ fn check_finds_conflicts_the_command_line_decides() {
     let out = run(&[&"check", &r, &"--name", &"debian-12", &"-o", &d.path()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let line = out.error_line();
-    assert!(line.contains("debian-12.qcow2 is wanted as qcow2 (compressed) by the `disk` target"), "{line}");
+    assert!(
+        line.contains("debian-12.qcow2 is wanted as qcow2 (compressed) by the `disk` target"),
+        "{line}"
+    );
     let out = run(&[&"check", &r, &"--name", &"../x"]);
     assert_eq!(out.code, 2);
     assert!(out.error_line().contains("--name"), "{}", out.stderr);
     // An output that would replace the recipe itself.
-    let out = run(&[&"check", &r, &"--name", &"c", &"--publish", &"disk", &"--set", &"disk.format=raw", &"--set", &"disk.name=c.yaml", &"-o", &d.path()]);
+    let out = run(&[
+        &"check",
+        &r,
+        &"--name",
+        &"c",
+        &"--publish",
+        &"disk",
+        &"--set",
+        &"disk.format=raw",
+        &"--set",
+        &"disk.name=c.yaml",
+        &"-o",
+        &d.path(),
+    ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }

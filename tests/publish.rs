@@ -486,14 +486,22 @@ fn command_line_publishing_keeps_the_golden_disk_and_says_what_it_touched() {
             .arg(format!("vmmanager.repo={}", vm.display()))
             .args(["--set", "vmmanager.compression.preset=0"])
             .args(["--set", "deckhouse.base_url=https://img.example.com/golden"])
-            .args(["--set", "deckhouse.kind=VirtualImage", "--set", "deckhouse.namespace=vms"])
+            .args([
+                "--set",
+                "deckhouse.kind=VirtualImage",
+                "--set",
+                "deckhouse.namespace=vms",
+            ])
             .args(["--set", "deckhouse.container_disk=false", "--json"]),
     );
     r.ok();
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
 
     // The golden disk, beside the published files, and the same disk as deckhouse's.
-    let golden: Vec<String> = entries(&out).into_iter().filter(|e| e.ends_with("-golden.qcow2")).collect();
+    let golden: Vec<String> = entries(&out)
+        .into_iter()
+        .filter(|e| e.ends_with("-golden.qcow2"))
+        .collect();
     assert_eq!(golden.len(), 1, "{:?}", entries(&out));
     sh(&format!("qemu-img compare -q {} debian-12.qcow2", golden[0]), &out);
 
@@ -503,7 +511,10 @@ fn command_line_publishing_keeps_the_golden_disk_and_says_what_it_touched() {
     assert_eq!(vi["metadata"]["namespace"].as_str(), Some("vms"));
     assert_eq!(vi["metadata"]["name"].as_str(), Some("debian-12"));
     let http = &vi["spec"]["dataSource"]["http"];
-    assert_eq!(http["url"].as_str(), Some("https://img.example.com/golden/debian-12.qcow2"));
+    assert_eq!(
+        http["url"].as_str(),
+        Some("https://img.example.com/golden/debian-12.qcow2")
+    );
     let sha256 = sh("sha256sum debian-12.qcow2", &out);
     assert_eq!(http["checksum"]["sha256"].as_str(), sha256.split_whitespace().next());
     assert!(!out.join("debian-12.oci.tar").exists(), "container_disk=false");
@@ -518,7 +529,11 @@ fn command_line_publishing_keeps_the_golden_disk_and_says_what_it_touched() {
         vm.join("debian-12.xz"),
         out.join("goldify-manifest.json"),
     ] {
-        assert!(paths.contains(&p.to_str().unwrap()), "{} not among {paths:?}", p.display());
+        assert!(
+            paths.contains(&p.to_str().unwrap()),
+            "{} not among {paths:?}",
+            p.display()
+        );
     }
     for a in artifacts {
         assert!(a["checksums"].is_object(), "{a}");
@@ -536,7 +551,10 @@ fn command_line_publishing_keeps_the_golden_disk_and_says_what_it_touched() {
         .filter(|(k, _)| k.as_str() != "total")
         .map(|(_, v)| v.as_f64().unwrap())
         .sum();
-    assert!((total - parts).abs() < 0.01, "parts {parts} vs total {total}: {timings:?}");
+    assert!(
+        (total - parts).abs() < 0.01,
+        "parts {parts} vs total {total}: {timings:?}"
+    );
     assert!(timings["launch"].as_f64().unwrap() > 0.0 && timings["publish"].as_f64().unwrap() > 0.0);
 
     // Every step's keys are there, empty or null when there is nothing to say.
@@ -548,8 +566,16 @@ fn command_line_publishing_keeps_the_golden_disk_and_says_what_it_touched() {
     if !goldify::guest::launch::accel().is_kvm() {
         let notices: Vec<&str> = r.stderr.lines().filter(|l| l.contains("TCG")).collect();
         assert_eq!(notices.len(), 1, "{}", r.stderr);
-        assert!(notices[0].contains("WARN") && notices[0].contains("goldify doctor"), "{}", notices[0]);
-        assert!(!r.stderr.contains("Assertion") && !r.stderr.contains("kvm-all"), "{}", r.stderr);
+        assert!(
+            notices[0].contains("WARN") && notices[0].contains("goldify doctor"),
+            "{}",
+            notices[0]
+        );
+        assert!(
+            !r.stderr.contains("Assertion") && !r.stderr.contains("kvm-all"),
+            "{}",
+            r.stderr
+        );
     }
 }
 
@@ -570,7 +596,11 @@ fn a_quiet_dry_run_says_would_free_and_nothing_else() {
             .arg("--dry-run"),
     );
     r.ok();
-    assert!(r.stdout.contains("would free") && r.stdout.contains("total: would free"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("would free") && r.stdout.contains("total: would free"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains(" freed "), "{}", r.stdout);
     assert!(!r.stderr.contains("TCG"), "-q says nothing: {}", r.stderr);
     assert!(!out.exists());

@@ -95,7 +95,7 @@ fn probe() -> Accel {
             return Accel {
                 name: "tcg",
                 reason: format!("cannot start qemu: {e}"),
-            detail: String::new(),
+                detail: String::new(),
             }
         }
     };
@@ -130,7 +130,7 @@ fn probe() -> Accel {
                 return Accel {
                     name: "tcg",
                     reason: format!("waiting for the KVM probe: {e}"),
-            detail: String::new(),
+                    detail: String::new(),
                 }
             }
         }

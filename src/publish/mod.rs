@@ -260,10 +260,14 @@ impl Session {
         // The run manifest is always written when anything is published.
         if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
             let name = manifest::INFO.name;
-            let (target, settings) = match overrides::build(name, &serde_yaml::Value::Null, &req.set).tag(Exit::Usage)? {
-                Some(built) => built,
-                None => (build(name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?, serde_yaml::Value::Null),
-            };
+            let (target, settings) =
+                match overrides::build(name, &serde_yaml::Value::Null, &req.set).tag(Exit::Usage)? {
+                    Some(built) => built,
+                    None => (
+                        build(name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
+                        serde_yaml::Value::Null,
+                    ),
+                };
             session.items.push(Item {
                 name: name.into(),
                 target,

@@ -26,13 +26,17 @@ impl Override {
 /// clap's value parser for `--set`: `TARGET.KEY=VALUE`.
 pub fn parse(arg: &str) -> Result<Override, String> {
     let Some((path, raw)) = arg.split_once('=') else {
-        return Err(format!("expected TARGET.KEY=VALUE (e.g. deckhouse.base_url=https://…), not {arg:?}"));
+        return Err(format!(
+            "expected TARGET.KEY=VALUE (e.g. deckhouse.base_url=https://…), not {arg:?}"
+        ));
     };
     let mut parts = path.split('.');
     let target = parts.next().unwrap_or_default().to_string();
     let key: Vec<String> = parts.map(str::to_string).collect();
     if target.is_empty() || key.is_empty() || key.iter().any(String::is_empty) {
-        return Err(format!("expected TARGET.KEY=VALUE (e.g. deckhouse.base_url=https://…), not {path:?}"));
+        return Err(format!(
+            "expected TARGET.KEY=VALUE (e.g. deckhouse.base_url=https://…), not {path:?}"
+        ));
     }
     let value = if raw.is_empty() {
         Value::String(String::new())
@@ -55,7 +59,12 @@ pub fn check(sets: &[Override], published: &[&str]) -> Result<()> {
                 Some(n) => format!("did you mean `{n}`?"),
                 None => format!("its settings: {}", names.join(", ")),
             };
-            bail!("{}: publish target `{}` has no setting `{}`, {hint}", s.option(), s.target, s.key[0]);
+            bail!(
+                "{}: publish target `{}` has no setting `{}`, {hint}",
+                s.option(),
+                s.target,
+                s.key[0]
+            );
         }
         if sets[..i].iter().any(|o| o.target == s.target && o.key == s.key) {
             bail!("{} is given twice", s.option());
@@ -127,7 +136,14 @@ mod tests {
         assert_eq!(o.option(), "--set vmmanager.compression.preset");
         let o = parse("deckhouse.base_url=https://img.example.com/a=b").unwrap();
         assert_eq!(o.value, Value::String("https://img.example.com/a=b".into()));
-        for bad in ["deckhouse.base_url", "deckhouse=x", ".x=1", "deckhouse..x=1", "deckhouse.=1", "=1"] {
+        for bad in [
+            "deckhouse.base_url",
+            "deckhouse=x",
+            ".x=1",
+            "deckhouse..x=1",
+            "deckhouse.=1",
+            "=1",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
@@ -135,8 +151,16 @@ mod tests {
     #[test]
     fn put_reaches_into_nested_settings() {
         let mut v: Value = serde_yaml::from_str("{compression: {preset: 6}, name: a}").unwrap();
-        put(&mut v, &["compression".into(), "threads".into()], Value::Number(2.into())).unwrap();
-        assert_eq!(v, serde_yaml::from_str::<Value>("{compression: {preset: 6, threads: 2}, name: a}").unwrap());
+        put(
+            &mut v,
+            &["compression".into(), "threads".into()],
+            Value::Number(2.into()),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_yaml::from_str::<Value>("{compression: {preset: 6, threads: 2}, name: a}").unwrap()
+        );
         assert!(put(&mut v, &["name".into(), "x".into()], Value::Null).is_err());
     }
 }

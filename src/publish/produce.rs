@@ -33,7 +33,11 @@ impl Commit {
             Commit::Repo { target, dir, entry, .. } => Some(crate::report::Updated {
                 target: target.clone(),
                 path: dir.join(repo::METADATA).display().to_string(),
-                entry: entry.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string(),
+                entry: entry
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
             }),
             Commit::File(_) | Commit::Dir(_) => None,
         }

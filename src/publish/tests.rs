@@ -67,13 +67,19 @@ fn command_line_selects_and_defaults() {
     let items = select(r.publish, &sel, &[]).unwrap();
     assert_eq!(names(&items), ["disk", "checksums"]);
     assert_eq!(items[1].target.digests(), [Algo::Sha256]);
-    let e = format!("{:#}", select(Section::default(), &["deckhouse".into()], &[]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        select(Section::default(), &["deckhouse".into()], &[]).unwrap_err()
+    );
     assert!(
         e.starts_with("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`")
             && e.contains("under `publish: deckhouse:` in the recipe, or pass --set deckhouse.base_url=…"),
         "{e}"
     );
-    let e = format!("{:#}", select(Section::default(), &["vcluser".into()], &[]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        select(Section::default(), &["vcluser".into()], &[]).unwrap_err()
+    );
     assert!(
         e.starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"),
         "{e}"
@@ -154,27 +160,53 @@ fn publishing_adds_to_the_golden_disk() {
         golden: true,
         ..facts(d.path())
     };
-    let r = recipe("  vcluster: {base_url: 'http://x'}
-").unwrap();
-    let s = Session::new(r.publish, &Request::default(), golden.clone()).unwrap().unwrap();
+    let r = recipe(
+        "  vcluster: {base_url: 'http://x'}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone())
+        .unwrap()
+        .unwrap();
     assert_eq!(s.describe(), "vcluster");
     assert_eq!(names(&s.items), ["disk", "vcluster", "manifest"]);
-    let dests: Vec<_> = s.items[0].target.destinations(&s.plan, None).into_iter().map(|d| d.path).collect();
+    let dests: Vec<_> = s.items[0]
+        .target
+        .destinations(&s.plan, None)
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
     assert_eq!(dests, [d.path().join("vm.qcow2")]);
     // The `disk` target published: it is the golden disk, where its settings say.
-    let r = recipe("  disk: {name: other}
-").unwrap();
-    let s = Session::new(r.publish, &Request::default(), golden.clone()).unwrap().unwrap();
+    let r = recipe(
+        "  disk: {name: other}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone())
+        .unwrap()
+        .unwrap();
     assert_eq!(names(&s.items), ["disk", "manifest"]);
     // --no-golden: only the targets.
-    let r = recipe("  vcluster: {base_url: 'http://x'}
-").unwrap();
-    let s = Session::new(r.publish, &Request::default(), facts(d.path())).unwrap().unwrap();
+    let r = recipe(
+        "  vcluster: {base_url: 'http://x'}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), facts(d.path()))
+        .unwrap()
+        .unwrap();
     assert_eq!(names(&s.items), ["vcluster", "manifest"]);
     // A target that wants the golden disk's file otherwise.
-    let r = recipe("  deckhouse: {base_url: 'http://x', name: vm, compress: true}
-").unwrap();
-    let e = format!("{:#}", Session::new(r.publish, &Request::default(), golden).err().unwrap());
+    let r = recipe(
+        "  deckhouse: {base_url: 'http://x', name: vm, compress: true}
+",
+    )
+    .unwrap();
+    let e = format!(
+        "{:#}",
+        Session::new(r.publish, &Request::default(), golden).err().unwrap()
+    );
     assert!(
         e.contains("vm.qcow2 is wanted as qcow2 by the golden disk (--no-golden leaves it out) and as qcow2 (compressed) by the `deckhouse` target"),
         "{e}"

@@ -443,7 +443,9 @@ fn locate(path: &Path, token: &str) -> Option<(usize, usize)> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().enumerate().find_map(|(i, line)| {
         let at = line.find(token)?;
-        let comment = line.find(" #").or_else(|| line.trim_start().starts_with('#').then_some(0));
+        let comment = line
+            .find(" #")
+            .or_else(|| line.trim_start().starts_with('#').then_some(0));
         match comment {
             Some(c) if c <= at => None,
             _ => Some((i + 1, line[..at].chars().count() + 1)),

@@ -359,7 +359,8 @@ mod tests {
     /// the real run frees, not the log's bytes twice.
     fn freed(dry_run: bool) -> u64 {
         let g = MemoryGuest::new(OsFacts::sample("debian"));
-        g.file("/var/log/app/big.log", &[7u8; 10000]).file("/var/log/app/small.log", &[1u8; 3000]);
+        g.file("/var/log/app/big.log", &[7u8; 10000])
+            .file("/var/log/app/small.log", &[1u8; 3000]);
         let mut a = Ctx::new(&g, dry_run, "logs");
         assert!(a.truncate("/var/log/app/big.log").unwrap());
         let (ra, done) = a.finish();
