@@ -60,6 +60,14 @@ fn check_validates_without_a_disk() {
     for name in ["base", "debian", "ubuntu", "rhel", "alpine", "generic"] {
         run(&[&"check", &recipe(name)]).ok();
     }
+    // The text shows each step's options, not only its name (as --json does).
+    let text = run(&[&"check", &recipe("debian")]);
+    assert!(text.ok().stdout.contains("  logs\n      mode: \"truncate\"\n"), "{}", text.stdout);
+    let json = run(&[&"check", &"--json", &recipe("debian")]);
+    let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    let logs = v["steps"].as_array().unwrap().iter().find(|s| s["step"] == "logs").unwrap();
+    assert_eq!(logs["options"]["mode"], "truncate");
+    assert_eq!(v["publish"], serde_json::json!([]), "keys always present");
     let d = tempfile::tempdir().unwrap();
     let r = write(
         d.path(),
