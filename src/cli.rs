@@ -22,7 +22,7 @@ pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug and libguestfs' own output).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// No progress display.
+    /// No progress display, and no notice that the appliance runs without KVM.
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
     #[command(subcommand)]

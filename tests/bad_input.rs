@@ -62,10 +62,19 @@ fn check_validates_without_a_disk() {
     }
     // The text shows each step's options, not only its name (as --json does).
     let text = run(&[&"check", &recipe("debian")]);
-    assert!(text.ok().stdout.contains("  logs\n      mode: \"truncate\"\n"), "{}", text.stdout);
+    assert!(
+        text.ok().stdout.contains("  logs\n      mode: \"truncate\"\n"),
+        "{}",
+        text.stdout
+    );
     let json = run(&[&"check", &"--json", &recipe("debian")]);
     let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
-    let logs = v["steps"].as_array().unwrap().iter().find(|s| s["step"] == "logs").unwrap();
+    let logs = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "logs")
+        .unwrap();
     assert_eq!(logs["options"]["mode"], "truncate");
     assert_eq!(v["publish"], serde_json::json!([]), "keys always present");
     let d = tempfile::tempdir().unwrap();
@@ -537,6 +546,18 @@ fn set_gives_settings_and_refuses_hostile_ones() {
     ok.ok();
     let v: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
     assert_eq!(v["publish"], serde_json::json!(["vmmanager", "deckhouse"]));
+    // Both commands document the options.
+    for cmd in ["run", "check"] {
+        let help = run(&[&cmd, &"--help"]);
+        for opt in [
+            "--set <TARGET.KEY=VALUE>",
+            "--no-golden",
+            "--publish <TARGET>",
+            "--name <NAME>",
+        ] {
+            assert!(help.ok().stdout.contains(opt), "{cmd} --help lacks {opt}");
+        }
+    }
     let bad = run(&[
         &"check",
         &r,
