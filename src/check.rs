@@ -37,7 +37,7 @@ pub struct CheckOptions<'a> {
 }
 
 pub fn check(o: &CheckOptions) -> Result<CheckReport> {
-    let mut recipe = Recipe::load(o.recipe)?;
+    let mut recipe = Recipe::load_with(o.recipe, &o.publish.set)?;
     let steps = recipe
         .ordered()
         .iter()

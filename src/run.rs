@@ -123,7 +123,7 @@ pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let mut clock = Clock::start();
     let mut timings = Timings::default();
-    let mut recipe = Recipe::load(&opts.recipe)?;
+    let mut recipe = Recipe::load_with(&opts.recipe, &opts.publish.set)?;
     let writes_output = !opts.dry_run && !opts.in_place;
     // Everything that will be written is checked now, before anything is created or
     // anything long starts: outputs never replace inputs, publish settings are sound.

@@ -289,7 +289,7 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     assert_eq!(out.code, 2);
     let line = out.error_line();
     assert!(
-        line.contains("p.yaml:4:") && line.contains("missing field `base_url`"),
+        line.contains("p.yaml:4:") && line.contains("missing setting `base_url`"),
         "{line}"
     );
     let r = write(
@@ -546,6 +546,33 @@ fn set_gives_settings_and_refuses_hostile_ones() {
     ok.ok();
     let v: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
     assert_eq!(v["publish"], serde_json::json!(["vmmanager", "deckhouse"]));
+    // A target the recipe lists without its required setting: the error says both ways,
+    // and --set gives it.
+    let listed = write(
+        d.path(),
+        "listed.yaml",
+        b"steps: []\npublish:\n  deckhouse: {kind: VirtualImage, namespace: vms}\n",
+    );
+    let line = run(&[&"check", &listed]).error_line();
+    assert!(
+        line.contains("listed.yaml:3:")
+            && line.contains("publish target `deckhouse`: missing setting `base_url`: add it under `publish: deckhouse:` in the recipe, or pass --set deckhouse.base_url=…"),
+        "{line}"
+    );
+    let ok = run(&[
+        &"check",
+        &listed,
+        &"--set",
+        &"deckhouse.base_url=https://x.example/",
+        &"--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok.ok().stdout).unwrap();
+    assert_eq!(v["publish"], serde_json::json!(["deckhouse"]));
+    let line = run(&[&"check", &listed, &"--set", &"deckhouse.base_url=ftp://x"]).error_line();
+    assert!(
+        line.contains("listed.yaml:3:") && line.contains("--set deckhouse.base_url") && line.contains("http://"),
+        "{line}"
+    );
     // Both commands document the options.
     for cmd in ["run", "check"] {
         let help = run(&[&cmd, &"--help"]);

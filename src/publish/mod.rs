@@ -22,6 +22,7 @@ pub(crate) mod oci;
 pub(crate) mod overrides;
 mod produce;
 pub(crate) mod repo;
+pub(crate) mod section;
 pub(crate) mod settings;
 mod source;
 pub(crate) mod stream;
@@ -35,9 +36,10 @@ use anyhow::{Context, Result};
 use hash::Algo;
 use produce::Commit;
 pub use produce::Produce;
+use section::Section;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use target::{Item, Section, Target};
+use target::{Item, Target};
 
 macro_rules! targets {
     ($($module:ident :: $ty:ident),* $(,)?) => {

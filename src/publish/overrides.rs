@@ -7,6 +7,32 @@ use super::target::Target;
 use anyhow::{bail, Result};
 use serde_yaml::{Mapping, Value};
 
+std::thread_local! {
+    /// The `--set`s of the recipe being loaded (see [`while_loading`]).
+    static LOADING: std::cell::RefCell<Vec<Override>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Load a recipe with `sets` known to its `publish:` section: a target the recipe lists
+/// without a required setting that `--set` gives is then no recipe error. serde gives a
+/// `Deserialize` no context of its own, so the section reads them from this thread for the
+/// duration of `load`.
+pub fn while_loading<R>(sets: &[Override], load: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LOADING.with(|l| l.borrow_mut().clear());
+        }
+    }
+    LOADING.with(|l| *l.borrow_mut() = sets.to_vec());
+    let _reset = Reset;
+    load()
+}
+
+/// The `--set`s for `target` of the recipe being loaded.
+pub(super) fn loading(target: &str) -> Vec<Override> {
+    LOADING.with(|l| l.borrow().iter().filter(|s| s.target == target).cloned().collect())
+}
+
 /// One `--set`, as given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
@@ -49,6 +75,22 @@ pub fn parse(arg: &str) -> Result<Override, String> {
 /// Check every `--set` against the registry: a known target and setting, each given once,
 /// the target one this run publishes (`published`). Errors name the option.
 pub fn check(sets: &[Override], published: &[&str]) -> Result<()> {
+    check_names(sets)?;
+    for s in sets {
+        if !published.contains(&s.target.as_str()) {
+            bail!(
+                "{}: this run does not publish to `{}` (add `--publish {}`, or list it under `publish:` in the recipe)",
+                s.option(),
+                s.target,
+                s.target
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every `--set` names a known target and one of its settings, once.
+pub fn check_names(sets: &[Override]) -> Result<()> {
     for (i, s) in sets.iter().enumerate() {
         let Some(info) = super::REGISTRY.iter().find(|t| t.name == s.target) else {
             bail!("{}: {}", s.option(), super::target::unknown_target_message(&s.target));
@@ -68,14 +110,6 @@ pub fn check(sets: &[Override], published: &[&str]) -> Result<()> {
         }
         if sets[..i].iter().any(|o| o.target == s.target && o.key == s.key) {
             bail!("{} is given twice", s.option());
-        }
-        if !published.contains(&s.target.as_str()) {
-            bail!(
-                "{}: this run does not publish to `{}` (add `--publish {}`, or list it under `publish:` in the recipe)",
-                s.option(),
-                s.target,
-                s.target
-            );
         }
     }
     Ok(())

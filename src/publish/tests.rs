@@ -97,7 +97,7 @@ fn bad_settings_are_one_line_errors_with_position() {
         "{}",
         err("  deckhouse: {}\n")
     );
-    assert!(err("  deckhouse: {}\n").contains("missing field `base_url`"));
+    assert!(err("  deckhouse: {}\n").contains("missing setting `base_url`"));
     assert!(err("  deckhouse:\n").contains("missing field `base_url`"));
     assert!(err("  vmmanager: {compresion: {}}\n").contains("unknown field `compresion`"));
     assert!(err("  vmmanager: {compresion: {}}\n").contains("did you mean `compression`"));

@@ -36,7 +36,7 @@ struct RecipeFile {
     steps: Vec<StepItem>,
     output: Option<Output>,
     /// Publish targets, each parsed by its record (see publish/target.rs).
-    publish: Option<crate::publish::target::Section>,
+    publish: Option<crate::publish::section::Section>,
 }
 
 /// Where and how the golden disk is written.
@@ -66,12 +66,25 @@ pub struct Recipe {
     pub vars: BTreeMap<String, String>,
     pub steps: Vec<StepItem>,
     pub output: Output,
-    pub publish: crate::publish::target::Section,
+    pub publish: crate::publish::section::Section,
 }
 
 impl Recipe {
     /// Load and validate a recipe and everything it extends.
+    // run and check load with the command line's `--set`s (load_with); tests use this.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn load(path: &Path) -> Result<Recipe> {
+        Recipe::load_with(path, &[])
+    }
+
+    /// Load a recipe with the command line's `--set`s: they may give a target the recipe
+    /// lists what it lacks (its settings are built again with them when the run selects it).
+    pub fn load_with(path: &Path, sets: &[crate::publish::overrides::Override]) -> Result<Recipe> {
+        crate::publish::overrides::check_names(sets).tag(Exit::Usage)?;
+        crate::publish::overrides::while_loading(sets, || Recipe::load_alone(path))
+    }
+
+    fn load_alone(path: &Path) -> Result<Recipe> {
         let mut seen = HashSet::new();
         let mut recipe = load_chain(path, &mut seen, 0).tag(Exit::Usage)?;
         expand_vars(&mut recipe).tag(Exit::Usage)?;
@@ -233,7 +246,7 @@ fn without_position(msg: &str, location: Option<serde_yaml::Location>) -> String
 /// something else (`/etc/shadow` parses as YAML), and the error line must not print it.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = e.to_string();
-    let mut msg = name_publish_target(&scrub(&without_position(&msg, e.location())));
+    let mut msg = explain_missing_setting(&name_publish_target(&scrub(&without_position(&msg, e.location()))));
     if let Some(s) = suggest(&e.to_string()) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
@@ -259,6 +272,16 @@ fn name_publish_target(msg: &str) -> String {
             None => format!("publish target `{}`: ", &c[1]),
         })
         .into_owned()
+}
+
+/// "publish target `x`: missing field `y`" says what to do about it.
+fn explain_missing_setting(msg: &str) -> String {
+    static TARGET: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^publish target `([A-Za-z0-9_-]+)`: missing field").expect("static regex"));
+    match TARGET.captures(msg) {
+        Some(c) => crate::publish::target::explain_missing(&c[1], msg),
+        None => msg.to_string(),
+    }
 }
 
 /// serde's messages with the file's own values taken out, the field path and what was
