@@ -22,7 +22,7 @@ pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug and libguestfs' own output).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// No progress display.
+    /// No progress display, and no notice that the appliance runs without KVM.
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
     #[command(subcommand)]
@@ -88,7 +88,9 @@ pub(crate) struct ManpagesArgs {
 /// vmmanager-lxd (root tree .tar.gz), disk (qcow2/raw/vmdk/vdi), deckhouse
 /// (ClusterVirtualImage/VirtualImage YAML + containerDisk OCI image), vcluster (OSImage
 /// YAML), checksums (SHA256SUMS…), and a JSON manifest of the run (goldify-manifest.json).
-/// When publishing, the golden disk file itself is written only by the `disk` target.
+/// Publishing adds to the golden disk: it is still written to OUTDIR, unless the `disk`
+/// target is published (it then says where and how) or --no-golden is given. The summary
+/// lists every file written and every repository index updated.
 /// Settings are checked before the appliance starts; nothing is renamed into place
 /// until everything is written.
 #[derive(Debug, Args)]
@@ -142,12 +144,23 @@ pub(crate) struct RunArgs {
     /// remove_hiberfile) and the report says so.
     #[arg(long)]
     pub remove_hiberfile: bool,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (docs/json.md); a failure is one
+    /// `{"error": …}` object there too.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub publishing: PublishArgs,
+    #[command(flatten)]
+    pub refs: DiskRefs,
+}
+
+/// What a run publishes (`run` and `check` take the same options, so that `check` finds
+/// every conflict the recipe and the command line decide).
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
     /// Publish to TARGET (repeatable; `goldify targets` lists them). Settings come from the
-    /// recipe's `publish:` section, defaults otherwise. Without --publish, every target the
-    /// recipe lists is published.
+    /// recipe's `publish:` section and --set, defaults otherwise. Without --publish, every
+    /// target the recipe lists is published.
     // Checked against the registry by the publish session, which suggests the nearest name
     // in goldify's own one-line error.
     #[arg(long = "publish", value_name = "TARGET")]
@@ -157,10 +170,29 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub publish_dir: Option<PathBuf>,
     /// Publish nothing, whatever the recipe lists.
-    #[arg(long, conflicts_with_all = ["publish", "publish_dir"])]
+    #[arg(long, conflicts_with_all = ["publish", "publish_dir", "set"])]
     pub no_publish: bool,
-    #[command(flatten)]
-    pub refs: DiskRefs,
+    /// A publish target's setting (repeatable), on top of the recipe's `publish:` section:
+    /// `--set deckhouse.base_url=https://img.example.com/golden`. VALUE is read as YAML
+    /// (`--set vmmanager.compression.preset=1`); a dotted KEY reaches a nested setting.
+    #[arg(long, value_name = "TARGET.KEY=VALUE", value_parser = crate::publish::overrides::parse)]
+    pub set: Vec<crate::publish::overrides::Override>,
+    /// When publishing, leave the golden disk out of OUTDIR: only the targets' artifacts
+    /// are written (by default publishing adds to the golden disk).
+    #[arg(long, conflicts_with = "no_publish")]
+    pub no_golden: bool,
+}
+
+impl PublishArgs {
+    fn request(self) -> crate::publish::Request {
+        crate::publish::Request {
+            targets: self.publish,
+            dir: self.publish_dir,
+            none: self.no_publish,
+            set: self.set,
+            no_golden: self.no_golden,
+        }
+    }
 }
 
 /// What the disks goldify opens may make qemu read besides themselves.
@@ -202,7 +234,9 @@ pub(crate) struct RepoArgs {
 pub(crate) enum RepoAction {
     /// List entries and files with their status (sizes only: quick).
     List {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
+        /// Print the result as JSON on stdout (docs/json.md).
         #[arg(long)]
         json: bool,
         /// Fail (exit 6) on files no entry references and on leftovers too.
@@ -211,7 +245,9 @@ pub(crate) enum RepoAction {
     },
     /// Check every archive's size and checksum against metadata.json.
     Verify {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
+        /// Print the result as JSON on stdout (docs/json.md).
         #[arg(long)]
         json: bool,
         /// Fail (exit 6) on files no entry references and on leftovers too.
@@ -219,10 +255,16 @@ pub(crate) enum RepoAction {
         strict: bool,
     },
     /// Remove an entry from metadata.json, then its archive (all or nothing).
-    Rm { dir: PathBuf, name: String },
+    Rm {
+        /// The repository: a directory holding metadata.json.
+        dir: PathBuf,
+        /// The entry's `name` in metadata.json.
+        name: String,
+    },
     /// Remove files no entry references and leftovers of ended runs (never what a
     /// running goldify is writing).
     Gc {
+        /// The repository: a directory holding metadata.json.
         dir: PathBuf,
         /// Only print what would be removed.
         #[arg(long)]
@@ -263,7 +305,8 @@ pub(crate) struct VerifyArgs {
     /// Keep every clone's serial console log in DIR (a failed clone's is always kept).
     #[arg(long, value_name = "DIR")]
     pub keep_logs: Option<PathBuf>,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (docs/json.md); a failure is one
+    /// `{"error": …}` object there too.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -271,17 +314,34 @@ pub(crate) struct VerifyArgs {
 }
 
 /// Validate a recipe (and what it extends) without touching any disk.
+///
+/// Given the options `run` would be given (--name, --outdir, --format, --publish, --set…),
+/// also checks what publishing would write: settings, names, and files two targets would
+/// both write, or that would replace an input. Reads only; creates nothing.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
+    /// The recipe (YAML).
     pub recipe: PathBuf,
-    /// Print the resolved recipe as JSON.
+    /// Print the resolved recipe as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// As `run -o`: where the golden disk (and publishing, without --publish-dir) goes.
+    #[arg(short, long, default_value = ".")]
+    pub outdir: PathBuf,
+    /// As `run --format`.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+    /// As `run --name`.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub publishing: PublishArgs,
 }
 
 /// List every step with its summary, options, defaults and the OS families it applies to.
 #[derive(Debug, Args)]
 pub(crate) struct StepsArgs {
+    /// Print the list as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -290,7 +350,7 @@ pub(crate) struct StepsArgs {
 /// `--publish` on `run`).
 #[derive(Debug, Args)]
 pub(crate) struct TargetsArgs {
-    /// Print the list as JSON.
+    /// Print the list as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -298,7 +358,9 @@ pub(crate) struct TargetsArgs {
 /// Show what libguestfs finds on a disk (read-only).
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
+    /// The disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed.
     pub disk: PathBuf,
+    /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -308,6 +370,7 @@ pub(crate) struct InspectArgs {
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
+    /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Skip the appliance launch test (quick).
@@ -321,6 +384,25 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 impl Cli {
+    /// The command was given `--json`: its failure is also a JSON object on stdout.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Run(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Steps(a) => a.json,
+            Command::Targets(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Doctor(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Repo(a) => match a.action {
+                RepoAction::List { json, .. } | RepoAction::Verify { json, .. } => json,
+                RepoAction::Rm { .. } | RepoAction::Gc { .. } => false,
+            },
+            Command::Recipes(a) => a.json,
+            Command::Completions(_) | Command::Manpages(_) => false,
+        }
+    }
+
     pub fn run(self) -> Result<Exit> {
         crate::progress::set_quiet(self.quiet);
         match self.command {
@@ -348,11 +430,7 @@ impl Cli {
                     name: a.name,
                     verbose: self.verbose,
                     allow,
-                    publish: crate::publish::Request {
-                        targets: a.publish,
-                        dir: a.publish_dir,
-                        none: a.no_publish,
-                    },
+                    publish: a.publishing.request(),
                     operations: a.operations,
                 })?;
                 if a.json {
@@ -363,41 +441,17 @@ impl Cli {
                 Ok(success())
             }
             Command::Check(a) => {
-                let recipe = crate::recipe::Recipe::load(&a.recipe)?;
-                recipe.preflight()?;
-                let publish = recipe.publish.names();
-                let steps: Vec<serde_json::Value> = recipe
-                    .ordered()
-                    .iter()
-                    .map(|s| {
-                        serde_json::json!({
-                            "step": s.name,
-                            "options": s.step.to_yaml(),
-                            "when": s.when,
-                            "from": s.origin.display().to_string(),
-                        })
-                    })
-                    .collect();
+                let report = crate::check::check(&crate::check::CheckOptions {
+                    recipe: &a.recipe,
+                    outdir: &a.outdir,
+                    name: a.name.as_deref(),
+                    format: a.format,
+                    publish: &a.publishing.request(),
+                })?;
                 if a.json {
-                    print_json(&serde_json::json!({"name": recipe.name, "steps": steps, "publish": publish}))?;
+                    print_json(&report)?;
                 } else {
-                    println!(
-                        "{}: recipe `{}` is valid, {} steps:",
-                        a.recipe.display(),
-                        recipe.name,
-                        steps.len()
-                    );
-                    for s in recipe.ordered() {
-                        let when = s
-                            .when
-                            .as_ref()
-                            .map(|w| format!("  (when {})", w.describe()))
-                            .unwrap_or_default();
-                        println!("  {}{when}", s.name);
-                    }
-                    if !publish.is_empty() {
-                        println!("publishes to: {}", publish.join(", "));
-                    }
+                    report.print_human(&mut std::io::stdout().lock())?;
                 }
                 Ok(success())
             }
@@ -584,5 +638,25 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "goldify", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

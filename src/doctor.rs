@@ -72,7 +72,11 @@ pub fn doctor(launch: bool) -> DoctorReport {
     checks.push(Check {
         name: "kvm",
         ok: true,
-        detail: format!("{}: {}", accel.name, accel.reason),
+        detail: if accel.detail.is_empty() {
+            format!("{}: {}", accel.name, accel.reason)
+        } else {
+            format!("{}: {} ({})", accel.name, accel.reason, accel.detail)
+        },
     });
     if launch {
         checks.push(launch_check());

@@ -49,6 +49,21 @@ impl Exit {
         }
     }
 
+    /// The stable name of the kind in the `--json` error object (docs/json.md).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Internal => "internal",
+            Exit::Usage => "usage",
+            Exit::Input => "input",
+            Exit::Step => "step",
+            Exit::Output => "output",
+            Exit::Verify => "verify",
+            Exit::Environment => "environment",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+
     /// Every code, in the order `goldify --help` lists them.
     pub(crate) const ALL: [Exit; 9] = [
         Exit::Success,
@@ -104,6 +119,16 @@ pub fn exit_of(error: &anyhow::Error) -> Exit {
         .unwrap_or(Exit::Internal)
 }
 
+/// What a command given `--json` prints on stdout when it fails (besides the
+/// `goldify: error: …` line on stderr): `{"error": {"message", "exit_code", "kind"}}`, the
+/// one error shape of every command (docs/json.md).
+pub fn json_error(message: &str, exit: Exit) -> String {
+    serde_json::json!({
+        "error": {"message": message, "exit_code": exit.code(), "kind": exit.kind()}
+    })
+    .to_string()
+}
+
 /// Shorthand: `bail_tag!(Exit::Input, "no operating system found in {}", path)`.
 #[macro_export]
 macro_rules! bail_tag {
@@ -125,6 +150,17 @@ mod tests {
         assert_eq!(format!("{e:#}"), "opening disk x.img: bad magic");
         let e = Err::<(), _>(e).tag(Exit::Output).unwrap_err();
         assert_eq!(exit_of(&e), Exit::Input);
+    }
+
+    #[test]
+    fn json_error_shape() {
+        let v: serde_json::Value = serde_json::from_str(&json_error("x.yaml: bad", Exit::Usage)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"message": "x.yaml: bad", "exit_code": 2, "kind": "usage"}})
+        );
+        let kinds: std::collections::HashSet<&str> = Exit::ALL.iter().map(|e| e.kind()).collect();
+        assert_eq!(kinds.len(), Exit::ALL.len(), "kinds are distinct");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! The data flows one way: recipe + disk → guest session → steps → golden disk.
 
+pub(crate) mod check;
 pub mod cli;
 pub mod disk;
 pub(crate) mod doctor;

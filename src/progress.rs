@@ -11,6 +11,27 @@ pub fn set_quiet(q: bool) {
     QUIET.store(q, Ordering::SeqCst);
 }
 
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::SeqCst)
+}
+
+/// The spinners drawing now: a line printed while one draws is printed above it (the
+/// spinner is cleared and redrawn), never over it.
+static ACTIVE: std::sync::Mutex<Vec<(u64, ProgressBar)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Run `f` (which prints a line on stderr) with every spinner out of its way.
+pub fn above<R>(f: impl FnOnce() -> R) -> R {
+    let active = ACTIVE
+        .lock()
+        .map(|a| a.last().map(|(_, pb)| pb.clone()))
+        .unwrap_or(None);
+    match active {
+        Some(pb) => pb.suspend(f),
+        None => f(),
+    }
+}
+
 pub fn target() -> ProgressDrawTarget {
     if QUIET.load(Ordering::SeqCst) {
         ProgressDrawTarget::hidden()
@@ -20,7 +41,7 @@ pub fn target() -> ProgressDrawTarget {
     }
 }
 
-pub struct Phase(ProgressBar);
+pub struct Phase(ProgressBar, u64);
 
 /// A spinner for one phase; finished (and erased) on drop.
 pub fn phase(msg: impl Into<String>) -> Phase {
@@ -30,7 +51,11 @@ pub fn phase(msg: impl Into<String>) -> Phase {
     pb.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"));
     pb.set_message(msg);
     pb.enable_steady_tick(Duration::from_millis(120));
-    Phase(pb)
+    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut a) = ACTIVE.lock() {
+        a.push((id, pb.clone()));
+    }
+    Phase(pb, id)
 }
 
 impl Phase {
@@ -48,6 +73,9 @@ impl Phase {
 
 impl Drop for Phase {
     fn drop(&mut self) {
+        if let Ok(mut a) = ACTIVE.lock() {
+            a.retain(|(id, _)| *id != self.1);
+        }
         self.0.finish_and_clear();
     }
 }

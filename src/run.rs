@@ -6,7 +6,7 @@ use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
 use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
-use crate::report::{Artifact, RunReport, StepReport, Timings};
+use crate::report::{Artifact, Clock, RunReport, StepReport, Timings};
 use crate::steps::{Ctx, DryRunDone};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -49,11 +49,14 @@ fn stem(input: &Path) -> String {
 
 /// What the run reads and must never overwrite: the disk, the recipe and every recipe
 /// it extends.
-fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
-    let mut v = vec![Input {
-        what: "input disk",
-        path: opts.disk.clone(),
-    }];
+fn inputs(disk: Option<&Path>, recipe: &Recipe) -> Vec<Input> {
+    let mut v: Vec<Input> = disk
+        .map(|d| Input {
+            what: "input disk",
+            path: d.to_path_buf(),
+        })
+        .into_iter()
+        .collect();
     let recipes = std::iter::once(&recipe.path).chain(recipe.steps.iter().map(|s| &s.origin));
     for path in recipes {
         if !path.as_os_str().is_empty() && !v.iter().any(|i| &i.path == path) {
@@ -66,36 +69,85 @@ fn inputs(opts: &RunOptions, recipe: &Recipe) -> Vec<Input> {
     v
 }
 
-pub fn run(opts: &RunOptions) -> Result<RunReport> {
-    let t0 = Instant::now();
-    let mut timings = Timings::default();
-    let mut recipe = Recipe::load(&opts.recipe)?;
-    crate::recipe::operations::select(&mut recipe, &opts.operations).tag(Exit::Usage)?;
-    recipe.preflight()?;
-    if let Some(name) = opts.name.as_deref().filter(|n| !crate::outputs::is_plain_name(n)) {
+/// What the command line adds to a recipe, as `run` and `check` take it.
+pub struct Settings<'a> {
+    /// The input disk; `None` for `check`, where the golden disk's default name is not known.
+    pub disk: Option<&'a Path>,
+    pub outdir: &'a Path,
+    pub name: Option<&'a str>,
+    pub format: Option<Format>,
+    pub dry_run: bool,
+    /// `--in-place`: the input is the output; no golden disk is written besides it.
+    pub in_place: bool,
+    pub publish: &'a crate::publish::Request,
+}
+
+/// What `run` and `check` decide before anything long starts: the golden disk's name and
+/// format, and the publish session with every setting and every destination the recipe
+/// and the command line decide checked (reading only).
+pub struct Planned {
+    pub disk_name: String,
+    pub format: Format,
+    pub inputs: Vec<Input>,
+    pub publish: Option<crate::publish::Session>,
+}
+
+pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
+    if let Some(name) = s.name.filter(|n| !crate::outputs::is_plain_name(n)) {
         crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
     }
-    let disk_name = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-golden", stem(&opts.disk)));
-    let format = opts.format.or(recipe.output.format).unwrap_or(Format::Qcow2);
+    let disk_name = s.name.map(str::to_string).unwrap_or_else(|| match s.disk {
+        Some(d) => format!("{}-golden", stem(d)),
+        None => "<disk>-golden".into(),
+    });
+    let inputs = inputs(s.disk, recipe);
+    let publish = crate::publish::Session::new(
+        std::mem::take(&mut recipe.publish),
+        s.publish,
+        crate::publish::RunFacts {
+            outdir: s.outdir.to_path_buf(),
+            run_name: s.name.map(str::to_string),
+            disk_name: disk_name.clone(),
+            format: s.format.or(recipe.output.format),
+            compress: recipe.output.compress,
+            recipe_name: recipe.name.clone(),
+            dry_run: s.dry_run,
+            inputs: inputs.clone(),
+            golden: !s.publish.no_golden && !s.in_place,
+        },
+    )?;
+    Ok(Planned {
+        disk_name,
+        format: s.format.or(recipe.output.format).unwrap_or(Format::Qcow2),
+        inputs,
+        publish,
+    })
+}
+
+pub fn run(opts: &RunOptions) -> Result<RunReport> {
+    let mut clock = Clock::start();
+    let mut timings = Timings::default();
+    let mut recipe = Recipe::load_with(&opts.recipe, &opts.publish.set)?;
+    crate::recipe::operations::select(&mut recipe, &opts.operations).tag(Exit::Usage)?;
+    recipe.preflight()?;
     let writes_output = !opts.dry_run && !opts.in_place;
     // Everything that will be written is checked now, before anything is created or
     // anything long starts: outputs never replace inputs, publish settings are sound.
-    let inputs = inputs(opts, &recipe);
-    let mut publish = crate::publish::Session::new(
-        std::mem::take(&mut recipe.publish),
-        &opts.publish,
-        crate::publish::RunFacts {
-            outdir: opts.outdir.clone(),
-            run_name: opts.name.clone(),
-            disk_name: disk_name.clone(),
-            format: opts.format.or(recipe.output.format),
-            compress: recipe.output.compress,
-            recipe_name: recipe.name.clone(),
+    let Planned {
+        disk_name,
+        format,
+        inputs,
+        mut publish,
+    } = plan(
+        &mut recipe,
+        &Settings {
+            disk: Some(&opts.disk),
+            outdir: &opts.outdir,
+            name: opts.name.as_deref(),
+            format: opts.format,
             dry_run: opts.dry_run,
-            inputs: inputs.clone(),
+            in_place: opts.in_place,
+            publish: &opts.publish,
         },
     )?;
     // When publishing, the golden disk file is the `disk` target's business.
@@ -126,7 +178,6 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
     let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
     let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;
-    timings.prepare = t0.elapsed().as_secs_f64();
 
     // The input stays unchanged under the overlay while the appliance works: publishing
     // may start on it (the vmmanager head start).
@@ -138,18 +189,26 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         })?;
     }
 
+    timings.prepare = clock.lap();
+
     let watch = work.watch_space();
-    let (facts, reports, notices) =
-        guest_phase(opts, &recipe, publish.as_mut(), &work, &phase, &mut timings).map_err(|e| watch.explain(e))?;
+    let (facts, reports, notices) = guest_phase(
+        opts,
+        &recipe,
+        publish.as_mut(),
+        &work,
+        &phase,
+        (&mut clock, &mut timings),
+    )
+    .map_err(|e| watch.explain(e))?;
     drop(watch);
 
     let mut artifacts = Vec::new();
     if let Some(dest) = &dest {
         phase.set(format!("writing {}", dest.display()));
-        let t = Instant::now();
         let compress = recipe.output.compress.unwrap_or(false);
         disk::export(&work, format, compress, dest).tag(Exit::Output)?;
-        timings.export = t.elapsed().as_secs_f64();
+        timings.export = clock.lap();
         let size = std::fs::metadata(dest)?.len();
         artifacts.push(Artifact {
             kind: format!("disk-{}", format.name()),
@@ -159,12 +218,14 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         });
     }
     drop(phase);
+    let mut updated = Vec::new();
     if let Some(p) = &mut publish {
-        let t = Instant::now();
-        artifacts.extend(p.guest_closed(&work, &work_parent)?);
-        timings.publish = t.elapsed().as_secs_f64();
+        let (written, changed) = p.guest_closed(&work, &work_parent)?;
+        artifacts.extend(written);
+        updated = changed;
     }
-    timings.total = t0.elapsed().as_secs_f64();
+    timings.publish = clock.lap();
+    timings.total = clock.total();
     let mut report = RunReport {
         goldify_version: env!("CARGO_PKG_VERSION"),
         input: opts.disk.display().to_string(),
@@ -176,12 +237,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         notices,
         steps: reports,
         artifacts,
+        updated,
         timings,
     };
+    // The run manifest records the report as it is now (its own writing not yet timed).
     if let Some(p) = &mut publish {
         let recorded = p.reported(&report)?;
         report.artifacts.extend(recorded);
     }
+    report.timings.record = clock.lap();
+    report.timings.total = clock.total();
     Ok(report)
 }
 
@@ -193,10 +258,9 @@ fn guest_phase(
     publish: Option<&mut crate::publish::Session>,
     work: &disk::WorkDisk,
     phase: &crate::progress::Phase,
-    timings: &mut Timings,
+    (clock, timings): (&mut Clock, &mut Timings),
 ) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Vec<String>)> {
     phase.set("launching the libguestfs appliance");
-    let t = Instant::now();
     let guest = GuestfsGuest::open(
         &work.path,
         &OpenOptions {
@@ -209,7 +273,7 @@ fn guest_phase(
         },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;
-    timings.launch = t.elapsed().as_secs_f64();
+    timings.launch = clock.lap();
     let facts = guest.facts().clone();
     refuse_unsupported_os(recipe, &facts, &opts.disk)?;
     let notices = guest.notices().to_vec();
@@ -224,10 +288,9 @@ fn guest_phase(
         facts.root
     );
 
-    let t = Instant::now();
     let mut reports = Vec::new();
     let result = apply_steps(recipe, &guest, opts.dry_run, phase, &mut reports);
-    timings.steps = t.elapsed().as_secs_f64();
+    timings.steps = clock.lap();
     if let Err(e) = result {
         if opts.in_place {
             // Leave the user's disk consistent: flush what was written before failing.
@@ -240,11 +303,11 @@ fn guest_phase(
     if let Some(p) = publish {
         p.guest_open(&guest, phase)?;
     }
+    timings.publish_read = clock.lap();
 
     phase.set("closing the appliance");
-    let t = Instant::now();
     guest.close().context("writing the cleaned disk").tag(Exit::Output)?;
-    timings.close = t.elapsed().as_secs_f64();
+    timings.close = clock.lap();
     Ok((facts, reports, notices))
 }
 

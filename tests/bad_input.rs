@@ -65,6 +65,23 @@ fn check_validates_without_a_disk() {
     for name in ["base", "debian", "ubuntu", "rhel", "alpine", "generic"] {
         run(&[&"check", &recipe(name)]).ok();
     }
+    // The text shows each step's options, not only its name (as --json does).
+    let text = run(&[&"check", &recipe("debian")]);
+    assert!(
+        text.ok().stdout.contains("  logs\n      mode: \"truncate\"\n"),
+        "{}",
+        text.stdout
+    );
+    let json = run(&[&"check", &"--json", &recipe("debian")]);
+    let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    let logs = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "logs")
+        .unwrap();
+    assert_eq!(logs["options"]["mode"], "truncate");
+    assert_eq!(v["publish"], serde_json::json!([]), "keys always present");
     let d = tempfile::tempdir().unwrap();
     let r = write(
         d.path(),
@@ -85,7 +102,7 @@ fn steps_lists_the_registry() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["name"].as_str().unwrap())
+        .map(|s| s["step"].as_str().unwrap())
         .collect();
     for n in goldify::steps::REGISTRY.iter().map(|i| i.name) {
         assert!(names.contains(&n), "{n} missing from `goldify steps --json`");
@@ -278,7 +295,7 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     assert_eq!(out.code, 2);
     let line = out.error_line();
     assert!(
-        line.contains("p.yaml:4:") && line.contains("missing field `base_url`"),
+        line.contains("p.yaml:4:") && line.contains("missing setting `base_url`"),
         "{line}"
     );
     let r = write(
@@ -307,11 +324,15 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     assert_eq!(out.code, 2);
     assert!(
         out.error_line()
-            .contains("--publish deckhouse: missing field `base_url`"),
+            .contains("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`"),
         "{}",
         out.stderr
     );
-    assert!(out.error_line().contains("`publish:` section"), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("--set deckhouse.base_url=…"),
+        "{}",
+        out.stderr
+    );
     assert!(!d.path().join("out").exists());
 }
 

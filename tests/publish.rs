@@ -308,7 +308,7 @@ fn bad_settings_fail_before_the_long_work() {
     let (code, line) = case("  deckhouse: {kind: VirtualImage}\n", &[]);
     assert_eq!(code, 2);
     assert!(
-        line.contains("publish target `deckhouse`: missing field `base_url`"),
+        line.contains("publish target `deckhouse`: missing setting `base_url`"),
         "{line}"
     );
     let (code, line) = case("  vcluster: {base_url: 'http://x', colour: red}\n", &[]);

@@ -12,8 +12,11 @@ use std::time::Duration;
 pub struct Accel {
     /// `kvm` or `tcg`.
     pub name: &'static str,
-    /// Why this accelerator was chosen, for the one line goldify prints.
+    /// Why this accelerator was chosen, plainly, for the one line goldify prints.
     pub reason: String,
+    /// What the probe saw (qemu's own last line of error output), for `goldify doctor`;
+    /// empty when there is nothing more to say.
+    pub detail: String,
 }
 
 impl Accel {
@@ -30,12 +33,23 @@ pub fn accel() -> &'static Accel {
     ACCEL.get_or_init(probe)
 }
 
-/// Print once per process which accelerator is in use when it is not KVM.
+/// Say once per process, at warn level, that the appliance runs without KVM: plainly (the
+/// probe's raw qemu output is `goldify doctor`'s), above any progress display, not at all
+/// with --quiet.
 pub fn announce() {
     let a = accel();
-    if !a.is_kvm() && !SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("goldify: using TCG software emulation (slower): {}", a.reason);
+    if a.is_kvm() || crate::progress::quiet() || SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
     }
+    crate::progress::above(|| tracing::warn!("{}", notice(a)));
+}
+
+/// The one line said when the appliance runs under TCG.
+pub fn notice(a: &Accel) -> String {
+    format!(
+        "no KVM ({}): the appliance runs under TCG software emulation, several times slower; `goldify doctor` says more",
+        a.reason
+    )
 }
 
 fn probe() -> Accel {
@@ -43,6 +57,7 @@ fn probe() -> Accel {
         return Accel {
             name: "tcg",
             reason: "GOLDIFY_ACCEL=tcg".into(),
+            detail: String::new(),
         };
     }
     let kvm = std::path::Path::new("/dev/kvm");
@@ -50,18 +65,21 @@ fn probe() -> Accel {
         return Accel {
             name: "tcg",
             reason: "/dev/kvm does not exist".into(),
+            detail: String::new(),
         };
     }
     if nix::unistd::access(kvm, nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK).is_err() {
         return Accel {
             name: "tcg",
             reason: "/dev/kvm is not accessible to this user".into(),
+            detail: String::new(),
         };
     }
     let Some(qemu) = crate::exec::which("qemu-system-x86_64") else {
         return Accel {
             name: "tcg",
             reason: "qemu-system-x86_64 not found".into(),
+            detail: String::new(),
         };
     };
     let child = std::process::Command::new(qemu)
@@ -77,6 +95,7 @@ fn probe() -> Accel {
             return Accel {
                 name: "tcg",
                 reason: format!("cannot start qemu: {e}"),
+                detail: String::new(),
             }
         }
     };
@@ -93,7 +112,8 @@ fn probe() -> Accel {
                 let why = crate::exec::tail(err.as_bytes(), 1).unwrap_or_else(|| status.to_string());
                 return Accel {
                     name: "tcg",
-                    reason: format!("KVM does not work here ({why})"),
+                    reason: "/dev/kvm is there, but a test vCPU under KVM failed".into(),
+                    detail: format!("qemu-system-x86_64 -machine accel=kvm -cpu host: {why}"),
                 };
             }
             Ok(None) if std::time::Instant::now() >= deadline => {
@@ -102,6 +122,7 @@ fn probe() -> Accel {
                 return Accel {
                     name: "kvm",
                     reason: "KVM started a test vCPU".into(),
+                    detail: String::new(),
                 };
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
@@ -109,6 +130,7 @@ fn probe() -> Accel {
                 return Accel {
                     name: "tcg",
                     reason: format!("waiting for the KVM probe: {e}"),
+                    detail: String::new(),
                 }
             }
         }
@@ -131,4 +153,19 @@ pub fn configure(g: &guestfs::Handle) -> anyhow::Result<()> {
             .context("selecting TCG for the libguestfs appliance")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_notice_is_plain() {
+        let a = super::Accel {
+            name: "tcg",
+            reason: "/dev/kvm is there, but a test vCPU under KVM failed".into(),
+            detail: "qemu-system-x86_64: ../accel/kvm/kvm-all.c:1234: kvm_cpu_exec: Assertion `false' failed.".into(),
+        };
+        let n = super::notice(&a);
+        assert!(!n.contains("Assertion") && !n.contains('\n'), "{n}");
+        assert!(n.contains("TCG") && n.contains("goldify doctor"), "{n}");
+    }
 }

@@ -206,6 +206,7 @@ mod tests {
                 size: 5,
                 checksums: Default::default(),
             }],
+            updated: vec![],
             timings: Default::default(),
         }
     }

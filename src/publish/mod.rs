@@ -19,8 +19,10 @@ pub(crate) mod hash;
 pub(crate) mod headstart;
 pub(crate) mod images;
 pub(crate) mod oci;
+pub(crate) mod overrides;
 mod produce;
 pub(crate) mod repo;
+pub(crate) mod section;
 pub(crate) mod settings;
 mod source;
 pub(crate) mod stream;
@@ -29,14 +31,15 @@ pub(crate) mod target;
 use crate::disk::{Format, WorkDisk};
 use crate::error::{Exit, Tag};
 use crate::guest::{Guest, Layout, OsFacts};
-use crate::report::{Artifact, RunReport};
+use crate::report::{Artifact, RunReport, Updated};
 use anyhow::{Context, Result};
 use hash::Algo;
 use produce::Commit;
 pub use produce::Produce;
+use section::Section;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use target::{Item, Section, Target};
+use target::{Item, Target};
 
 macro_rules! targets {
     ($($module:ident :: $ty:ident),* $(,)?) => {
@@ -90,6 +93,10 @@ pub struct Request {
     pub dir: Option<PathBuf>,
     /// `--no-publish`.
     pub none: bool,
+    /// `--set TARGET.KEY=VALUE`: settings on top of the recipe's.
+    pub set: Vec<overrides::Override>,
+    /// `--no-golden`: publish only, without the golden disk in OUTDIR.
+    pub no_golden: bool,
 }
 
 /// The run's facts every target may use; fixed once the session starts.
@@ -154,6 +161,8 @@ pub struct RunFacts {
     pub dry_run: bool,
     /// What the run reads (the disk, the recipes): no output may be one of them.
     pub inputs: Vec<crate::outputs::Input>,
+    /// Write the golden disk into OUTDIR besides publishing (not with --no-golden).
+    pub golden: bool,
 }
 
 /// Facts publish targets need, read while the guest is open.
@@ -183,9 +192,10 @@ pub struct Session {
     items: Vec<Item>,
     info: Option<GuestInfo>,
     dry_run: bool,
-    /// The run manifest was added because every publishing run writes one, not because
-    /// the recipe or the command line named it.
-    implicit_manifest: bool,
+    /// Targets added because every publishing run writes them, not because the recipe or
+    /// the command line named them: the golden disk (`disk` into OUTDIR, unless
+    /// --no-golden or the `disk` target is published) and the run manifest.
+    implicit: Vec<&'static str>,
     inputs: Vec<crate::outputs::Input>,
 }
 
@@ -197,7 +207,7 @@ impl Session {
         if req.none {
             return Ok(None);
         }
-        let items = select(section, &req.targets).tag(Exit::Usage)?;
+        let items = select(section, &req.targets, &req.set).tag(Exit::Usage)?;
         if items.is_empty() {
             return Ok(None);
         }
@@ -207,6 +217,7 @@ impl Session {
         }
         algos.sort();
         algos.dedup();
+        let golden_dir = run.outdir.clone();
         let mut session = Session {
             plan: Plan {
                 dir: req.dir.clone().unwrap_or(run.outdir),
@@ -220,17 +231,53 @@ impl Session {
             items,
             info: None,
             dry_run: run.dry_run,
-            implicit_manifest: false,
+            implicit: Vec::new(),
             inputs: run.inputs,
         };
+        // Publishing adds to the golden disk: it is written into OUTDIR as without
+        // publishing, unless the `disk` target says where and how, or --no-golden.
+        if run.golden && !session.items.iter().any(|i| i.name == disk::INFO.name) {
+            let golden = disk::Disk {
+                dir: Some(golden_dir),
+                name: Some(session.plan.disk_name.clone()),
+                ..Default::default()
+            };
+            golden
+                .validate()
+                .map_err(|e| anyhow::anyhow!("the golden disk: {e:#}"))
+                .tag(Exit::Usage)?;
+            let settings = serde_yaml::to_value(&golden).unwrap_or_default();
+            let target: Box<dyn Target> = Box::new(golden);
+            let at = session.items.iter().position(|i| rank(&i.name) > rank(disk::INFO.name));
+            session.items.insert(
+                at.unwrap_or(session.items.len()),
+                Item {
+                    name: disk::INFO.name.into(),
+                    target,
+                    origin: PathBuf::new(),
+                    settings,
+                },
+            );
+            session.implicit.push(disk::INFO.name);
+        }
         // The run manifest is always written when anything is published.
         if !session.items.iter().any(|i| i.name == manifest::INFO.name) {
+            let name = manifest::INFO.name;
+            let (target, settings) =
+                match overrides::build(name, &serde_yaml::Value::Null, &req.set).tag(Exit::Usage)? {
+                    Some(built) => built,
+                    None => (
+                        build(name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
+                        serde_yaml::Value::Null,
+                    ),
+                };
             session.items.push(Item {
-                name: manifest::INFO.name.into(),
-                target: build(manifest::INFO.name, serde_yaml::Value::Null).map_err(anyhow::Error::from)?,
+                name: name.into(),
+                target,
                 origin: PathBuf::new(),
+                settings,
             });
-            session.implicit_manifest = true;
+            session.implicit.push(name);
         }
         session.check_destinations(None)?;
         if !session.dry_run {
@@ -239,13 +286,27 @@ impl Session {
         Ok(Some(session))
     }
 
+    /// The selected targets' names (without what every publishing run adds).
+    pub fn names(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|i| !self.implicit.contains(&i.name.as_str()))
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
     /// The selected targets' names, for messages.
     pub fn describe(&self) -> String {
-        let mut names: Vec<&str> = self.items.iter().map(|i| i.name.as_str()).collect();
-        if self.implicit_manifest {
-            names.pop();
+        self.names().join(", ")
+    }
+
+    /// Who writes a destination, for messages.
+    fn who(&self, name: &str) -> String {
+        if name == disk::INFO.name && self.implicit.contains(&name) {
+            "the golden disk (--no-golden leaves it out)".into()
+        } else {
+            format!("the `{name}` target")
         }
-        names.join(", ")
     }
 
     /// Every destination known so far (all of them once the guest's facts are): two
@@ -258,11 +319,12 @@ impl Session {
                 match seen.iter().find(|(s, _)| s.path == d.path) {
                     Some((s, who)) if s.what != d.what => crate::bail_tag!(
                         Exit::Usage,
-                        "{} is wanted as {} by the `{who}` target and as {} by the `{}` target",
+                        "{} is wanted as {} by {} and as {} by {}",
                         d.path.display(),
                         s.what,
+                        self.who(who),
                         d.what,
-                        i.name
+                        self.who(&i.name)
                     ),
                     Some(_) => {}
                     None => seen.push((d, &i.name)),
@@ -272,7 +334,7 @@ impl Session {
         let outputs: Vec<crate::outputs::Output> = seen
             .into_iter()
             .map(|(d, who)| crate::outputs::Output {
-                by: format!("the `{who}` target"),
+                by: self.who(who),
                 path: d.path,
                 dir: d.dir,
             })
@@ -349,10 +411,10 @@ impl Session {
     /// After the appliance is closed: produce every artifact, then commit them all. A
     /// failure or an interruption before the commit leaves every destination as it was,
     /// and says so. `scratch_parent` is where private work files go ($TMPDIR).
-    pub fn guest_closed(&mut self, work: &WorkDisk, scratch_parent: &Path) -> Result<Vec<Artifact>> {
+    pub fn guest_closed(&mut self, work: &WorkDisk, scratch_parent: &Path) -> Result<(Vec<Artifact>, Vec<Updated>)> {
         if self.dry_run {
             tracing::warn!("dry run: would publish {}", self.describe());
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let info = self
             .info
@@ -362,6 +424,7 @@ impl Session {
             .produce(&info, work, scratch_parent)
             .context("nothing was published, every destination is as it was")
             .tag(Exit::Output)?;
+        let updated = commits.iter().filter_map(|c| c.updates()).collect();
         // Everything is written and synced: rename into place. There is no interruption
         // point from here on, so a Ctrl-C now lets the renames finish and then exits.
         for c in commits {
@@ -372,7 +435,7 @@ impl Session {
             more.extend(i.target.published(&self.plan, &artifacts).tag(Exit::Output)?);
         }
         artifacts.extend(more);
-        Ok(artifacts)
+        Ok((artifacts, updated))
     }
 
     fn produce(
@@ -409,30 +472,55 @@ impl Session {
 
 /// The targets a run publishes: those named on the command line (`--publish`), each with
 /// the recipe's settings when it lists the target, else every target the recipe lists;
-/// in registry order.
-fn select(section: Section, selected: &[String]) -> Result<Vec<Item>> {
+/// with `--set` on top; in registry order.
+pub(crate) fn select(section: Section, selected: &[String], sets: &[overrides::Override]) -> Result<Vec<Item>> {
     for s in selected {
         if !names().contains(&s.as_str()) {
             anyhow::bail!("--publish: {}", target::unknown_target_message(s));
         }
     }
     let mut items = section.0;
+    let mut published: Vec<&str> = if selected.is_empty() {
+        items.iter().map(|i| i.name.as_str()).collect()
+    } else {
+        selected.iter().map(String::as_str).collect()
+    };
+    // Every publishing run writes the run manifest (Session::new adds it).
+    if !published.is_empty() {
+        published.push(manifest::INFO.name);
+    }
+    overrides::check(sets, &published)?;
     if !selected.is_empty() {
         items.retain(|i| selected.contains(&i.name));
         for name in selected {
             if items.iter().any(|i| &i.name == name) {
                 continue;
             }
-            let target = build(name, serde_yaml::Value::Null).map_err(|e| {
-                anyhow::anyhow!(
-                    "--publish {name}: {e}; the recipe's `publish:` section gives a target its settings (`publish: {{{name}: {{…}}}}`)"
-                )
-            })?;
+            let null = serde_yaml::Value::Null;
+            let (target, settings) = match overrides::build(name, &null, sets)? {
+                Some(built) => built,
+                None => {
+                    let target = build(name, null.clone()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--publish {name}: {}",
+                            target::explain_missing(name, &target::about(name, &e.to_string()))
+                        )
+                    })?;
+                    (target, null)
+                }
+            };
             items.push(Item {
                 name: name.clone(),
                 target,
                 origin: PathBuf::new(),
+                settings,
             });
+        }
+    }
+    for item in &mut items {
+        if let Some((target, settings)) = overrides::build(&item.name, &item.settings, sets)? {
+            item.target = target;
+            item.settings = settings;
         }
     }
     items.sort_by_key(|i| rank(&i.name));

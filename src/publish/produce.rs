@@ -17,6 +17,8 @@ pub(super) enum Commit {
     File(atomic::Staged),
     Dir(atomic::StagedDir),
     Repo {
+        /// The target whose entry it is.
+        target: String,
         dir: PathBuf,
         kind: repo::RepoType,
         entry: serde_json::Map<String, serde_json::Value>,
@@ -25,9 +27,26 @@ pub(super) enum Commit {
 }
 
 impl Commit {
+    /// The repository index this commit changes, for the run's summary.
+    pub(super) fn updates(&self) -> Option<crate::report::Updated> {
+        match self {
+            Commit::Repo { target, dir, entry, .. } => Some(crate::report::Updated {
+                target: target.clone(),
+                path: dir.join(repo::METADATA).display().to_string(),
+                entry: entry
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+            Commit::File(_) | Commit::Dir(_) => None,
+        }
+    }
+
     pub(super) fn commit(self) -> Result<()> {
         match self {
             Commit::Repo {
+                target: _,
                 dir,
                 kind,
                 entry,
@@ -246,6 +265,7 @@ impl<'a> Produce<'a> {
             staged.push(s);
         }
         self.commits.push(Commit::Repo {
+            target: kind.to_string(),
             dir,
             kind: repo_kind,
             entry,

@@ -116,71 +116,9 @@ pub struct Item {
     pub target: Box<dyn Target>,
     /// The recipe file the settings came from (for messages); empty for `--publish`.
     pub origin: PathBuf,
-}
-
-/// The recipe's `publish:` mapping, in the order written, each value parsed by its target.
-#[derive(Debug, Default)]
-pub struct Section(pub Vec<Item>);
-
-impl Section {
-    pub fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|i| i.name.as_str()).collect()
-    }
-
-    /// A child recipe's targets replace the parent's of the same name; others are kept.
-    pub fn merge(&mut self, child: Section) {
-        for item in child.0 {
-            match self.0.iter().position(|i| i.name == item.name) {
-                Some(i) => self.0[i] = item,
-                None => self.0.push(item),
-            }
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Section {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SectionVisitor)
-    }
-}
-
-struct SectionVisitor;
-
-impl<'de> serde::de::Visitor<'de> for SectionVisitor {
-    type Value = Section;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a mapping of publish target name to settings")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Section, E> {
-        Ok(Section::default())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Section, A::Error> {
-        let mut items: Vec<Item> = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            if items.iter().any(|i| i.name == name) {
-                return Err(serde::de::Error::custom(format!("publish target `{name}` given twice")));
-            }
-            let target = map.next_value_seed(Seed(&name))?;
-            items.push(Item {
-                name,
-                target,
-                origin: PathBuf::new(),
-            });
-        }
-        Ok(Section(items))
-    }
-}
-
-struct Seed<'a>(&'a str);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
-    type Value = Box<dyn Target>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        super::build(self.0, d)
-    }
+    /// The settings as written (the recipe's YAML, with `--set` on top): what `--set`
+    /// overrides, and what the target was built from.
+    pub settings: serde_yaml::Value,
 }
 
 /// Settings from the recipe, read straight from its YAML (errors keep their line and
@@ -198,6 +136,29 @@ where
             std::iter::empty::<((), ())>(),
         )),
     }
+}
+
+/// A message about a target's settings, prefixed with the target once.
+pub fn about(target: &str, msg: &str) -> String {
+    if msg.starts_with("publish target `") {
+        msg.to_string()
+    } else {
+        format!("publish target `{target}`: {msg}")
+    }
+}
+
+/// serde's "missing field `x`" about a target's settings, said as what to do about it.
+pub fn explain_missing(target: &str, msg: &str) -> String {
+    static MISSING: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"missing field `([^`]*)`").expect("static regex"));
+    MISSING
+        .replace(msg, |c: &regex::Captures| {
+            let key = &c[1];
+            format!(
+                "missing setting `{key}`: add it under `publish: {target}:` in the recipe, or pass --set {target}.{key}=…"
+            )
+        })
+        .into_owned()
 }
 
 pub fn unknown_target_message(name: &str) -> String {

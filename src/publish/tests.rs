@@ -44,7 +44,7 @@ fn full_example_parses_in_registry_order() {
         ],
         "as written"
     );
-    let items = select(r.publish, &[]).unwrap();
+    let items = select(r.publish, &[], &[]).unwrap();
     assert_eq!(
         names(&items),
         [
@@ -64,15 +64,22 @@ fn full_example_parses_in_registry_order() {
 fn command_line_selects_and_defaults() {
     let r = recipe("  vmmanager: {name: x}\n  disk: {}\n").unwrap();
     let sel = ["checksums".to_string(), "disk".to_string()];
-    let items = select(r.publish, &sel).unwrap();
+    let items = select(r.publish, &sel, &[]).unwrap();
     assert_eq!(names(&items), ["disk", "checksums"]);
     assert_eq!(items[1].target.digests(), [Algo::Sha256]);
-    let e = format!("{:#}", select(Section::default(), &["deckhouse".into()]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        select(Section::default(), &["deckhouse".into()], &[]).unwrap_err()
+    );
     assert!(
-        e.starts_with("--publish deckhouse: missing field `base_url`") && e.contains("`publish:` section"),
+        e.starts_with("--publish deckhouse: publish target `deckhouse`: missing setting `base_url`")
+            && e.contains("under `publish: deckhouse:` in the recipe, or pass --set deckhouse.base_url=…"),
         "{e}"
     );
-    let e = format!("{:#}", select(Section::default(), &["vcluser".into()]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        select(Section::default(), &["vcluser".into()], &[]).unwrap_err()
+    );
     assert!(
         e.starts_with("--publish: unknown publish target `vcluser`, did you mean `vcluster`?"),
         "{e}"
@@ -90,7 +97,7 @@ fn bad_settings_are_one_line_errors_with_position() {
         "{}",
         err("  deckhouse: {}\n")
     );
-    assert!(err("  deckhouse: {}\n").contains("missing field `base_url`"));
+    assert!(err("  deckhouse: {}\n").contains("missing setting `base_url`"));
     assert!(err("  deckhouse:\n").contains("missing field `base_url`"));
     assert!(err("  vmmanager: {compresion: {}}\n").contains("unknown field `compresion`"));
     assert!(err("  vmmanager: {compresion: {}}\n").contains("did you mean `compression`"));
@@ -140,7 +147,70 @@ fn facts(dir: &Path) -> RunFacts {
         recipe_name: "r".into(),
         dry_run: true,
         inputs: Vec::new(),
+        golden: false,
     }
+}
+
+/// Publishing adds to the golden disk: it is written into OUTDIR (an implicit `disk`),
+/// unless the `disk` target is published or --no-golden; a conflict with it names it.
+#[test]
+fn publishing_adds_to_the_golden_disk() {
+    let d = tempfile::tempdir().unwrap();
+    let golden = RunFacts {
+        golden: true,
+        ..facts(d.path())
+    };
+    let r = recipe(
+        "  vcluster: {base_url: 'http://x'}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.describe(), "vcluster");
+    assert_eq!(names(&s.items), ["disk", "vcluster", "manifest"]);
+    let dests: Vec<_> = s.items[0]
+        .target
+        .destinations(&s.plan, None)
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    assert_eq!(dests, [d.path().join("vm.qcow2")]);
+    // The `disk` target published: it is the golden disk, where its settings say.
+    let r = recipe(
+        "  disk: {name: other}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), golden.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&s.items), ["disk", "manifest"]);
+    // --no-golden: only the targets.
+    let r = recipe(
+        "  vcluster: {base_url: 'http://x'}
+",
+    )
+    .unwrap();
+    let s = Session::new(r.publish, &Request::default(), facts(d.path()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&s.items), ["vcluster", "manifest"]);
+    // A target that wants the golden disk's file otherwise.
+    let r = recipe(
+        "  deckhouse: {base_url: 'http://x', name: vm, compress: true}
+",
+    )
+    .unwrap();
+    let e = format!(
+        "{:#}",
+        Session::new(r.publish, &Request::default(), golden).err().unwrap()
+    );
+    assert!(
+        e.contains("vm.qcow2 is wanted as qcow2 by the golden disk (--no-golden leaves it out) and as qcow2 (compressed) by the `deckhouse` target"),
+        "{e}"
+    );
 }
 
 #[test]

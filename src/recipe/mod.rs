@@ -38,7 +38,7 @@ struct RecipeFile {
     steps: Vec<StepItem>,
     output: Option<Output>,
     /// Publish targets, each parsed by its record (see publish/target.rs).
-    publish: Option<crate::publish::target::Section>,
+    publish: Option<crate::publish::section::Section>,
 }
 
 /// Where and how the golden disk is written.
@@ -71,7 +71,7 @@ pub struct Recipe {
     pub vars: BTreeMap<String, String>,
     pub steps: Vec<StepItem>,
     pub output: Output,
-    pub publish: crate::publish::target::Section,
+    pub publish: crate::publish::section::Section,
 }
 
 impl Recipe {
@@ -80,7 +80,20 @@ impl Recipe {
     /// A plain `.yaml`/`.yml` name that is not in the current directory is looked up
     /// along the recipe search path (search.rs), so `goldify run debian.yaml DISK` takes
     /// the shipped recipe from anywhere.
+    // run and check load with the command line's `--set`s (load_with); tests use this.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn load(path: &Path) -> Result<Recipe> {
+        Recipe::load_with(path, &[])
+    }
+
+    /// Load a recipe with the command line's `--set`s: they may give a target the recipe
+    /// lists what it lacks (its settings are built again with them when the run selects it).
+    pub fn load_with(path: &Path, sets: &[crate::publish::overrides::Override]) -> Result<Recipe> {
+        crate::publish::overrides::check_names(sets).tag(Exit::Usage)?;
+        crate::publish::overrides::while_loading(sets, || Recipe::load_alone(path))
+    }
+
+    fn load_alone(path: &Path) -> Result<Recipe> {
         let path = &command_line_recipe(path).tag(Exit::Usage)?;
         let mut seen = HashSet::new();
         let mut recipe = load_chain(path, &mut seen, 0).tag(Exit::Usage)?;
@@ -139,8 +152,12 @@ fn load_chain(path: &Path, seen: &mut HashSet<PathBuf>, depth: usize) -> Result<
         s.origin = path.to_path_buf();
     }
     let mut own_publish = file.publish.unwrap_or_default();
+    // The settings as written, for `--set` to override (the typed parse above gave the
+    // errors their positions).
+    let raw: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
     for t in &mut own_publish.0 {
         t.origin = path.to_path_buf();
+        t.settings = raw["publish"][t.name.as_str()].clone();
     }
     let base = match &file.extends {
         Some(parent) => {
@@ -264,13 +281,24 @@ fn parse(text: &str, path: &Path) -> Result<RecipeFile> {
 /// serde_yaml's own position suffix, replaced by the `file:line:col:` prefix.
 static POSITION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" at line \d+ column \d+$").expect("static regex"));
 
+/// The message without serde_yaml's own " at line L column C" where the prefix says it
+/// already: at the end, or inside a scanner error ("… indicator at line 4 column 4, while
+/// parsing a block collection").
+fn without_position(msg: &str, location: Option<serde_yaml::Location>) -> String {
+    let msg = POSITION.replace(msg, "");
+    match location {
+        Some(l) => msg.replace(&format!(" at line {} column {}", l.line(), l.column()), ""),
+        None => msg.into_owned(),
+    }
+}
+
 /// `file:line:col: message`, with a suggestion for a misspelt name.
 ///
 /// The message never quotes a value of the file: whatever the user names as a recipe may be
 /// something else (`/etc/shadow` parses as YAML), and the error line must not print it.
 pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = e.to_string();
-    let mut msg = name_publish_target(&scrub(&POSITION.replace(&msg, "")));
+    let mut msg = explain_missing_setting(&name_publish_target(&scrub(&without_position(&msg, e.location()))));
     if let Some(s) = suggest(&e.to_string()) {
         msg.push_str(&format!(", did you mean `{s}`?"));
     }
@@ -296,6 +324,16 @@ fn name_publish_target(msg: &str) -> String {
             None => format!("publish target `{}`: ", &c[1]),
         })
         .into_owned()
+}
+
+/// "publish target `x`: missing field `y`" says what to do about it.
+fn explain_missing_setting(msg: &str) -> String {
+    static TARGET: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^publish target `([A-Za-z0-9_-]+)`: missing field").expect("static regex"));
+    match TARGET.captures(msg) {
+        Some(c) => crate::publish::target::explain_missing(&c[1], msg),
+        None => msg.to_string(),
+    }
 }
 
 /// serde's messages with the file's own values taken out, the field path and what was
@@ -413,8 +451,14 @@ fn expand_vars(recipe: &mut Recipe) -> Result<()> {
         if !yaml_mentions_vars(&value) {
             continue;
         }
-        let expanded = substitute_value(value, &recipe.vars)
-            .with_context(|| format!("{}: step `{}`", item.origin.display(), item.name))?;
+        let expanded = substitute_value(value, &recipe.vars).map_err(|e| {
+            let at = e
+                .downcast_ref::<VarError>()
+                .and_then(|v| locate(&item.origin, &v.token))
+                .map(|(line, col)| format!(":{line}:{col}"))
+                .unwrap_or_default();
+            anyhow!("{}{at}: step `{}`: {e}", item.origin.display(), item.name)
+        })?;
         item.step = steps::build(&item.name, expanded).map_err(|e| {
             anyhow!(
                 "{}: step `{}` after expanding variables: {e}",
@@ -454,6 +498,38 @@ fn substitute_value(v: serde_yaml::Value, vars: &BTreeMap<String, String>) -> Re
     })
 }
 
+/// A `${…}` that cannot be expanded, with the text that names it (to find its line).
+#[derive(Debug)]
+struct VarError {
+    token: String,
+    message: String,
+}
+
+impl fmt::Display for VarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for VarError {}
+
+/// Line and column (1-based) of the first `token` in the recipe `path` outside a comment:
+/// the recipe's steps are parsed before their variables are expanded, so the position of
+/// a bad `${var}` is found again in the text.
+fn locate(path: &Path, token: &str) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().enumerate().find_map(|(i, line)| {
+        let at = line.find(token)?;
+        let comment = line
+            .find(" #")
+            .or_else(|| line.trim_start().starts_with('#').then_some(0));
+        match comment {
+            Some(c) if c <= at => None,
+            _ => Some((i + 1, line[..at].chars().count() + 1)),
+        }
+    })
+}
+
 pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -465,13 +541,19 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
             continue;
         }
         out.push_str(&rest[..i]);
-        let end = rest[i..].find('}').ok_or_else(|| anyhow!("unclosed `${{` in {s:?}"))? + i;
+        let end = rest[i..].find('}').ok_or_else(|| VarError {
+            token: rest[i..].to_string(),
+            message: format!("unclosed `${{` in {s:?}"),
+        })? + i;
         let name = &rest[i + 2..end];
         let value = vars.get(name).ok_or_else(|| {
             let names: Vec<&str> = vars.keys().map(String::as_str).collect();
-            match nearest(name, &names) {
-                Some(n) => anyhow!("unknown variable `${{{name}}}`, did you mean `${{{n}}}`?"),
-                None => anyhow!("unknown variable `${{{name}}}` (define it under `vars:`)"),
+            VarError {
+                token: rest[i..=end].to_string(),
+                message: match nearest(name, &names) {
+                    Some(n) => format!("unknown variable `${{{name}}}`, did you mean `${{{n}}}`?"),
+                    None => format!("unknown variable `${{{name}}}` (define it under `vars:`)"),
+                },
             }
         })?;
         out.push_str(value);

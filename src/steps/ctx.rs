@@ -6,7 +6,7 @@ use super::READ_LIMIT;
 use crate::guest::{self, Entry, Guest, Kind, Meta};
 use crate::report::{Action, Change, StepReport};
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) struct Ctx<'a> {
     pub guest: &'a dyn Guest,
@@ -24,9 +24,22 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct DryRunDone {
     removed: BTreeSet<String>,
     truncated: BTreeSet<String>,
+    /// What each removal and truncation freed: a tree removed later frees only the rest
+    /// (the real run measures the tree after them), so no byte is counted twice.
+    freed: BTreeMap<String, u64>,
 }
 
 impl DryRunDone {
+    /// Bytes already counted as freed below the directory `dir`.
+    fn freed_below(&self, dir: &str) -> u64 {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        self.freed
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Whether `path` or a directory above it was removed.
     fn removed(&self, path: &str) -> bool {
         let mut p = path;
@@ -110,7 +123,12 @@ impl<'a> Ctx<'a> {
             return Ok(false);
         };
         let freed = if meta.kind == Kind::Dir {
-            self.guest.usage(path).unwrap_or(0)
+            let usage = self.guest.usage(path).unwrap_or(0);
+            if self.dry_run {
+                usage.saturating_sub(self.dry.freed_below(path))
+            } else {
+                usage
+            }
         } else {
             freed_by(&Entry {
                 path: path.into(),
@@ -119,6 +137,7 @@ impl<'a> Ctx<'a> {
         };
         if self.dry_run {
             self.dry.removed.insert(path.to_string());
+            self.dry.freed.insert(path.to_string(), freed);
         } else {
             self.guest.remove(path)?;
         }
@@ -138,19 +157,17 @@ impl<'a> Ctx<'a> {
             return Ok(false);
         }
         self.note_hard_links(path, &meta);
+        let freed = freed_by(&Entry {
+            path: path.into(),
+            meta,
+        });
         if self.dry_run {
             self.dry.truncated.insert(path.to_string());
+            self.dry.freed.insert(path.to_string(), freed);
         } else {
             self.guest.truncate(path)?;
         }
-        self.record(
-            path,
-            Action::Truncated,
-            freed_by(&Entry {
-                path: path.into(),
-                meta,
-            }),
-        );
+        self.record(path, Action::Truncated, freed);
         Ok(true)
     }
 
@@ -356,5 +373,34 @@ fn freed_by(e: &Entry) -> u64 {
         0
     } else {
         e.meta.allocated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ctx;
+    use crate::guest::memory::MemoryGuest;
+    use crate::guest::OsFacts;
+
+    /// One step truncates a log, the next removes its directory: the dry run frees what
+    /// the real run frees, not the log's bytes twice.
+    fn freed(dry_run: bool) -> u64 {
+        let g = MemoryGuest::new(OsFacts::sample("debian"));
+        g.file("/var/log/app/big.log", &[7u8; 10000])
+            .file("/var/log/app/small.log", &[1u8; 3000]);
+        let mut a = Ctx::new(&g, dry_run, "logs");
+        assert!(a.truncate("/var/log/app/big.log").unwrap());
+        let (ra, done) = a.finish();
+        let mut b = Ctx::new(&g, dry_run, "delete").continuing(done);
+        assert!(b.remove("/var/log/app").unwrap());
+        let (rb, _) = b.finish();
+        ra.freed + rb.freed
+    }
+
+    #[test]
+    fn a_dry_run_counts_no_byte_twice() {
+        let real = freed(false);
+        assert!(real >= 13000, "{real}");
+        assert_eq!(freed(true), real);
     }
 }

@@ -35,6 +35,8 @@ pub struct OptionDoc {
 
 #[derive(Debug, Serialize)]
 pub struct StepInfo {
+    /// `step` in JSON, as in `check --json` and the run report.
+    #[serde(rename = "step")]
     pub name: &'static str,
     pub summary: &'static str,
     /// OS families the step applies to; empty means every Linux family (never Windows).

@@ -48,7 +48,6 @@ pub struct CloneReport {
     /// `complete`, `truncated` or `absent`, and the facts that arrived.
     pub report: Parsed,
     /// The cloud-init instance-id goldify offered this clone (NoCloud, SMBIOS serial).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offered_instance_id: Option<String>,
     /// Guest uptime (since the kernel started) when the system was up and reporting.
     pub running_after: Option<f64>,
@@ -523,6 +522,7 @@ mod tests {
             accel: Accel {
                 name: "tcg",
                 reason: "test".into(),
+                detail: String::new(),
             },
             source: None,
             ok: clones.iter().all(|c| c.ok),

@@ -190,6 +190,7 @@ mod tests {
         let tcg = Accel {
             name: "tcg",
             reason: "test".into(),
+            detail: String::new(),
         };
         let a: Vec<String> = args(&c, &tcg, 1024)
             .unwrap()
@@ -205,6 +206,7 @@ mod tests {
         let kvm = Accel {
             name: "kvm",
             reason: "test".into(),
+            detail: String::new(),
         };
         let a: Vec<String> = args(&c, &kvm, 512)
             .unwrap()
