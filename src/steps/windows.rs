@@ -12,8 +12,8 @@
 
 use super::Ctx;
 use crate::guest::registry::{RegEdit, RegValue};
-use crate::guest::Kind;
 pub(crate) use crate::guest::windows::crlf;
+use crate::guest::Kind;
 use anyhow::{Context, Result};
 
 /// C:\Program Files\goldify\firstboot, as a guest path and as Windows names it.
