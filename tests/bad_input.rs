@@ -216,29 +216,12 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     let out = run(&[&"targets", &"--json"]);
     out.ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let names: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        [
-            "vmmanager",
-            "vmmanager-lxd",
-            "disk",
-            "deckhouse",
-            "vcluster",
-            "checksums",
-            "manifest"
-        ]
+        ["vmmanager", "vmmanager-lxd", "disk", "deckhouse", "vcluster", "checksums", "manifest"]
     );
-    assert!(v
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|t| t["options"].as_array().is_some_and(|o| !o.is_empty())));
+    assert!(v.as_array().unwrap().iter().all(|t| t["options"].as_array().is_some_and(|o| !o.is_empty())));
     let human = run(&[&"targets"]);
     human.ok();
     assert!(human.stdout.contains("deckhouse\n") && human.stdout.contains("base_url: URL (default required)"));
@@ -246,65 +229,25 @@ fn targets_are_listed_and_their_settings_checked_with_position() {
     let d = tempfile::tempdir().unwrap();
     let disk = write(d.path(), "disk.img", &[0u8; 4096]);
     let r = write(d.path(), "r.yaml", b"steps: []\n");
-    let bad = run(&[
-        &"run",
-        &r,
-        &disk,
-        &"-o",
-        &d.path().join("out"),
-        &"--publish",
-        &"vmmanger",
-    ]);
+    let bad = run(&[&"run", &r, &disk, &"-o", &d.path().join("out"), &"--publish", &"vmmanger"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(
-        bad.stderr.contains("vmmanger") && bad.stderr.contains("vmmanager"),
-        "{}",
-        bad.stderr
-    );
+    assert!(bad.stderr.contains("vmmanger") && bad.stderr.contains("vmmanager"), "{}", bad.stderr);
     assert!(!d.path().join("out").exists());
 
-    let r = write(
-        d.path(),
-        "p.yaml",
-        b"steps: []\npublish:\n  disk: {}\n  deckhouse: {kind: VirtualImage}\n",
-    );
+    let r = write(d.path(), "p.yaml", b"steps: []\npublish:\n  disk: {}\n  deckhouse: {kind: VirtualImage}\n");
     let out = run(&[&"check", &r]);
     assert_eq!(out.code, 2);
     let line = out.error_line();
-    assert!(
-        line.contains("p.yaml:4:") && line.contains("missing field `base_url`"),
-        "{line}"
-    );
-    let r = write(
-        d.path(),
-        "q.yaml",
-        b"steps: []\npublish:\n  manifest: {file: metadata.json}\n",
-    );
+    assert!(line.contains("p.yaml:4:") && line.contains("missing field `base_url`"), "{line}");
+    let r = write(d.path(), "q.yaml", b"steps: []\npublish:\n  manifest: {file: metadata.json}\n");
     let out = run(&[&"check", &r]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.error_line().contains("q.yaml:3:") && out.error_line().contains("reserved"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.error_line().contains("q.yaml:3:") && out.error_line().contains("reserved"), "{}", out.stderr);
     // `--publish` without the recipe's settings says where they go.
     let r = write(d.path(), "e.yaml", b"steps: []\n");
-    let out = run(&[
-        &"run",
-        &r,
-        &disk,
-        &"-o",
-        &d.path().join("out"),
-        &"--publish",
-        &"deckhouse",
-    ]);
+    let out = run(&[&"run", &r, &disk, &"-o", &d.path().join("out"), &"--publish", &"deckhouse"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.error_line()
-            .contains("--publish deckhouse: missing field `base_url`"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.error_line().contains("--publish deckhouse: missing field `base_url`"), "{}", out.stderr);
     assert!(out.error_line().contains("`publish:` section"), "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }
