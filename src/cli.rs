@@ -106,6 +106,8 @@ pub(crate) struct RunArgs {
     pub no_publish: bool,
     #[command(flatten)]
     pub refs: DiskRefs,
+    #[command(flatten)]
+    pub keys: DiskKeys,
 }
 
 /// What the disks goldify opens may make qemu read besides themselves.
@@ -122,6 +124,28 @@ pub(crate) struct DiskRefs {
 impl DiskRefs {
     fn allowed(&self) -> Result<crate::disk::refs::Allowed> {
         crate::disk::refs::Allowed::new(&self.allow_backing)
+    }
+}
+
+/// Keys for the guest's encrypted (LUKS) devices.
+#[derive(Debug, Args)]
+pub(crate) struct DiskKeys {
+    /// Open the encrypted (LUKS) device DEVICE (as libguestfs names it, /dev/sda2 or
+    /// /dev/vg0/root, or the UUID of its LUKS header) with the key in the first line of
+    /// PATH, or in the environment variable VAR (repeatable, one per device). A key given
+    /// in clear (DEVICE:key:…, as the virt tools allow) is refused. The golden disk stays
+    /// encrypted with the same key.
+    #[arg(long = "key", value_name = "DEVICE:file:PATH|DEVICE:env:VAR")]
+    pub keys: Vec<String>,
+}
+
+impl DiskKeys {
+    fn parsed(&self) -> Result<Vec<crate::guest::keys::Key>> {
+        use crate::error::Tag;
+        self.keys
+            .iter()
+            .map(|k| crate::guest::keys::Key::parse(k).tag(Exit::Usage))
+            .collect()
     }
 }
 
@@ -248,6 +272,8 @@ pub(crate) struct InspectArgs {
     pub json: bool,
     #[command(flatten)]
     pub refs: DiskRefs,
+    #[command(flatten)]
+    pub keys: DiskKeys,
 }
 
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.
@@ -286,6 +312,7 @@ impl Cli {
                     name: a.name,
                     verbose: self.verbose,
                     allow,
+                    keys: a.keys.parsed()?,
                     publish: crate::publish::Request {
                         targets: a.publish,
                         dir: a.publish_dir,
@@ -361,7 +388,7 @@ impl Cli {
                 Ok(success())
             }
             Command::Inspect(a) => {
-                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?)?;
+                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?, &a.keys.parsed()?)?;
                 if a.json {
                     print_json(&report)?;
                 } else {

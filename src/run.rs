@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub verbose: u8,
     /// Directories the disk's backing files, extents and data files may be read from.
     pub allow: disk::refs::Allowed,
+    /// Keys for the guest's encrypted devices (`--key`).
+    pub keys: Vec<crate::guest::keys::Key>,
     pub publish: crate::publish::Request,
 }
 
@@ -197,6 +199,7 @@ fn guest_phase(
             readonly: opts.dry_run,
             in_place: opts.in_place,
             verbose: opts.verbose >= 2,
+            keys: &opts.keys,
         },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;

@@ -29,6 +29,7 @@ pub mod guestfs;
 pub mod launch;
 pub mod memory;
 pub(crate) mod naming;
+pub mod keys;
 mod release;
 
 use anyhow::{bail, Result};

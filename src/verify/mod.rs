@@ -109,6 +109,7 @@ fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<So
             readonly: true,
             in_place: false,
             verbose: verbose >= 2,
+            keys: &[],
         },
     )?;
     let facts = source::read(&guest, &path.display().to_string())?;
@@ -130,6 +131,7 @@ fn prepare_base(
             readonly: false,
             in_place: false,
             verbose: verbose >= 2,
+            keys: &[],
         },
     )?;
     let facts = guest.facts().clone();

@@ -286,6 +286,7 @@ pub fn open(path: &Path) -> Image {
                 readonly: true,
                 in_place: false,
                 verbose: false,
+                keys: &[],
             },
         )
         .unwrap_or_else(|e| panic!("opening {path:?}: {e:#}")),

@@ -8,6 +8,7 @@
 //! `filesystems` lists them, `layout` describes the disk's partitions, `ops` and `links`
 //! carry out the [`Guest`] operations.
 
+mod crypt;
 mod filesystems;
 mod inspect;
 mod layout;
@@ -36,6 +37,8 @@ pub struct OpenOptions<'a> {
     pub in_place: bool,
     /// libguestfs' own debug output (`-vv`).
     pub verbose: bool,
+    /// Keys for the guest's encrypted (LUKS) devices (`--key`).
+    pub keys: &'a [super::keys::Key],
 }
 
 /// A filesystem's UUID and label.
@@ -119,7 +122,7 @@ impl GuestfsGuest {
             _qemu: qemu,
         };
         let t = std::time::Instant::now();
-        let (root, mountpoints, by_libguestfs) = guest.find_root(disk)?;
+        let (root, mountpoints, by_libguestfs) = guest.find_root(disk, opts.keys)?;
         tracing::info!("inspection took {:.1} s", t.elapsed().as_secs_f64());
         guest.mount_all(mountpoints).tag(Exit::Input)?;
         guest.facts = guest.inspect(&root, by_libguestfs);
