@@ -114,12 +114,17 @@ fn differential(name: &str, disk: &Path, report: &serde_json::Value, luks: &[&st
             "major" => expected.major = libguestfs_value.parse().unwrap(),
             "hostname" => expected.hostname = libguestfs_value.to_string(),
             mp if mp.starts_with('/') => {
-                expected.mountpoints.insert(mp.to_string(), libguestfs_value.to_string());
+                expected
+                    .mountpoints
+                    .insert(mp.to_string(), libguestfs_value.to_string());
             }
             other => panic!("unknown field {other}"),
         }
     }
-    assert_eq!(theirs, expected, "{name}: libguestfs (left) and goldify (right, with the named differences)");
+    assert_eq!(
+        theirs, expected,
+        "{name}: libguestfs (left) and goldify (right, with the named differences)"
+    );
 }
 
 fn facts(report: &serde_json::Value) -> (String, String, i64, i64, String) {
@@ -164,14 +169,29 @@ fn btrfs_run_cleans_the_home_subvolume() {
     let disk = layout("btrfs");
     let out = tempfile::tempdir().unwrap();
     let before = sha256(&disk);
-    let res = run(&[&"run", &"--json", &"-o", &out.path(), &"--name", &"golden", &recipe("generic"), &disk]);
+    let res = run(&[
+        &"run",
+        &"--json",
+        &"-o",
+        &out.path(),
+        &"--name",
+        &"golden",
+        &recipe("generic"),
+        &disk,
+    ]);
     res.ok();
     assert_eq!(sha256(&disk), before, "goldify modified its input");
     let img = open(&out.path().join("golden.qcow2"));
     // Read back through the subvolumes the guest mounts.
-    assert!(!img.exists("/home/alice/.bash_history"), "history under the /home subvolume survived");
+    assert!(
+        !img.exists("/home/alice/.bash_history"),
+        "history under the /home subvolume survived"
+    );
     assert!(!img.exists("/root/.bash_history"));
-    assert!(img.exists("/home/alice/.ssh/authorized_keys"), "a user's authorized_keys is kept");
+    assert!(
+        img.exists("/home/alice/.ssh/authorized_keys"),
+        "a user's authorized_keys is kept"
+    );
     assert_eq!(img.text("/srv/www/index.html"), "<h1>kept</h1>\n");
     assert!(!img.exists("/etc/ssh/ssh_host_ed25519_key"));
 }
@@ -206,7 +226,11 @@ fn fedora_from_fedora_release_and_sysconfig_hostname() {
         &disk,
         &r,
         &[],
-        &[("distro", "unknown", why), ("family", "other", why), ("major", "0", why)],
+        &[
+            ("distro", "unknown", why),
+            ("family", "other", why),
+            ("major", "0", why),
+        ],
     );
 }
 
@@ -228,12 +252,60 @@ fn luks_on_a_partition_holding_lvm() {
     let res = run(&[&"inspect", &"--json", &disk]);
     assert_eq!(res.code, 3, "{}", res.stderr);
     let line = res.error_line();
-    assert!(line.contains("/dev/sda1 is encrypted (LUKS)") && line.contains("--key"), "{line}");
+    assert!(
+        line.contains("/dev/sda1 is encrypted (LUKS)") && line.contains("--key"),
+        "{line}"
+    );
     let key = format!("/dev/sda1:file:{}", key_file().display());
     let r = inspect(&disk, &["--key", &key]);
     assert_eq!(facts(&r), (s("debian"), s("debian"), 12, 5, s("crypt-part")));
     assert_eq!(r["os"]["root"], "/dev/cryptvg/root");
     differential("luks-part", &disk, &r, &["/dev/sda1"], &[]);
+}
+
+#[test]
+fn luks_run_cleans_through_the_mapping_and_the_golden_disk_stays_encrypted() {
+    let disk = layout("luks-part");
+    let out = tempfile::tempdir().unwrap();
+    let key = format!("/dev/sda1:file:{}", key_file().display());
+    let res = run(&[
+        &"run",
+        &"--json",
+        &"-o",
+        &out.path(),
+        &"--name",
+        &"golden",
+        &"--key",
+        &key,
+        &recipe("generic"),
+        &disk,
+    ]);
+    res.ok();
+    let golden = out.path().join("golden.qcow2");
+    // Without the key the golden disk is refused as its input was.
+    let res = run(&[&"inspect", &golden]);
+    assert_eq!(res.code, 3, "{}", res.stderr);
+    assert!(res.error_line().contains("/dev/sda1 is encrypted (LUKS)"));
+    let keys = [goldify::guest::keys::Key::parse(&key).unwrap()];
+    let g = goldify::guest::guestfs::GuestfsGuest::open(
+        &golden,
+        &goldify::guest::guestfs::OpenOptions {
+            format: "qcow2",
+            readonly: true,
+            in_place: false,
+            verbose: false,
+            keys: &keys,
+        },
+    )
+    .expect("opening the golden disk with its key");
+    use goldify::guest::Guest;
+    assert!(
+        g.lstat("/root/.bash_history").unwrap().is_none(),
+        "root's history survived"
+    );
+    assert!(g.lstat("/etc/ssh/ssh_host_ed25519_key").unwrap().is_none());
+    assert!(g.lstat("/etc/passwd").unwrap().is_some());
+    g.close().unwrap();
 }
 
 #[test]
@@ -260,7 +332,10 @@ fn luks_wrong_key_and_key_in_clear_refused() {
     let res = run(&[&"inspect", &"--json", &"--key", &key, &disk]);
     assert_eq!(res.code, 3, "{}", res.stderr);
     let line = res.error_line();
-    assert!(line.contains("/dev/vg0/root") && line.contains("does not open it"), "{line}");
+    assert!(
+        line.contains("/dev/vg0/root") && line.contains("does not open it"),
+        "{line}"
+    );
     assert!(!res.stderr.contains("not-the-key"));
     // Refused before anything is launched.
     let res = run(&[&"inspect", &"--key", &"/dev/vg0/root:key:goldify-fixture-key", &disk]);
@@ -279,5 +354,11 @@ fn phony_guests_agree_with_libguestfs() {
     let disk = phony("rhel");
     let why = "AlmaLinux: libguestfs 1.48 does not know os-release ID=almalinux nor its release file \
                (redhat-based); goldify takes the ID os-release gives";
-    differential("rhel", &disk, &inspect(&disk, &[]), &[], &[("distro", "redhat-based", why)]);
+    differential(
+        "rhel",
+        &disk,
+        &inspect(&disk, &[]),
+        &[],
+        &[("distro", "redhat-based", why)],
+    );
 }

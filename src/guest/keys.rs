@@ -99,7 +99,10 @@ mod tests {
         let k = parse(&format!("/dev/sda2:file:{}", f.display())).unwrap();
         assert_eq!((k.selector.as_str(), k.passphrase.as_str()), ("/dev/sda2", "s3cret"));
         let k = parse("/dev/vg0/root:env:GOLDIFY_K").unwrap();
-        assert_eq!((k.selector.as_str(), k.passphrase.as_str()), ("/dev/vg0/root", "from-env"));
+        assert_eq!(
+            (k.selector.as_str(), k.passphrase.as_str()),
+            ("/dev/vg0/root", "from-env")
+        );
         let k = parse("9b1f6c2e-1111-4222-8333-444455556666:env:GOLDIFY_K").unwrap();
         assert_eq!(k.selector, "9b1f6c2e-1111-4222-8333-444455556666");
         // The passphrase never shows in debug output.

@@ -20,8 +20,8 @@ impl GuestfsGuest {
         loop {
             let mut missing = Vec::new();
             let mut new = false;
-            for (dev, fstype) in self.fs_table()? {
-                if fstype != "crypto_LUKS" || opened.contains(&dev) {
+            for dev in self.luks_devices(!opened.is_empty())? {
+                if opened.contains(&dev) {
                     continue;
                 }
                 let Some(i) = self.key_for(&dev, keys) else {
@@ -83,6 +83,46 @@ impl GuestfsGuest {
             );
         }
         Ok(())
+    }
+
+    /// Every LUKS device: partitions, whole disks, logical volumes, RAID arrays and the
+    /// mappings already opened. libguestfs' `list_filesystems` leaves them out
+    /// (daemon/listfs.ml check_with_vfs_type: "Ignore encrypted partitions").
+    /// The LVM and md tools run only where a member of theirs is (each costs a second or
+    /// more under TCG), device-mapper only once something is opened.
+    fn luks_devices(&self, opened_any: bool) -> Result<Vec<String>> {
+        let g = &self.g;
+        let mut devices = g.list_partitions().api().context("listing partitions")?;
+        devices.extend(g.list_devices().api().context("listing devices")?);
+        let typed = |devices: Vec<String>| -> Vec<(String, String)> {
+            devices
+                .into_iter()
+                .map(|d| {
+                    let t = g.vfs_type(&d).unwrap_or_default();
+                    (d, t)
+                })
+                .collect()
+        };
+        let mut all = typed(devices);
+        let mut more = Vec::new();
+        if all.iter().any(|(_, t)| t == "LVM2_member") || opened_any {
+            more.extend(g.lvs().unwrap_or_default());
+        }
+        if all.iter().any(|(_, t)| t == "linux_raid_member") {
+            more.extend(g.list_md_devices().unwrap_or_default());
+        }
+        if opened_any {
+            more.extend(g.list_dm_devices().unwrap_or_default());
+        }
+        all.extend(typed(more));
+        let mut luks: Vec<String> = all
+            .into_iter()
+            .filter(|(_, t)| t == "crypto_LUKS")
+            .map(|(d, _)| d)
+            .collect();
+        luks.sort();
+        luks.dedup();
+        Ok(luks)
     }
 
     /// The key whose selector names `dev` (as the appliance names it, or through

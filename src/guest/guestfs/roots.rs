@@ -300,7 +300,9 @@ impl GuestfsGuest {
                 // appliance: refuse rather than mount over the appliance's own tree.
                 match self.lstat(&mp) {
                     Ok(Some(m)) if m.kind == Kind::Dir => {}
-                    Ok(Some(_)) => anyhow::bail!("{origin}: cannot mount {dev} on {mp}: it is not a directory in the guest"),
+                    Ok(Some(_)) => {
+                        anyhow::bail!("{origin}: cannot mount {dev} on {mp}: it is not a directory in the guest")
+                    }
                     Ok(None) => anyhow::bail!("{origin}: cannot mount {dev} on {mp}: no such directory in the guest"),
                     Err(e) => return Err(e).with_context(|| format!("{origin}: cannot mount {dev} on {mp}")),
                 }
