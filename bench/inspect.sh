@@ -7,12 +7,18 @@
 # inspection is timed. Prints the figures; nothing here is asserted in a test.
 #
 #   bench/inspect.sh [ROUNDS]     (default 3)
+#   GOLDIFY=target/debug/goldify bench/inspect.sh 1   (skip the release build; the probe's
+#                                 time is the appliance's, not goldify's own code)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 
-cargo build --locked --release -q
-goldify=$PWD/target/release/goldify
+if [ -n "${GOLDIFY:-}" ]; then
+    goldify=$(readlink -f "$GOLDIFY")
+else
+    cargo build --locked --release -q
+    goldify=$PWD/target/release/goldify
+fi
 used=$(bash vm-fixtures/debian12.sh)
 source vm-fixtures/lib.sh
 guestfs_env

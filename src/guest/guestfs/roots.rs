@@ -151,7 +151,7 @@ impl GuestfsGuest {
             self.g.umount_all().api().context("unmounting after the probe")?;
             self.forget_all();
             if let Some(v) = version {
-                if best.as_ref().is_none_or(|(b, _)| v > *b) {
+                if best.as_ref().map_or(true, |(b, _)| v > *b) {
                     best = Some((v, dev));
                 }
             }
