@@ -206,10 +206,12 @@ fn btrfs_run_cleans_the_home_subvolume() {
         "history under the /home subvolume survived"
     );
     assert!(!img.exists("/root/.bash_history"));
+    // ~/.ssh goes too (machine-state's ssh-userdir, virt-sysprep's default); the home stays.
     assert!(
-        img.exists("/home/alice/.ssh/authorized_keys"),
-        "a user's authorized_keys is kept"
+        !img.exists("/home/alice/.ssh"),
+        "~/.ssh under the /home subvolume survived"
     );
+    assert!(img.exists("/home/alice"));
     assert_eq!(img.text("/srv/www/index.html"), "<h1>kept</h1>\n");
     assert!(!img.exists("/etc/ssh/ssh_host_ed25519_key"));
 }
