@@ -11,6 +11,7 @@ bash scripts/setup-host.sh
 # the image path and returns at once when the image is already cached.
 start=$(date +%s)
 bash vm-fixtures/phony.sh all >/dev/null
+bash vm-fixtures/layouts.sh all >/dev/null
 bash vm-fixtures/debian12.sh >/dev/null
 bash vm-fixtures/debian12.sh --no-cloud-init >/dev/null
 echo "test.sh: fixtures ready in $(( $(date +%s) - start )) s"

@@ -154,6 +154,8 @@ pub(crate) struct RunArgs {
     pub publishing: PublishArgs,
     #[command(flatten)]
     pub refs: DiskRefs,
+    #[command(flatten)]
+    pub keys: DiskKeys,
 }
 
 /// What a run publishes (`run` and `check` take the same options, so that `check` finds
@@ -211,6 +213,27 @@ pub(crate) struct DiskRefs {
 impl DiskRefs {
     fn allowed(&self) -> Result<crate::disk::refs::Allowed> {
         crate::disk::refs::Allowed::new(&self.allow_backing)
+    }
+}
+
+/// Keys for the guest's encrypted (LUKS) devices.
+#[derive(Debug, Args)]
+pub(crate) struct DiskKeys {
+    /// Open the encrypted (LUKS) device DEVICE (as libguestfs names it, /dev/sda2 or
+    /// /dev/vg0/root, or the UUID of its LUKS header) with the key in the first line of
+    /// PATH, or in the environment variable VAR (repeatable, one per device). A key given
+    /// in clear (DEVICE:key:…, as the virt tools allow) is refused. The golden disk stays
+    /// encrypted with the same key.
+    #[arg(long = "key", value_name = "DEVICE:file:PATH|DEVICE:env:VAR")]
+    pub keys: Vec<String>,
+}
+
+impl DiskKeys {
+    fn parsed(&self) -> Result<Vec<crate::guest::keys::Key>> {
+        self.keys
+            .iter()
+            .map(|k| crate::guest::keys::Key::parse(k).tag(Exit::Usage))
+            .collect()
     }
 }
 
@@ -367,6 +390,8 @@ pub(crate) struct InspectArgs {
     pub json: bool,
     #[command(flatten)]
     pub refs: DiskRefs,
+    #[command(flatten)]
+    pub keys: DiskKeys,
 }
 
 /// Check libguestfs, the appliance, qemu and KVM; print what goldify will use.

@@ -52,7 +52,7 @@ pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
         .collect()
 }
 
-pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport> {
+pub fn inspect(path: &Path, allow: &disk::refs::Allowed, keys: &[crate::guest::keys::Key]) -> Result<InspectReport> {
     if !path.exists() {
         crate::bail_tag!(Exit::Input, "disk {} does not exist", path.display());
     }
@@ -68,6 +68,7 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed) -> Result<InspectReport
             verbose: false,
             shown: path,
             remove_hiberfile: false,
+            keys,
         },
     )
     .with_context(|| format!("opening {}", path.display()))?;

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub verbose: u8,
     /// Directories the disk's backing files, extents and data files may be read from.
     pub allow: disk::refs::Allowed,
+    /// Keys for the guest's encrypted devices (`--key`).
+    pub keys: Vec<crate::guest::keys::Key>,
     pub publish: crate::publish::Request,
     /// `--operations` lists: which steps run (recipe/operations.rs).
     pub operations: Vec<String>,
@@ -270,6 +272,7 @@ fn guest_phase(
             verbose: opts.verbose >= 2,
             shown: &opts.disk,
             remove_hiberfile: opts.remove_hiberfile,
+            keys: &opts.keys,
         },
     )
     .with_context(|| format!("opening {}", opts.disk.display()))?;

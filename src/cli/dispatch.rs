@@ -55,6 +55,7 @@ impl Cli {
                     name: a.name,
                     verbose: self.verbose,
                     allow,
+                    keys: a.keys.parsed()?,
                     publish: a.publishing.request(),
                     operations: a.operations,
                 })?;
@@ -104,7 +105,7 @@ impl Cli {
                 Ok(success())
             }
             Command::Inspect(a) => {
-                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?)?;
+                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?, &a.keys.parsed()?)?;
                 if a.json {
                     print_json(&report)?;
                 } else {

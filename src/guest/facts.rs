@@ -42,7 +42,7 @@ impl Family {
             | "redhat-based" | "circle" | "cloudlinux" | "openeuler" | "amazonlinux" => Family::Rhel,
             "sles" | "opensuse" | "suse-based" => Family::Suse,
             "alpinelinux" => Family::Alpine,
-            "archlinux" | "manjaro" => Family::Arch,
+            "archlinux" | "arch" | "manjaro" => Family::Arch,
             "windows" => Family::Windows,
             _ => Family::Other,
         }
@@ -179,53 +179,42 @@ pub(super) fn detect(
         let l = l.trim();
         l.starts_with("SELINUX=") && !l.ends_with("disabled")
     });
-    let mut os_release = text("/etc/os-release", 64 << 10);
-    if os_release.is_empty() {
-        os_release = text("/usr/lib/os-release", 64 << 10);
-    }
-    let field = |k: &str| {
-        os_release
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!("{k}="))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            })
-            .filter(|v| !v.is_empty())
+    // Release files and hostname where libguestfs reads them (see `release`), each a
+    // regular file (after the guest's own links) of at most 64 KiB.
+    let read = |p: &str| -> Option<String> {
+        let p = super::resolve(guest, p).ok().flatten()?;
+        match guest.lstat(&p) {
+            Ok(Some(m)) if m.kind == Kind::File => {}
+            _ => return None,
+        }
+        let b = guest.read(&p, 64 << 10).ok()?;
+        Some(String::from_utf8_lossy(&b).into_owned())
     };
-    // libguestfs 1.48 says "redhat-based" for AlmaLinux and Rocky; os-release knows.
-    let release_file = |p: &str, d: &str| exists(p).then(|| d.to_string());
-    let distro = field("ID")
+    let release = super::release::detect(&read);
+    let distro = release
+        .distro
+        .clone()
         .or_else(|| inspected.and_then(|i| i.distro.clone()))
-        .or_else(|| release_file("/etc/debian_version", "debian"))
-        .or_else(|| release_file("/etc/alpine-release", "alpinelinux"))
-        .or_else(|| release_file("/etc/redhat-release", "redhat-based"))
         .unwrap_or_else(|| "unknown".into());
-    // os-release says "alpine"; libguestfs and goldify's families say "alpinelinux".
-    let distro = if distro == "alpine" {
-        "alpinelinux".to_string()
-    } else {
-        distro
-    };
     let mut family = Family::of_distro(&distro);
     if family == Family::Other {
-        let like = field("ID_LIKE").unwrap_or_default();
+        let like = release.id_like.clone().unwrap_or_default();
         family = like
             .split_whitespace()
             .map(Family::of_distro)
             .find(|f| *f != Family::Other)
             .unwrap_or(family);
     }
-    // Debian's VERSION_ID is the major only; /etc/debian_version has the point release.
-    let mut version = field("VERSION_ID").unwrap_or_default();
-    if distro == "debian" {
-        let dv = text("/etc/debian_version", 4096);
-        if dv.trim().starts_with(|c: char| c.is_ascii_digit()) {
-            version = dv.trim().to_string();
-        }
-    }
-    let mut nums = version.split('.').map(|n| n.parse::<i32>().ok());
-    let major = nums.next().flatten().or_else(|| inspected.and_then(|i| i.major));
-    let minor = nums.next().flatten().or_else(|| inspected.and_then(|i| i.minor));
+    let major = release.version.map(|v| v.0).or_else(|| inspected.and_then(|i| i.major));
+    let minor = release.version.map(|v| v.1).or_else(|| inspected.and_then(|i| i.minor));
+    // os-release's PRETTY_NAME where there is one ("Debian GNU/Linux 12 (bookworm)"), where
+    // libguestfs says what Debian's version file says ("12.5").
+    let pretty = read("/etc/os-release").and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+    });
     let (package_format, package_management) = match family {
         Family::Debian => ("deb", "apt"),
         Family::Rhel if major.unwrap_or(9) < 8 && distro != "fedora" => ("rpm", "yum"),
@@ -235,22 +224,15 @@ pub(super) fn detect(
         Family::Arch => ("pacman", "pacman"),
         Family::Other | Family::Windows => ("unknown", "unknown"),
     };
-    let hostname = match guest.lstat("/etc/hostname") {
-        Ok(Some(m)) if m.kind == Kind::File && m.size <= 4096 => text("/etc/hostname", 4096)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string(),
-        _ => String::new(),
-    };
+    let hostname = super::release::hostname(&read).unwrap_or_default();
     OsFacts {
         root: root.to_string(),
         os_type: "linux".into(),
         family,
         major: major.unwrap_or(0),
         minor: minor.unwrap_or(0),
-        product_name: field("PRETTY_NAME")
+        product_name: pretty
+            .or(release.product_name)
             .or_else(|| inspected.and_then(|i| i.product_name.clone()))
             .unwrap_or_else(|| distro.clone()),
         distro,
@@ -394,5 +376,70 @@ mod tests {
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.package_management, "dnf");
         assert_eq!(f.init, Init::Sysv);
+    }
+
+    #[test]
+    fn ubuntu_arch_fedora_and_suse_from_what_libguestfs_reads() {
+        let facts = |files: &[(&str, &str)]| {
+            let g = MemoryGuest::new(OsFacts::sample("unknown"));
+            for (p, t) in files {
+                g.file(p, t.as_bytes());
+            }
+            detect_on(&g, None)
+        };
+        let f = facts(&[
+            (
+                "/etc/lsb-release",
+                "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=20.04\nDISTRIB_DESCRIPTION=\"Ubuntu 20.04.6 LTS\"\n",
+            ),
+            ("/etc/debian_version", "bullseye/sid\n"),
+        ]);
+        assert_eq!(
+            (f.distro.as_str(), f.family, f.major, f.minor),
+            ("ubuntu", Family::Debian, 20, 4)
+        );
+        assert_eq!(f.product_name, "Ubuntu 20.04.6 LTS");
+        let f = facts(&[("/etc/arch-release", ""), ("/etc/hostname", "archie\n")]);
+        assert_eq!(
+            (f.distro.as_str(), f.family, f.package_management.as_str()),
+            ("archlinux", Family::Arch, "pacman")
+        );
+        assert_eq!(f.hostname, "archie");
+        let f = facts(&[(
+            "/etc/os-release",
+            "ID=arch\nPRETTY_NAME=\"Arch Linux\"\nBUILD_ID=rolling\n",
+        )]);
+        assert_eq!((f.distro.as_str(), f.family, f.major), ("archlinux", Family::Arch, 0));
+        let f = facts(&[
+            ("/etc/fedora-release", "Fedora release 38 (Thirty Eight)\n"),
+            (
+                "/etc/sysconfig/network",
+                "NETWORKING=yes\nHOSTNAME=fedora-old.example.com\n",
+            ),
+        ]);
+        assert_eq!(
+            (f.distro.as_str(), f.family, f.major, f.minor),
+            ("fedora", Family::Rhel, 38, 0)
+        );
+        assert_eq!(
+            (f.hostname.as_str(), f.package_management.as_str()),
+            ("fedora-old.example.com", "dnf")
+        );
+        let f = facts(&[
+            (
+                "/etc/SuSE-release",
+                "SUSE Linux Enterprise Server 12 (x86_64)\nVERSION = 12\nPATCHLEVEL = 5\n",
+            ),
+            ("/etc/HOSTNAME", "sles-1.example.com\n"),
+        ]);
+        assert_eq!(
+            (f.distro.as_str(), f.family, f.major, f.minor),
+            ("sles", Family::Suse, 12, 5)
+        );
+        assert_eq!(f.hostname, "sles-1.example.com");
+        // A hostname "file" that is a directory is no hostname.
+        let g = MemoryGuest::new(OsFacts::sample("unknown"));
+        g.dir("/etc/hostname");
+        assert_eq!(detect_on(&g, None).hostname, "unknown");
     }
 }

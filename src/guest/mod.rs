@@ -26,10 +26,12 @@ pub(crate) mod api;
 pub(crate) mod devices;
 pub(crate) mod facts;
 pub mod guestfs;
+pub mod keys;
 pub mod launch;
 pub mod memory;
 pub(crate) mod naming;
 pub(crate) mod registry;
+mod release;
 pub mod windows;
 
 use anyhow::{bail, Result};

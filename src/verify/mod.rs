@@ -110,6 +110,7 @@ fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<So
             verbose: verbose >= 2,
             shown: path,
             remove_hiberfile: false,
+            keys: &[],
         },
     )?;
     let facts = source::read(&guest, &path.display().to_string())?;
@@ -134,6 +135,7 @@ fn prepare_base(
             verbose: verbose >= 2,
             shown: template,
             remove_hiberfile: false,
+            keys: &[],
         },
     )?;
     let facts = guest.facts().clone();

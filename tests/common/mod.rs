@@ -288,6 +288,7 @@ pub fn open(path: &Path) -> Image {
                 verbose: false,
                 shown: path,
                 remove_hiberfile: false,
+                keys: &[],
             },
         )
         .unwrap_or_else(|e| panic!("opening {path:?}: {e:#}")),

@@ -1,0 +1,2 @@
+ssh alice@build-host
+cat ~/.ssh/id_ed25519
