@@ -218,26 +218,32 @@ class Fish:
         return r.stdout.strip() if capture else None
 
     def stop(self):
+        """Ask the server to exit; a server that does not answer (e.g. a client was killed
+        mid-command) is terminated, then killed."""
         if not self.pid:
             return
         pid, self.pid = int(self.pid), None
-        subprocess.run(["guestfish", f"--remote={pid}", "--", "exit"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(600):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-        log(f"guestfish server {pid} did not exit; killing it")
-        os.kill(pid, 15)
+        try:
+            subprocess.run(["guestfish", f"--remote={pid}", "--", "exit"], timeout=60,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            log(f"guestfish server {pid} does not answer; terminating it")
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for _ in range(300):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
+            log(f"guestfish server {pid} did not exit; sending {sig.name}")
+            os.kill(pid, sig)
 
 
 def guestfs_env():
     """libguestfs settings for this host, from lib.sh (TCG where KVM does not work)."""
     script = f'. "{HERE}/lib.sh" && guestfs_env && echo "$LIBGUESTFS_BACKEND" && echo "${{LIBGUESTFS_BACKEND_SETTINGS:-}}"'
     backend, settings = subprocess.run(["bash", "-c", script], check=True, stdout=subprocess.PIPE,
-                                       text=True).stdout.split("\n")[:2]
+                                       stderr=subprocess.DEVNULL, text=True).stdout.split("\n")[:2]
     os.environ["LIBGUESTFS_BACKEND"] = backend
     if settings:
         os.environ["LIBGUESTFS_BACKEND_SETTINGS"] = settings
@@ -295,8 +301,10 @@ def build(name, out):
         q = {k: gf(f"inspect-get-{k}", r, capture=True) for k in
              ("type", "distro", "major-version", "minor-version", "arch", "product-name", "hostname")}
         log(f"{name}: inspect-os: {r} " + " ".join(f"{k}={v!r}" for k, v in q.items()))
-        if q["type"] != "linux":
-            raise DataError(f"{name}: not detected as linux")
+        found = (q["type"], q["distro"], f"{q['major-version']}.{q['minor-version']}")
+        if found != ("linux", img.known["distro"], img.known["version"]):
+            raise DataError(f"{name}: inspection found {found}, the manifest's [known] says "
+                            f"(linux, {img.known['distro']}, {img.known['version']})")
         gf.stop()
         # Rewrite compressed: zeroed clusters vanish and the XFS log shrinks to almost nothing.
         for d in disks:
