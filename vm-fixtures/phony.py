@@ -161,16 +161,19 @@ def mkfs(img, fs, probe):
     if "uuid" in fs:
         out.append(["set-uuid", dev, img.sub(fs["uuid"], dev)])
     if "serial" in fs:
-        # A known FAT volume id: patch the serial in the boot sector.
-        if probe("pread-device", dev, "8", "0x36").startswith(("FAT12", "FAT16")):
-            off = 39
-        elif probe("pread-device", dev, "8", "0x52").startswith("FAT32"):
-            off = 67
-        else:
-            raise DataError("unknown FAT variant on " + dev)
-        s = img.sub(fs["serial"], dev).replace("-", "")
-        out.append(["upload-offset", bytes.fromhex(s)[::-1], dev, str(off)])
+        # A known FAT volume id: patched into the boot sector once mkfs has run (run()).
+        out.append(["fat-serial", bytes.fromhex(img.sub(fs["serial"], dev).replace("-", ""))[::-1], dev])
     return out
+
+
+def fat_serial(cmd, probe):
+    """["fat-serial", BYTES, DEV] -> upload-offset at the FAT variant's serial offset."""
+    _, serial, dev = cmd
+    if probe("pread-device", dev, "8", "0x36").startswith(("FAT12", "FAT16")):
+        return ["upload-offset", serial, dev, "39"]
+    if probe("pread-device", dev, "8", "0x52").startswith("FAT32"):
+        return ["upload-offset", serial, dev, "67"]
+    raise DataError("unknown FAT variant on " + dev)
 
 
 def guest_commands(img):
@@ -250,7 +253,9 @@ def guestfs_env():
 
 
 def run(gf, cmd, work):
-    if isinstance(cmd[1], bytes):  # upload-offset BYTES DEV OFFSET
+    if cmd[0] == "fat-serial":
+        cmd = fat_serial(cmd, lambda *a: gf(*a, capture=True))
+    if cmd[0] == "upload-offset":  # upload-offset BYTES DEV OFFSET
         blob = os.path.join(work, "upload.bin")
         with open(blob, "wb") as f:
             f.write(cmd[1])
@@ -276,7 +281,7 @@ def build(name, out):
         guestfs_env()
         gf = Fish(disks)
         gf("run")
-        early, late = disk_commands(img, lambda *a: gf(*a, capture=True))
+        early, late = disk_commands(img, lambda *a: gf(*a, capture=True))  # probes: xfs
         for cmd in early:
             run(gf, cmd, work)
         for fs in img.filesystems:
@@ -376,7 +381,9 @@ def main(argv):
         elif len(argv) == 2 and argv[0] == "--disk-script":
             img = Image(argv[1])
             early, late = disk_commands(img, lambda *a: "true" if a[0] == "feature-available" else "FAT16")
+            probe = lambda *a: "FAT16"  # noqa: E731
             for c in early + late + guest_commands(img):
+                c = fat_serial(c, probe) if c[0] == "fat-serial" else c
                 print(json.dumps([a.hex() if isinstance(a, bytes) else a for a in c]))
         elif len(argv) != 1:
             print(USAGE.format(names=" ".join(known), cache=cache_dir()), file=sys.stderr)
