@@ -307,9 +307,9 @@ def build(name, out):
              ("type", "distro", "major-version", "minor-version", "arch", "product-name", "hostname")}
         log(f"{name}: inspect-os: {r} " + " ".join(f"{k}={v!r}" for k, v in q.items()))
         found = (q["type"], q["distro"], f"{q['major-version']}.{q['minor-version']}")
-        if found != ("linux", img.known["distro"], img.known["version"]):
-            raise DataError(f"{name}: inspection found {found}, the manifest's [known] says "
-                            f"(linux, {img.known['distro']}, {img.known['version']})")
+        want = ("linux", img.known.get("libguestfs_distro", img.known["distro"]), img.known["version"])
+        if found != want:
+            raise DataError(f"{name}: inspection found {found}, the manifest's [known] says {want}")
         gf.stop()
         # Rewrite compressed: zeroed clusters vanish and the XFS log shrinks to almost nothing.
         for d in disks:
