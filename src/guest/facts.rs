@@ -377,6 +377,7 @@ mod tests {
         assert_eq!(f.package_management, "dnf");
         assert_eq!(f.init, Init::Sysv);
     }
+
     /// The phony guests' own trees (vm-fixtures/phony/, as the images are built from them)
     /// give the distro, version and hostname their manifests' [known] tables promise.
     #[test]
