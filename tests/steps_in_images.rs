@@ -8,9 +8,6 @@ use common::*;
 use goldify::guest::{Guest, Kind};
 use std::path::{Path, PathBuf};
 
-const DEBIAN_ROOT_UUID: &str = "6a3b9e2c-1f4d-4e8a-9b7c-0d1e2f3a4b5c";
-const LVM_SWAP_UUID: &str = "bf80e171-6293-4d3f-8a01-5c6d7e8f9012";
-
 /// `goldify run RECIPE IMAGE -o tmp --json`; checks the input is unchanged.
 fn golden(recipe_name: &str, image: &Path, extra: &[&str]) -> (tempfile::TempDir, PathBuf, serde_json::Value) {
     let out = tempfile::tempdir().unwrap();
@@ -125,7 +122,8 @@ fn debian_phony_every_step() {
     );
     assert!(
         fstab.contains(&format!(
-            "UUID={DEBIAN_ROOT_UUID}       /               ext4    errors=remount-ro 0"
+            "UUID={}       /               ext4    errors=remount-ro 0",
+            phony_known("debian", "root_uuid")
         )),
         "{fstab}"
     );
@@ -244,7 +242,7 @@ fn lvm_phony_swap_recreated_and_mapper_names_accepted() {
     let img = open(&disk);
     let fs = img.guest().filesystems().unwrap();
     let s = fs.iter().find(|f| f.fstype == "swap").expect("swap still there");
-    assert_eq!(s.uuid.as_deref(), Some(LVM_SWAP_UUID));
+    assert_eq!(s.uuid, Some(phony_known("lvm", "swap_uuid")));
     assert_eq!(s.label.as_deref(), Some("swap0"));
     assert_eq!(img.text("/etc/machine-id"), "uninitialized\n");
     assert!(

@@ -442,4 +442,25 @@ mod tests {
         g.dir("/etc/hostname");
         assert_eq!(detect_on(&g, None).hostname, "unknown");
     }
+
+    /// The phony guests' own trees (vm-fixtures/phony/, as the images are built from them)
+    /// give the distro, version and hostname their manifests' [known] tables promise.
+    #[test]
+    fn phony_guests_are_what_their_manifests_say() {
+        for (name, family) in [
+            ("debian", Family::Debian),
+            ("ubuntu", Family::Debian),
+            ("rhel", Family::Rhel),
+        ] {
+            let p = crate::guest::fixture::phony(name);
+            let f = detect_on(&p.guest, None);
+            assert_eq!(f.distro, p.known("distro"), "{name}");
+            assert_eq!(format!("{}.{}", f.major, f.minor), p.known("version"), "{name}");
+            assert_eq!(f.hostname, p.known("hostname"), "{name}");
+            assert_eq!(f.family, family, "{name}");
+            assert_eq!(f.init, Init::Systemd, "{name}");
+            assert!(f.cloud_init, "{name}");
+            assert_eq!(f.selinux, name == "rhel", "{name}");
+        }
+    }
 }

@@ -25,6 +25,8 @@
 pub(crate) mod api;
 pub(crate) mod devices;
 pub(crate) mod facts;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod guestfs;
 pub mod keys;
 pub mod launch;

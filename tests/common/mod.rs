@@ -129,6 +129,21 @@ pub fn phony(name: &str) -> PathBuf {
     fixture("phony.sh", &[name])
 }
 
+/// A known value of phony guest `name` (root UUID, machine-id, hostname, MAC...): its
+/// manifest's `[known]` table, vm-fixtures/phony/images/NAME.toml, which the image is
+/// built from; `extends` is followed.
+pub fn phony_known(name: &str, key: &str) -> String {
+    let path = repo().join(format!("vm-fixtures/phony/images/{name}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let manifest: toml::Table = text.parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let own = manifest.get("known").and_then(|k| k.get(key)).and_then(|v| v.as_str());
+    match (own, manifest.get("extends").and_then(|v| v.as_str())) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(base)) => phony_known(base, key),
+        (None, None) => panic!("{}: no [known] {key}", path.display()),
+    }
+}
+
 pub fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)
