@@ -12,6 +12,7 @@ bash scripts/setup-host.sh
 start=$(date +%s)
 bash vm-fixtures/phony.sh all >/dev/null
 bash vm-fixtures/layouts.sh all >/dev/null
+bash vm-fixtures/windows.sh all >/dev/null
 bash vm-fixtures/debian12.sh >/dev/null
 bash vm-fixtures/debian12.sh --no-cloud-init >/dev/null
 echo "test.sh: fixtures ready in $(( $(date +%s) - start )) s"

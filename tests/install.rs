@@ -315,7 +315,9 @@ fn every_readme_command_parses() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let mut in_block = false;
     let mut checked = 0;
-    for line in readme.lines() {
+    // A command continued with `\` is one command.
+    let joined = readme.replace("\\\n", " ");
+    for line in joined.lines() {
         if line.starts_with("```") {
             in_block = line == "```sh";
             continue;

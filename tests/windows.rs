@@ -244,3 +244,232 @@ fn verify_refuses_a_windows_image() {
     }
     assert_eq!(fingerprint(&disk), before, "input changed");
 }
+
+/// The README's Windows command, end to end on the fixture: recipes/windows.yaml cleans
+/// every used path, installs VMmanager's first-run setup (files byte-exact in CRLF, the
+/// execution policy and the first-boot service read back from the hives with hivexget),
+/// and `--publish vmmanager-windows` writes the package (tar.gz of metainfo.xml, the
+/// script and the raw disk) and its metadata.json entry, checksums true.
+#[test]
+fn windows_recipe_publishes_a_vmmanager_windows_template() {
+    require("hivexget", "the golden disk's hives are read with it (libhivex-bin)");
+    require("tar", "the package is listed and unpacked with GNU tar");
+    let d = tempfile::tempdir().unwrap();
+    // goldify cannot ship dd.exe: a stand-in, named as the shipped recipe names it.
+    let dd: Vec<u8> = b"MZ stand-in for dd.exe\0".iter().cycle().take(4096).copied().collect();
+    std::fs::write(d.path().join("dd.exe"), &dd).unwrap();
+    let input = windows("windows");
+    let before = fingerprint(&input);
+    let out = Run::of(
+        goldify()
+            .current_dir(d.path())
+            .args(["run", "--json"])
+            .arg(recipe("windows"))
+            .arg(&input)
+            .args(["-o", "out", "--publish", "vmmanager-windows", "--publish-dir", "repo"]),
+    );
+    out.ok();
+    assert_eq!(fingerprint(&input), before, "the input is never written");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let warnings: Vec<String> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "windows-readiness")
+        .flat_map(|s| {
+            s["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("not generalized") || w.contains("cannot tell")),
+        "{warnings:?}"
+    );
+
+    // The golden disk: every used path gone, directories kept, users' files kept.
+    let golden = d.path().join("out").join(format!("{}-golden.qcow2", stem_of(&input)));
+    let img = open(&golden);
+    for gone in [
+        "/pagefile.sys",
+        "/swapfile.sys",
+        "/Windows/MEMORY.DMP",
+        "/Windows/INF/setupapi.dev.log",
+    ] {
+        assert!(!img.exists(gone), "{gone} survived");
+    }
+    for emptied in [
+        "/Windows/Temp",
+        "/Users/Administrator/AppData/Local/Temp",
+        "/Users/Alice/AppData/Local/Temp",
+        "/Windows/SoftwareDistribution/Download",
+        "/Windows/Prefetch",
+        "/$Recycle.Bin",
+        "/Windows/Panther",
+        "/Windows/Minidump",
+        "/Windows/Logs/CBS",
+    ] {
+        assert_eq!(img.list(emptied), Vec::<String>::new(), "{emptied}");
+    }
+    for kept in [
+        "/Users/Alice/Documents/report.txt",
+        "/Users/Administrator/Desktop/notes.txt",
+        "/Program Files/Example/readme.txt",
+        "/Windows/SoftwareDistribution/DataStore/DataStore.edb",
+        "/Windows/System32/winevt/Logs/System.evtx",
+    ] {
+        assert!(img.exists(kept), "{kept} was removed");
+    }
+    // C:\vmmgr, byte-exact, CRLF.
+    let bytes = |p: &str| img.0.read(p, 1 << 20).unwrap();
+    assert_eq!(
+        bytes("/vmmgr/firstrun.cmd"),
+        b"@echo off\r\npowershell.exe C:\\vmmgr\\firstrun.ps1 >NUL\r\n"
+    );
+    assert_eq!(
+        bytes("/vmmgr/ddwrap.cmd"),
+        b"@echo off\r\nC:\\vmmgr\\dd.exe --list 2>&1\r\n"
+    );
+    let ps1 = bytes("/vmmgr/firstrun.ps1");
+    assert_eq!(
+        ps1.windows(2).filter(|w| w == b"\r\n").count(),
+        ps1.iter().filter(|b| **b == b'\n').count()
+    );
+    assert_eq!(bytes("/vmmgr/dd.exe"), dd);
+    assert_eq!(&bytes("/vmmgr/vmmgr_firstrun.xml")[..2], [0xff, 0xfe]);
+    let fb = "/Program Files/goldify/firstboot";
+    assert_eq!(
+        bytes(&format!("{fb}/rhsrvany.exe")),
+        std::fs::read("/usr/share/virt-tools/rhsrvany.exe").unwrap()
+    );
+    let scripts = img.list(&format!("{fb}/scripts"));
+    assert_eq!(scripts, ["0010-clear-event-logs.cmd", "0050-vmmgr-firstrun.cmd"]);
+    // The hives, read back on the host with hivexget.
+    let hives = tempfile::tempdir().unwrap();
+    for hive in ["SOFTWARE", "SYSTEM"] {
+        std::fs::write(
+            hives.path().join(hive),
+            img.0
+                .read(&format!("/Windows/System32/config/{hive}"), 64 << 20)
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    drop(img);
+    let get = |hive: &str, key: &str, value: &str| -> String {
+        let out = std::process::Command::new("hivexget")
+            .arg(hives.path().join(hive))
+            .args([key, value])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "hivexget {hive} {key} {value}: {}",
+            tail(&out.stderr, 5)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    assert_eq!(
+        get(
+            "SOFTWARE",
+            r"Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell",
+            "ExecutionPolicy"
+        ),
+        "RemoteSigned"
+    );
+    let svc = r"ControlSet001\Services\goldify-firstboot";
+    assert_eq!(get("SYSTEM", svc, "Start"), "2");
+    assert_eq!(get("SYSTEM", svc, "Type"), "16");
+    assert_eq!(
+        get("SYSTEM", svc, "ImagePath"),
+        r#""C:\Program Files\goldify\firstboot\rhsrvany.exe" -s goldify-firstboot"#
+    );
+    assert_eq!(
+        get("SYSTEM", &format!(r"{svc}\Parameters"), "CommandLine"),
+        r#"cmd /c "C:\Program Files\goldify\firstboot\firstboot.cmd""#
+    );
+
+    // The package and its entry.
+    let repo = d.path().join("repo");
+    let meta = json(&repo.join("metadata.json"));
+    let entry = &meta["os"][0];
+    let name = entry["name"].as_str().unwrap().to_string();
+    assert_eq!(name, "windows-10");
+    let pkg = repo.join("windows-10.tar.gz");
+    let sha1 = |p: &Path| {
+        sh(&format!("sha1sum '{}' | cut -d' ' -f1", p.display()), d.path())
+            .trim()
+            .to_string()
+    };
+    assert_eq!(entry["file_name"], "windows-10.tar.gz");
+    assert_eq!(entry["checksum"], sha1(&pkg));
+    assert_eq!(entry["kms_supported"], false);
+    assert_eq!(entry["install_script"]["file_name"], "windows-10.cmd");
+    assert_eq!(entry["install_script"]["checksum"], sha1(&repo.join("windows-10.cmd")));
+    assert_eq!(entry["install_script"]["updated_at"], entry["updated_at"]);
+    assert_eq!(entry["image_size_mib"], 512);
+    let listing = sh(&format!("tar -tzf '{}'", pkg.display()), d.path());
+    assert_eq!(
+        listing.lines().collect::<Vec<_>>(),
+        ["metainfo.xml", "windows.cmd", "windows-10.img"]
+    );
+    let unpacked = d.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    sh(
+        &format!("tar -xzf '{}' -C '{}'", pkg.display(), unpacked.display()),
+        d.path(),
+    );
+    let script = std::fs::read(unpacked.join("windows.cmd")).unwrap();
+    assert_eq!(script, std::fs::read(repo.join("windows-10.cmd")).unwrap());
+    assert!(
+        String::from_utf8(script).unwrap().contains("($PASS)\"\r\n"),
+        "macros left for VMmanager, CRLF"
+    );
+    let raw = d.path().join("golden.raw");
+    sh(
+        &format!("qemu-img convert -O raw '{}' '{}'", golden.display(), raw.display()),
+        d.path(),
+    );
+    assert_eq!(
+        sha256(&unpacked.join("windows-10.img")),
+        sha256(&raw),
+        "the disk in the package is the golden disk"
+    );
+    let xml = std::fs::read_to_string(unpacked.join("metainfo.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("metainfo.xml is XML");
+    let field = |n: &str| {
+        doc.descendants()
+            .find(|e| e.has_tag_name(n))
+            .and_then(|e| e.text())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(field("osname"), "windows-10");
+    assert_eq!(field("hddimage"), "windows-10.img");
+    assert_eq!(field("installdrive"), "windows.cmd");
+    assert_eq!(field("type"), "ostemplate");
+    assert_eq!(field("version"), "10.0");
+    assert_eq!(field("disk"), "512");
+    assert_eq!(field("elem"), "VMmgr");
+    for f in [
+        "ipv4",
+        "ipv6",
+        "mem",
+        "tags",
+        "rebootcount",
+        "virtiodisk",
+        "virtionet",
+        "macro",
+    ] {
+        assert!(doc.descendants().any(|e| e.has_tag_name(f)), "metainfo.xml lacks {f}");
+    }
+    Run::of(goldify().args(["repo", "verify"]).arg(&repo)).ok();
+}
+
+fn stem_of(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
