@@ -86,19 +86,7 @@ fn fixture_hives_read_back_with_hivexget() {
         assert_eq!(&bytes[..4], b"regf");
         std::fs::write(dir.path().join(hive), bytes).unwrap();
     }
-    let get = |hive: &str, key: &str, value: &str| -> String {
-        let out = std::process::Command::new("hivexget")
-            .arg(dir.path().join(hive))
-            .args([key, value])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "hivexget {hive} {key} {value}: {}",
-            tail(&out.stderr, 5)
-        );
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-    };
+    let get = |hive: &str, key: &str, value: &str| hivexget(&dir.path().join(hive), key, value);
     let cv = r"Microsoft\Windows NT\CurrentVersion";
     assert_eq!(get("software", cv, "ProductName"), PRODUCT);
     assert_eq!(get("software", cv, "CurrentMajorVersionNumber"), "10");
@@ -360,19 +348,7 @@ fn windows_recipe_publishes_a_vmmanager_windows_template() {
         .unwrap();
     }
     drop(img);
-    let get = |hive: &str, key: &str, value: &str| -> String {
-        let out = std::process::Command::new("hivexget")
-            .arg(hives.path().join(hive))
-            .args([key, value])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "hivexget {hive} {key} {value}: {}",
-            tail(&out.stderr, 5)
-        );
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-    };
+    let get = |hive: &str, key: &str, value: &str| hivexget(&hives.path().join(hive), key, value);
     assert_eq!(
         get(
             "SOFTWARE",
@@ -468,6 +444,22 @@ fn windows_recipe_publishes_a_vmmanager_windows_template() {
         assert!(doc.descendants().any(|e| e.has_tag_name(f)), "metainfo.xml lacks {f}");
     }
     Run::of(goldify().args(["repo", "verify"]).arg(&repo)).ok();
+}
+
+/// A value of a hive file on the host, as hivexget prints it.
+fn hivexget(hive: &Path, key: &str, value: &str) -> String {
+    let out = std::process::Command::new("hivexget")
+        .arg(hive)
+        .args([key, value])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hivexget {} {key} {value}: {}",
+        hive.display(),
+        tail(&out.stderr, 5)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
 
 fn stem_of(p: &Path) -> String {

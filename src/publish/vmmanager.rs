@@ -83,11 +83,7 @@ pub struct Vmmanager {
 impl Target for Vmmanager {
     fn validate(&self) -> Result<()> {
         Xz::new(self.compression.preset, self.compression.extreme).context("compression")?;
-        if let Some(e) = self.expand.as_deref() {
-            if e != "auto" && !e.starts_with("/dev/") {
-                anyhow::bail!("expand must be `auto` or a device such as /dev/vda2, not {e:?}");
-            }
-        }
+        check_expand(self.expand.as_deref())?;
         check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "xz")?;
         Ok(())
     }
@@ -179,6 +175,16 @@ pub fn default_tags(info: &GuestInfo) -> Vec<String> {
     tags.retain(|t| t != "unknown" && !t.is_empty());
     tags.dedup();
     tags
+}
+
+/// The `expand` setting: `auto` or a device name.
+pub fn check_expand(expand: Option<&str>) -> Result<()> {
+    match expand {
+        Some(e) if e != "auto" && !e.starts_with("/dev/") => {
+            anyhow::bail!("expand must be `auto` or a device such as /dev/vda2, not {e:?}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The partition to grow, as the deployed guest will name it: the guest's own disk

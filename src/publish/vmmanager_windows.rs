@@ -149,11 +149,7 @@ impl Target for VmmanagerWindows {
             }
             plain_name(&format!("{image}.img"))?;
         }
-        if let Some(e) = self.expand.as_deref() {
-            if e != "auto" && !e.starts_with("/dev/") {
-                bail!("expand must be `auto` or a device such as /dev/vda2, not {e:?}");
-            }
-        }
+        vmmanager::check_expand(self.expand.as_deref())?;
         if self.limits.ipv4 == 0 && self.limits.ipv6 == 0 {
             bail!("limits: a VM needs at least one address (ipv4 or ipv6)");
         }
