@@ -317,16 +317,29 @@ fn guest_phase(
 /// A recipe none of whose steps applies to the guest's OS (Linux steps only, on Windows)
 /// would do nothing but copy the disk and call it golden: refused before any step runs.
 fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &std::path::Path) -> Result<()> {
+    use crate::guest::Family;
     let ordered = recipe.ordered();
-    if ordered.is_empty() || ordered.iter().any(|i| i.step.info().applies_to(facts.family)) {
+    // A built-in step for every OS (fstrim) does not make a recipe one for this OS: a Linux
+    // recipe ends with fstrim, and so does a Windows one. A user step for every OS
+    // (delete, truncate) does: the user wrote it. A recipe is refused when some of its
+    // steps are for another OS and none of those that apply counts for this one.
+    let neutral = |i: &&crate::recipe::StepItem| i.step.info().families == Family::ALL;
+    let applies = |i: &&crate::recipe::StepItem| i.step.info().applies_to(facts.family);
+    let counts = |i: &&crate::recipe::StepItem| applies(i) && (!neutral(i) || i.step.info().repeatable);
+    let foreign = ordered.iter().any(|i| !applies(i));
+    if !foreign || ordered.iter().any(|i| counts(i)) {
         return Ok(());
     }
-    let os = if facts.family == crate::guest::Family::Windows {
+    let os = if facts.family == Family::Windows {
         "Windows".to_string()
     } else {
         facts.distro.clone()
     };
-    let what = if ordered.iter().all(|i| i.step.info().families.is_empty()) {
+    let what = if ordered
+        .iter()
+        .filter(|i| !neutral(i))
+        .all(|i| i.step.info().families.is_empty())
+    {
         "only Linux steps".to_string()
     } else {
         format!("no step for the {} family", facts.family)
@@ -445,6 +458,21 @@ mod tests {
             "steps:\n  - machine-id: {}\n  - delete: {paths: [/x]}\n",
         );
         super::refuse_unsupported_os(&mixed, &windows_facts(), disk).unwrap();
+        // fstrim runs on every OS, but a Linux recipe that ends with it is still one.
+        let trimmed = load(dir.path(), "base.yaml", "steps:\n  - machine-id: {}\n  - fstrim: {}\n");
+        let e = super::refuse_unsupported_os(&trimmed, &windows_facts(), disk).unwrap_err();
+        assert!(format!("{e:#}").ends_with("base.yaml has only Linux steps"), "{e:#}");
+        let windows = load(
+            dir.path(),
+            "windows.yaml",
+            "steps:\n  - windows-caches: {}\n  - fstrim: {}\n",
+        );
+        let e = super::refuse_unsupported_os(&windows, &OsFacts::sample("debian"), disk).unwrap_err();
+        assert!(
+            format!("{e:#}").ends_with("windows.yaml has no step for the debian family"),
+            "{e:#}"
+        );
+        super::refuse_unsupported_os(&windows, &windows_facts(), disk).unwrap();
     }
 
     #[test]
