@@ -327,7 +327,7 @@ fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &
     let applies = |i: &&crate::recipe::StepItem| i.step.info().applies_to(facts.family);
     let counts = |i: &&crate::recipe::StepItem| applies(i) && (!neutral(i) || i.step.info().repeatable);
     let foreign = ordered.iter().any(|i| !applies(i));
-    if !foreign || ordered.iter().any(|i| counts(i)) {
+    if !foreign || ordered.iter().any(counts) {
         return Ok(());
     }
     let os = if facts.family == Family::Windows {
