@@ -32,6 +32,15 @@ pub(crate) fn systemroot(ctx: &Ctx) -> String {
     }
 }
 
+/// The control set `CurrentControlSet` stands for (inspection reads `Select\Current`);
+/// the first one where inspection could not tell.
+pub(crate) fn control_set(ctx: &Ctx) -> String {
+    match ctx.facts().current_control_set.as_str() {
+        "" => "ControlSet001".to_string(),
+        cs => cs.to_string(),
+    }
+}
+
 /// A hive of the machine (`SYSTEM`, `SOFTWARE`) as a guest path.
 pub(crate) fn hive(ctx: &Ctx, name: &str) -> String {
     format!("{}/System32/config/{name}", systemroot(ctx))
@@ -77,10 +86,7 @@ fn install_service(ctx: &mut Ctx) -> Result<()> {
     ctx.remove(&format!("{FIRSTBOOT_DIR}/complete"))?;
     ctx.write(&format!("{FIRSTBOOT_DIR}/rhsrvany.exe"), &bytes)?;
     ctx.write(&format!("{FIRSTBOOT_DIR}/firstboot.cmd"), crlf(RUNNER).as_bytes())?;
-    let cs = match ctx.facts().current_control_set.as_str() {
-        "" => "ControlSet001".to_string(),
-        cs => cs.to_string(),
-    };
+    let cs = control_set(ctx);
     let service = [cs.as_str(), "Services", FIRSTBOOT_SERVICE];
     let parameters = [cs.as_str(), "Services", FIRSTBOOT_SERVICE, "Parameters"];
     let edits = [

@@ -50,13 +50,10 @@ pub(crate) struct WindowsReadiness {
 
 /// What failed, for each check (`None`: it passed).
 fn failures(ctx: &mut Ctx) -> Result<Vec<(Check, Option<String>)>> {
-    use super::windows::{hive, systemroot};
+    use super::windows::{control_set, hive, systemroot};
     let software = hive(ctx, "SOFTWARE");
     let system = hive(ctx, "SYSTEM");
-    let cs = match ctx.facts().current_control_set.clone() {
-        cs if cs.is_empty() => "ControlSet001".to_string(),
-        cs => cs,
-    };
+    let cs = control_set(ctx);
     let state = ctx
         .registry_get(&software, &["Microsoft", "Windows", "CurrentVersion", "Setup", "State"], "ImageState")?
         .and_then(|v| v.string());
