@@ -53,7 +53,7 @@ pub fn check(o: &CheckOptions) -> Result<CheckReport> {
     let planned = crate::run::plan(
         &mut recipe,
         &crate::run::Settings {
-            disk: None,
+            disks: &[],
             outdir: o.outdir,
             name: o.name,
             format: o.format,

@@ -100,12 +100,19 @@ pub(crate) struct RunArgs {
     /// The recipe (YAML).
     pub recipe: PathBuf,
     /// The used disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed
-    /// (detected from content). Not with --packer-manifest.
+    /// (detected from content). A guest on several disks (an MD array or a volume group
+    /// over them, /var on a second disk) is given all of them, in its order: one golden
+    /// disk is written per input. Not with --packer-manifest.
     #[arg(
-        required_unless_present_any = ["packer_manifest", "list_operations"],
+        value_name = "DISK",
+        required_unless_present_any = ["packer_manifest", "list_operations", "add"],
         conflicts_with = "packer_manifest"
     )]
-    pub disk: Option<PathBuf>,
+    pub disks: Vec<PathBuf>,
+    /// Another disk of the guest, after the positional ones (repeatable; virt-sysprep's
+    /// `-a`).
+    #[arg(short = 'a', long = "add", value_name = "DISK", conflicts_with = "packer_manifest")]
+    pub add: Vec<PathBuf>,
     /// Take the disk from a Packer manifest (the `manifest` post-processor's output):
     /// the files of the last run's build. Relative names are taken from the current
     /// directory (where Packer and `shell-local` run), then beside the manifest.
@@ -121,7 +128,8 @@ pub(crate) struct RunArgs {
     /// Format of the golden disk (default: the recipe's `output.format`, else qcow2).
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
-    /// Base name of the golden disk (default: the input's name + "-golden").
+    /// Base name of the golden disk (default: the input's name + "-golden"); with several
+    /// disks, NAME-1, NAME-2, … in their order.
     #[arg(long)]
     pub name: Option<String>,
     /// Edit DISK itself instead of writing a new disk (what a Packer pipeline wants).
@@ -383,8 +391,10 @@ pub(crate) struct TargetsArgs {
 /// Show what libguestfs finds on a disk (read-only).
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// The disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed.
-    pub disk: PathBuf,
+    /// The disk: qcow2, raw, vmdk or vdi, optionally gzip- or xz-compressed; a guest on
+    /// several disks is given all of them, in its order.
+    #[arg(value_name = "DISK", required = true)]
+    pub disks: Vec<PathBuf>,
     /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,

@@ -2,11 +2,11 @@
 
 use crate::disk;
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
 use crate::guest::{Filesystem, Guest, OsFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize)]
 pub struct FstabEntry {
@@ -18,13 +18,24 @@ pub struct FstabEntry {
     pub stable: bool,
 }
 
+/// One of the guest's disks.
+#[derive(Debug, Serialize)]
+pub struct DiskInfo {
+    pub path: String,
+    pub format: String,
+    pub virtual_size: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
+    /// The first (usually the only) disk, with its format and size.
     pub disk: String,
     pub format: String,
     pub virtual_size: u64,
+    /// Every disk of the guest, in its order.
+    pub disks: Vec<DiskInfo>,
     pub os: OsFacts,
-    /// What a run would have to know (a hibernated Windows volume).
+    /// What a run would have to know (a hibernated Windows volume, a degraded MD array).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub filesystems: Vec<Filesystem>,
@@ -52,26 +63,47 @@ pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
         .collect()
 }
 
-pub fn inspect(path: &Path, allow: &disk::refs::Allowed, keys: &[crate::guest::keys::Key]) -> Result<InspectReport> {
-    if !path.exists() {
-        crate::bail_tag!(Exit::Input, "disk {} does not exist", path.display());
+pub fn inspect(
+    paths: &[PathBuf],
+    allow: &disk::refs::Allowed,
+    keys: &[crate::guest::keys::Key],
+) -> Result<InspectReport> {
+    let shown: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let named = crate::guest::guestfs::shown(&shown);
+    let phase = crate::progress::phase(format!("inspecting {named}"));
+    let mut works = Vec::new();
+    let mut disks = Vec::new();
+    for path in paths {
+        if !path.exists() {
+            crate::bail_tag!(Exit::Input, "disk {} does not exist", path.display());
+        }
+        let work = disk::prepare(path, &std::env::temp_dir(), false, true, allow)?;
+        disks.push(DiskInfo {
+            path: path.display().to_string(),
+            format: work.input_format.to_string(),
+            virtual_size: disk::virtual_size(&work.path, work.format).tag(Exit::Input)?,
+        });
+        works.push(work);
     }
-    let phase = crate::progress::phase(format!("inspecting {}", path.display()));
-    let work = disk::prepare(path, &std::env::temp_dir(), false, true, allow)?;
-    let virtual_size = disk::virtual_size(&work.path, work.format).tag(Exit::Input)?;
+    let drives: Vec<Drive> = works
+        .iter()
+        .map(|w| Drive {
+            path: &w.path,
+            format: w.format.name(),
+        })
+        .collect();
     let guest = GuestfsGuest::open(
-        &work.path,
+        &drives,
         &OpenOptions {
-            format: work.format.name(),
             readonly: true,
             in_place: false,
             verbose: false,
-            shown: path,
+            shown: &shown,
             remove_hiberfile: false,
             keys,
         },
     )
-    .with_context(|| format!("opening {}", path.display()))?;
+    .with_context(|| format!("opening {named}"))?;
     let fstab = match guest.lstat("/etc/fstab") {
         Ok(Some(m)) if m.kind == crate::guest::Kind::File => {
             let bytes = guest.read("/etc/fstab", crate::steps::READ_LIMIT)?;
@@ -80,9 +112,10 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed, keys: &[crate::guest::k
         _ => Vec::new(),
     };
     let report = InspectReport {
-        disk: path.display().to_string(),
-        format: work.input_format.to_string(),
-        virtual_size,
+        disk: disks[0].path.clone(),
+        format: disks[0].format.clone(),
+        virtual_size: disks[0].virtual_size,
+        disks,
         os: guest.facts().clone(),
         notices: guest.notices().to_vec(),
         filesystems: guest.filesystems()?,
@@ -96,13 +129,15 @@ pub fn inspect(path: &Path, allow: &disk::refs::Allowed, keys: &[crate::guest::k
 impl InspectReport {
     pub fn print_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let os = &self.os;
-        writeln!(
-            out,
-            "disk:        {} ({}, {} virtual)",
-            self.disk,
-            self.format,
-            crate::report::human_bytes(self.virtual_size)
-        )?;
+        for d in &self.disks {
+            writeln!(
+                out,
+                "disk:        {} ({}, {} virtual)",
+                d.path,
+                d.format,
+                crate::report::human_bytes(d.virtual_size)
+            )?;
+        }
         writeln!(
             out,
             "os:          {} ({} {}, family {})",

@@ -94,7 +94,7 @@ pub fn check(outputs: &[Output], inputs: &[Input]) -> Result<()> {
 
 /// Both exist and are one file (symbolic links followed: renaming over a link replaces
 /// the link, but the user named it as the file, and a hard link is the file itself).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
         _ => false,

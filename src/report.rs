@@ -111,7 +111,10 @@ impl Clock {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub goldify_version: &'static str,
+    /// The first (usually the only) input disk.
     pub input: String,
+    /// Every input disk, in the guest's order.
+    pub inputs: Vec<String>,
     pub recipe: String,
     pub dry_run: bool,
     pub in_place: bool,
@@ -134,7 +137,7 @@ impl RunReport {
             writeln!(
                 out,
                 "{} ({} {}, {}) on {}",
-                self.input,
+                self.inputs.join(" + "),
                 os.distro,
                 os.version(),
                 os.arch,
@@ -217,6 +220,7 @@ mod tests {
         RunReport {
             goldify_version: "0",
             input: "in.qcow2".into(),
+            inputs: vec!["in.qcow2".into()],
             recipe: "r.yaml".into(),
             dry_run,
             in_place: false,

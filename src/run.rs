@@ -1,8 +1,8 @@
-//! `goldify run`: recipe + disk → one appliance launch → steps → trim → golden disk.
+//! `goldify run`: recipe + disk(s) → one appliance launch → steps → trim → golden disk(s).
 
 use crate::disk::{self, Format};
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
 use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
@@ -14,7 +14,8 @@ use std::time::Instant;
 
 pub struct RunOptions {
     pub recipe: PathBuf,
-    pub disk: PathBuf,
+    /// The guest's disks, in its order (most guests have one).
+    pub disks: Vec<PathBuf>,
     pub outdir: PathBuf,
     pub in_place: bool,
     pub dry_run: bool,
@@ -49,15 +50,37 @@ fn stem(input: &Path) -> String {
     }
 }
 
-/// What the run reads and must never overwrite: the disk, the recipe and every recipe
+/// The golden disks' base names, one per input: `--name` for one disk (NAME-1, NAME-2…
+/// for several), else each input's name without its extensions, plus `-golden`.
+fn golden_names(disks: &[PathBuf], name: Option<&str>) -> Result<Vec<String>> {
+    let names: Vec<String> = match (name, disks.len()) {
+        (_, 0) => vec![name.map_or_else(|| "<disk>-golden".into(), str::to_string)],
+        (Some(n), 1) => vec![n.to_string()],
+        (Some(n), _) => (1..=disks.len()).map(|i| format!("{n}-{i}")).collect(),
+        (None, _) => disks.iter().map(|d| format!("{}-golden", stem(d))).collect(),
+    };
+    if let Some(i) = (1..names.len()).find(|&i| names[..i].contains(&names[i])) {
+        let j = names.iter().position(|n| *n == names[i]).unwrap_or(0);
+        crate::bail_tag!(
+            Exit::Usage,
+            "disks {} and {} would both give the golden disk {}; name them with --name (several disks become NAME-1, NAME-2, …)",
+            disks[j].display(),
+            disks[i].display(),
+            names[i]
+        );
+    }
+    Ok(names)
+}
+
+/// What the run reads and must never overwrite: the disks, the recipe and every recipe
 /// it extends.
-fn inputs(disk: Option<&Path>, recipe: &Recipe) -> Vec<Input> {
-    let mut v: Vec<Input> = disk
+fn inputs(disks: &[PathBuf], recipe: &Recipe) -> Vec<Input> {
+    let mut v: Vec<Input> = disks
+        .iter()
         .map(|d| Input {
             what: "input disk",
             path: d.to_path_buf(),
         })
-        .into_iter()
         .collect();
     let recipes = std::iter::once(&recipe.path).chain(recipe.steps.iter().map(|s| &s.origin));
     for path in recipes {
@@ -73,8 +96,8 @@ fn inputs(disk: Option<&Path>, recipe: &Recipe) -> Vec<Input> {
 
 /// What the command line adds to a recipe, as `run` and `check` take it.
 pub struct Settings<'a> {
-    /// The input disk; `None` for `check`, where the golden disk's default name is not known.
-    pub disk: Option<&'a Path>,
+    /// The input disks; none for `check`, where the golden disk's default name is not known.
+    pub disks: &'a [PathBuf],
     pub outdir: &'a Path,
     pub name: Option<&'a str>,
     pub format: Option<Format>,
@@ -84,11 +107,12 @@ pub struct Settings<'a> {
     pub publish: &'a crate::publish::Request,
 }
 
-/// What `run` and `check` decide before anything long starts: the golden disk's name and
+/// What `run` and `check` decide before anything long starts: the golden disks' names and
 /// format, and the publish session with every setting and every destination the recipe
 /// and the command line decide checked (reading only).
 pub struct Planned {
-    pub disk_name: String,
+    /// One per input disk, in order.
+    pub disk_names: Vec<String>,
     pub format: Format,
     pub inputs: Vec<Input>,
     pub publish: Option<crate::publish::Session>,
@@ -98,28 +122,28 @@ pub fn plan(recipe: &mut Recipe, s: &Settings) -> Result<Planned> {
     if let Some(name) = s.name.filter(|n| !crate::outputs::is_plain_name(n)) {
         crate::bail_tag!(Exit::Usage, "--name {name:?} must be a plain file name");
     }
-    let disk_name = s.name.map(str::to_string).unwrap_or_else(|| match s.disk {
-        Some(d) => format!("{}-golden", stem(d)),
-        None => "<disk>-golden".into(),
-    });
-    let inputs = inputs(s.disk, recipe);
+    let disk_names = golden_names(s.disks, s.name)?;
+    let inputs = inputs(s.disks, recipe);
     let publish = crate::publish::Session::new(
         std::mem::take(&mut recipe.publish),
         s.publish,
         crate::publish::RunFacts {
             outdir: s.outdir.to_path_buf(),
             run_name: s.name.map(str::to_string),
-            disk_name: disk_name.clone(),
+            disk_name: disk_names[0].clone(),
+            disks: s.disks.to_vec(),
             format: s.format.or(recipe.output.format),
             compress: recipe.output.compress,
             recipe_name: recipe.name.clone(),
             dry_run: s.dry_run,
             inputs: inputs.clone(),
-            golden: !s.publish.no_golden && !s.in_place,
+            // A guest on several disks has its golden disks written by the run itself,
+            // one per input; the `disk` target takes one.
+            golden: !s.publish.no_golden && !s.in_place && s.disks.len() <= 1,
         },
     )?;
     Ok(Planned {
-        disk_name,
+        disk_names,
         format: s.format.or(recipe.output.format).unwrap_or(Format::Qcow2),
         inputs,
         publish,
@@ -133,17 +157,20 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     crate::recipe::operations::select(&mut recipe, &opts.operations).tag(Exit::Usage)?;
     recipe.preflight()?;
     let writes_output = !opts.dry_run && !opts.in_place;
+    if opts.disks.is_empty() {
+        crate::bail_tag!(Exit::Usage, "no disk given");
+    }
     // Everything that will be written is checked now, before anything is created or
     // anything long starts: outputs never replace inputs, publish settings are sound.
     let Planned {
-        disk_name,
+        disk_names,
         format,
         inputs,
         mut publish,
     } = plan(
         &mut recipe,
         &Settings {
-            disk: Some(&opts.disk),
+            disks: &opts.disks,
             outdir: &opts.outdir,
             name: opts.name.as_deref(),
             format: opts.format,
@@ -152,22 +179,41 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             publish: &opts.publish,
         },
     )?;
-    // When publishing, the golden disk file is the `disk` target's business.
-    let dest =
-        (writes_output && publish.is_none()).then(|| opts.outdir.join(format!("{disk_name}.{}", format.extension())));
-    if let Some(d) = &dest {
-        crate::outputs::check(&[Output::file("the golden disk", d.clone())], &inputs)?;
-    }
+    // When publishing, the golden disk file is the `disk` target's business; a guest on
+    // several disks gets one golden disk per input from the run itself (--no-golden
+    // leaves them out).
+    let several = opts.disks.len() > 1;
+    let golden = publish.is_none() || (several && !opts.publish.no_golden);
+    let dests: Vec<PathBuf> = if writes_output && golden {
+        disk_names
+            .iter()
+            .map(|n| opts.outdir.join(format!("{n}.{}", format.extension())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let outputs: Vec<Output> = dests.iter().map(|d| Output::file("the golden disk", d.clone())).collect();
+    crate::outputs::check(&outputs, &inputs)?;
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
-    if !opts.disk.exists() {
-        crate::bail_tag!(Exit::Input, "disk {} does not exist", opts.disk.display());
+    for (i, d) in opts.disks.iter().enumerate() {
+        if !d.exists() {
+            crate::bail_tag!(Exit::Input, "disk {} does not exist", d.display());
+        }
+        if let Some(e) = opts.disks[..i].iter().find(|e| crate::outputs::same_file(e, d)) {
+            crate::bail_tag!(
+                Exit::Usage,
+                "disk {} is given twice (also as {})",
+                d.display(),
+                e.display()
+            );
+        }
+        if opts.in_place {
+            disk::check_writable(d)?;
+        }
     }
-    if opts.in_place {
-        disk::check_writable(&opts.disk)?;
-    }
-    if dest.is_some() {
+    if !dests.is_empty() {
         crate::publish::atomic::create_public_dir_all(&opts.outdir)
             .with_context(|| format!("creating output directory {}", opts.outdir.display()))
             .tag(Exit::Output)?;
@@ -178,39 +224,44 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let work_parent = std::env::temp_dir();
     crate::workdir::sweep(&work_parent);
 
-    let phase = crate::progress::phase(format!("opening {}", opts.disk.display()));
-    let work = disk::prepare(&opts.disk, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?;
+    let shown: Vec<&Path> = opts.disks.iter().map(PathBuf::as_path).collect();
+    let phase = crate::progress::phase(format!("opening {}", crate::guest::guestfs::shown(&shown)));
+    let mut works = Vec::new();
+    for d in &opts.disks {
+        works.push(disk::prepare(d, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?);
+    }
 
     // The input stays unchanged under the overlay while the appliance works: publishing
     // may start on it (the vmmanager head start).
-    if let (Some(p), disk::detect::Detected::Disk(f), true) = (&mut publish, work.input_format, writes_output) {
-        p.input_known(&crate::publish::Input {
-            path: &work.source,
-            format: f,
-            scratch_parent: &work_parent,
-        })?;
+    if let (Some(p), [work], true) = (&mut publish, works.as_slice(), writes_output) {
+        if let disk::detect::Detected::Disk(f) = work.input_format {
+            p.input_known(&crate::publish::Input {
+                path: &work.source,
+                format: f,
+                scratch_parent: &work_parent,
+            })?;
+        }
     }
 
     timings.prepare = clock.lap();
 
-    let watch = work.watch_space();
+    let watches: Vec<disk::SpaceWatch> = works.iter().map(disk::WorkDisk::watch_space).collect();
     let (facts, reports, notices) = guest_phase(
         opts,
         &recipe,
         publish.as_mut(),
-        &work,
+        &works,
         &phase,
         (&mut clock, &mut timings),
     )
-    .map_err(|e| watch.explain(e))?;
-    drop(watch);
+    .map_err(|e| watches.iter().fold(e, |e, w| w.explain(e)))?;
+    drop(watches);
 
     let mut artifacts = Vec::new();
-    if let Some(dest) = &dest {
+    for (work, dest) in works.iter().zip(&dests) {
         phase.set(format!("writing {}", dest.display()));
         let compress = recipe.output.compress.unwrap_or(false);
-        disk::export(&work, format, compress, dest).tag(Exit::Output)?;
-        timings.export = clock.lap();
+        disk::export(work, format, compress, dest).tag(Exit::Output)?;
         let size = std::fs::metadata(dest)?.len();
         artifacts.push(Artifact {
             kind: format!("disk-{}", format.name()),
@@ -219,10 +270,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             checksums: Default::default(),
         });
     }
+    timings.export = clock.lap();
     drop(phase);
     let mut updated = Vec::new();
     if let Some(p) = &mut publish {
-        let (written, changed) = p.guest_closed(&work, &work_parent)?;
+        // Targets that read the golden disk take a guest of one disk (Session::new).
+        let (written, changed) = p.guest_closed(&works[0], &work_parent)?;
         artifacts.extend(written);
         updated = changed;
     }
@@ -230,7 +283,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     timings.total = clock.total();
     let mut report = RunReport {
         goldify_version: env!("CARGO_PKG_VERSION"),
-        input: opts.disk.display().to_string(),
+        input: opts.disks[0].display().to_string(),
+        inputs: opts.disks.iter().map(|d| d.display().to_string()).collect(),
         recipe: recipe.path.display().to_string(),
         dry_run: opts.dry_run,
         in_place: opts.in_place,
@@ -258,27 +312,35 @@ fn guest_phase(
     opts: &RunOptions,
     recipe: &Recipe,
     publish: Option<&mut crate::publish::Session>,
-    work: &disk::WorkDisk,
+    works: &[disk::WorkDisk],
     phase: &crate::progress::Phase,
     (clock, timings): (&mut Clock, &mut Timings),
 ) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Vec<String>)> {
     phase.set("launching the libguestfs appliance");
+    let drives: Vec<Drive> = works
+        .iter()
+        .map(|w| Drive {
+            path: &w.path,
+            format: w.format.name(),
+        })
+        .collect();
+    let shown: Vec<&Path> = opts.disks.iter().map(PathBuf::as_path).collect();
+    let named = crate::guest::guestfs::shown(&shown);
     let guest = GuestfsGuest::open(
-        &work.path,
+        &drives,
         &OpenOptions {
-            format: work.format.name(),
             readonly: opts.dry_run,
             in_place: opts.in_place,
             verbose: opts.verbose >= 2,
-            shown: &opts.disk,
+            shown: &shown,
             remove_hiberfile: opts.remove_hiberfile,
             keys: &opts.keys,
         },
     )
-    .with_context(|| format!("opening {}", opts.disk.display()))?;
+    .with_context(|| format!("opening {named}"))?;
     timings.launch = clock.lap();
     let facts = guest.facts().clone();
-    refuse_unsupported_os(recipe, &facts, &opts.disk)?;
+    refuse_unsupported_os(recipe, &facts, &named)?;
     let notices = guest.notices().to_vec();
     for n in &notices {
         tracing::warn!("{n}");
@@ -316,7 +378,7 @@ fn guest_phase(
 
 /// A recipe none of whose steps applies to the guest's OS (Linux steps only, on Windows)
 /// would do nothing but copy the disk and call it golden: refused before any step runs.
-fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &std::path::Path) -> Result<()> {
+fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &str) -> Result<()> {
     use crate::guest::Family;
     let ordered = recipe.ordered();
     // A built-in step for every OS (fstrim) does not make a recipe one for this OS: a Linux
@@ -346,8 +408,7 @@ fn refuse_unsupported_os(recipe: &Recipe, facts: &crate::guest::OsFacts, disk: &
     };
     crate::bail_tag!(
         Exit::Input,
-        "{} is {os} ({}); {} has {what}",
-        disk.display(),
+        "{disk} is {os} ({}); {} has {what}",
         facts.product_name,
         recipe.path.display()
     )
@@ -391,202 +452,4 @@ pub fn apply_steps(
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::guest::memory::MemoryGuest;
-    use crate::guest::OsFacts;
-
-    #[test]
-    fn when_and_families_decide_which_steps_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.yaml");
-        std::fs::write(
-            &path,
-            "steps:\n  - machine-id: {}\n  - delete: {paths: [/etc/a]}\n    when: {family: rhel}\n  - delete: {paths: [/etc/b]}\n    when: {distro: debian, version: '>= 12'}\n",
-        )
-        .unwrap();
-        let recipe = crate::recipe::Recipe::load(&path).unwrap();
-        let g = MemoryGuest::new(OsFacts::sample("debian"));
-        g.file("/etc/a", b"a")
-            .file("/etc/b", b"b")
-            .file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n");
-        let phase = crate::progress::phase("test");
-        let mut reports = Vec::new();
-        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
-        assert!(g.exists("/etc/a") && !g.exists("/etc/b"));
-        let names: Vec<&str> = reports.iter().map(|r| r.step.as_str()).collect();
-        assert_eq!(names, ["delete", "delete", "machine-id"]);
-        assert!(reports[0].skipped.as_deref().unwrap().contains("rhel"));
-        assert_eq!(g.content("/etc/machine-id").unwrap(), b"uninitialized\n");
-    }
-
-    fn windows_facts() -> OsFacts {
-        crate::guest::windows::facts(
-            "/dev/sda1",
-            vec![("/".into(), "/dev/sda1".into())],
-            crate::guest::windows::Inspected {
-                product_name: Some("Windows Server 2022 Standard".into()),
-                major: Some(10),
-                ..Default::default()
-            },
-        )
-    }
-
-    fn load(dir: &std::path::Path, name: &str, text: &str) -> crate::recipe::Recipe {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        crate::recipe::Recipe::load(&path).unwrap()
-    }
-
-    #[test]
-    fn a_recipe_of_linux_steps_refuses_windows_and_names_the_os() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = std::path::Path::new("/images/used-windows.qcow2");
-        let linux = load(dir.path(), "generic.yaml", "steps:\n  - machine-id: {}\n  - logs: {}\n");
-        let e = super::refuse_unsupported_os(&linux, &windows_facts(), disk).unwrap_err();
-        assert_eq!(crate::error::exit_of(&e), crate::error::Exit::Input);
-        let msg = format!("{e:#}");
-        assert!(
-            msg.starts_with("/images/used-windows.qcow2 is Windows (Windows Server 2022 Standard); "),
-            "{msg}"
-        );
-        assert!(msg.ends_with("generic.yaml has only Linux steps"), "{msg}");
-        // The same recipe on Linux, and a recipe with a step for every OS on Windows, run.
-        super::refuse_unsupported_os(&linux, &OsFacts::sample("debian"), disk).unwrap();
-        let mixed = load(
-            dir.path(),
-            "mixed.yaml",
-            "steps:\n  - machine-id: {}\n  - delete: {paths: [/x]}\n",
-        );
-        super::refuse_unsupported_os(&mixed, &windows_facts(), disk).unwrap();
-        // fstrim runs on every OS, but a Linux recipe that ends with it is still one.
-        let trimmed = load(dir.path(), "base.yaml", "steps:\n  - machine-id: {}\n  - fstrim: {}\n");
-        let e = super::refuse_unsupported_os(&trimmed, &windows_facts(), disk).unwrap_err();
-        assert!(format!("{e:#}").ends_with("base.yaml has only Linux steps"), "{e:#}");
-        let windows = load(
-            dir.path(),
-            "windows.yaml",
-            "steps:\n  - windows-caches: {}\n  - fstrim: {}\n",
-        );
-        let e = super::refuse_unsupported_os(&windows, &OsFacts::sample("debian"), disk).unwrap_err();
-        assert!(
-            format!("{e:#}").ends_with("windows.yaml has no step for the debian family"),
-            "{e:#}"
-        );
-        super::refuse_unsupported_os(&windows, &windows_facts(), disk).unwrap();
-    }
-
-    #[test]
-    fn on_windows_linux_steps_are_skipped_and_when_family_windows_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let recipe = load(
-            dir.path(),
-            "w.yaml",
-            "steps:\n  - machine-id: {}\n  - delete: {paths: [\"/windows/TEMP/*.LOG\"]}\n    when: {family: windows}\n  - delete: {paths: [/pagefile.sys]}\n    when: {family: debian}\n",
-        );
-        let g = MemoryGuest::new(windows_facts());
-        g.file("/Windows/Temp/setup.log", b"x")
-            .file("/Windows/Temp/keep.txt", b"x")
-            .file("/pagefile.sys", b"x");
-        let phase = crate::progress::phase("test");
-        let mut reports = Vec::new();
-        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
-        // Directories and the glob match without regard to case on Windows.
-        assert!(!g.exists("/Windows/Temp/setup.log") && g.exists("/Windows/Temp/keep.txt"));
-        assert_eq!(reports[0].changes[0].path, "/windows/TEMP/setup.log");
-        assert!(g.exists("/pagefile.sys"));
-        let skipped: Vec<Option<&str>> = reports.iter().map(|r| r.skipped.as_deref()).collect();
-        assert_eq!(skipped[0], None);
-        assert!(skipped[1].unwrap().contains("debian"), "{skipped:?}");
-        assert_eq!(skipped[2], Some("does not apply to the windows family"));
-    }
-
-    /// A used machine whose leftovers several steps of the base recipe match: logs removes
-    /// the rotated cloud-init log and accounting file that cloud-init-clean and
-    /// machine-state look for again, tmp-files empties the /var/tmp/abrt that
-    /// machine-state's crash data names.
-    fn used_machine() -> MemoryGuest {
-        let mut g = MemoryGuest::new(OsFacts::sample("debian"));
-        g.filesystems.push(crate::guest::Filesystem {
-            device: "/dev/sda1".into(),
-            fstype: "ext4".into(),
-            uuid: Some("0e3c".into()),
-            label: None,
-            mountpoint: Some("/".into()),
-        });
-        g.file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n")
-            .file("/etc/fstab", b"UUID=0e3c / ext4 defaults 0 1\n")
-            .file("/etc/hostname", b"used\n")
-            .file("/etc/shadow-", b"root:old:::\n")
-            .file("/etc/ssh/ssh_host_ed25519_key", b"k")
-            .file("/usr/sbin/sshd", b"elf")
-            .file("/var/log/syslog", b"log")
-            .file("/var/log/cloud-init.log", b"log")
-            .file("/var/log/cloud-init.log.1", b"old log")
-            .file("/var/log/account/pacct", b"acct")
-            .file("/var/log/account/pacct.1", b"old acct")
-            .file("/var/tmp/abrt/ccpp-1/coredump", b"core")
-            .file("/var/lib/cloud/instances/i-1/user-data.txt", b"#cloud-config")
-            .file("/root/.bash_history", b"ls\n")
-            .file("/root/.ssh/authorized_keys", b"ssh-ed25519 AAAA");
-        g
-    }
-
-    #[test]
-    fn a_dry_run_of_the_base_recipe_reports_what_the_real_run_does() {
-        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/base.yaml");
-        let recipe = crate::recipe::Recipe::load(&base).unwrap();
-        let phase = crate::progress::phase("test");
-        let mut planned = Vec::new();
-        super::apply_steps(&recipe, &used_machine(), true, &phase, &mut planned).unwrap();
-        let mut done = Vec::new();
-        super::apply_steps(&recipe, &used_machine(), false, &phase, &mut done).unwrap();
-        let changes = |reports: &[crate::report::StepReport]| -> Vec<(String, Vec<(crate::report::Action, String)>)> {
-            reports
-                .iter()
-                .map(|r| {
-                    (
-                        r.step.clone(),
-                        r.changes.iter().map(|c| (c.action, c.path.clone())).collect(),
-                    )
-                })
-                .collect()
-        };
-        assert_eq!(changes(&planned), changes(&done));
-    }
-
-    #[test]
-    fn steps_left_out_by_operations_are_reported_and_added_ones_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.yaml");
-        std::fs::write(&path, "steps: [tmp-files, machine-id]\n").unwrap();
-        let mut recipe = crate::recipe::Recipe::load(&path).unwrap();
-        crate::recipe::operations::select(&mut recipe, &["defaults,-tmp-files,shell-history".into()]).unwrap();
-        let g = MemoryGuest::new(OsFacts::sample("debian"));
-        g.file("/tmp/x", b"x")
-            .file("/root/.bash_history", b"ls\n")
-            .file("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n");
-        let phase = crate::progress::phase("test");
-        let mut reports = Vec::new();
-        super::apply_steps(&recipe, &g, false, &phase, &mut reports).unwrap();
-        let seen: Vec<(&str, Option<&str>)> = reports
-            .iter()
-            .map(|r| (r.step.as_str(), r.skipped.as_deref()))
-            .collect();
-        assert_eq!(
-            seen,
-            [
-                ("tmp-files", Some("left out by --operations")),
-                ("shell-history", None),
-                ("machine-id", None)
-            ]
-        );
-        assert!(g.exists("/tmp/x") && !g.exists("/root/.bash_history"));
-    }
-
-    #[test]
-    fn stems() {
-        assert_eq!(super::stem(std::path::Path::new("/x/debian.qcow2")), "debian");
-        assert_eq!(super::stem(std::path::Path::new("ubuntu.img.xz")), "ubuntu");
-        assert_eq!(super::stem(std::path::Path::new("disk")), "disk");
-    }
-}
+mod tests;

@@ -308,13 +308,15 @@ fn luks_run_cleans_through_the_mapping_and_the_golden_disk_stays_encrypted() {
     assert!(res.error_line().contains("/dev/sda1 is encrypted (LUKS)"));
     let keys = [goldify::guest::keys::Key::parse(&key).unwrap()];
     let g = goldify::guest::guestfs::GuestfsGuest::open(
-        &golden,
-        &goldify::guest::guestfs::OpenOptions {
+        &[goldify::guest::guestfs::Drive {
+            path: &golden,
             format: "qcow2",
+        }],
+        &goldify::guest::guestfs::OpenOptions {
             readonly: true,
             in_place: false,
             verbose: false,
-            shown: &golden,
+            shown: &[&golden],
             remove_hiberfile: false,
             keys: &keys,
         },

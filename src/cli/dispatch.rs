@@ -39,14 +39,18 @@ impl Cli {
             }
             Command::Run(a) => {
                 let allow = a.refs.allowed()?;
-                let disk = crate::packer::input_disk(
-                    a.disk.as_deref(),
-                    a.packer_manifest.as_deref(),
-                    a.packer_build.as_deref(),
-                )?;
+                let mut disks = a.disks;
+                disks.extend(a.add);
+                if disks.is_empty() {
+                    disks.push(crate::packer::input_disk(
+                        None,
+                        a.packer_manifest.as_deref(),
+                        a.packer_build.as_deref(),
+                    )?);
+                }
                 let report = crate::run::run(&crate::run::RunOptions {
                     recipe: a.recipe,
-                    disk,
+                    disks,
                     outdir: a.outdir,
                     in_place: a.in_place,
                     dry_run: a.dry_run,
@@ -105,7 +109,7 @@ impl Cli {
                 Ok(success())
             }
             Command::Inspect(a) => {
-                let report = crate::inspect::inspect(&a.disk, &a.refs.allowed()?, &a.keys.parsed()?)?;
+                let report = crate::inspect::inspect(&a.disks, &a.refs.allowed()?, &a.keys.parsed()?)?;
                 if a.json {
                     print_json(&report)?;
                 } else {

@@ -48,6 +48,10 @@ fn default_algorithms() -> Vec<Algo> {
 }
 
 impl Target for Checksums {
+    fn several_disks(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         if self.algorithms.is_empty() {
             bail!("algorithms is empty");

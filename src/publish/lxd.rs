@@ -50,6 +50,10 @@ pub struct Lxd {
 }
 
 impl Target for Lxd {
+    fn several_disks(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         Gzip::new(self.compression.level).context("compression")?;
         check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "tar.gz")?;

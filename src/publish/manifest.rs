@@ -91,6 +91,10 @@ impl Manifest {
 }
 
 impl Target for Manifest {
+    fn several_disks(&self) -> bool {
+        true
+    }
+
     fn validate(&self) -> Result<()> {
         if let Some(f) = self.file.as_deref().filter(|f| *f != DEFAULT_FILE) {
             plain_name(f)?;
@@ -193,6 +197,7 @@ mod tests {
         RunReport {
             goldify_version: "0",
             input: "in.qcow2".into(),
+            inputs: vec!["in.qcow2".into()],
             recipe: "r.yaml".into(),
             dry_run: false,
             in_place: false,

@@ -155,6 +155,9 @@ pub struct RunFacts {
     pub outdir: PathBuf,
     pub run_name: Option<String>,
     pub disk_name: String,
+    /// The guest's disks (none for `check`): a target that makes a template of one disk
+    /// refuses a guest on several.
+    pub disks: Vec<PathBuf>,
     pub format: Option<Format>,
     pub compress: Option<bool>,
     pub recipe_name: String,
@@ -210,6 +213,17 @@ impl Session {
         let items = select(section, &req.targets, &req.set).tag(Exit::Usage)?;
         if items.is_empty() {
             return Ok(None);
+        }
+        if let (Some(one), true) = (items.iter().find(|i| !i.target.several_disks()), run.disks.len() > 1) {
+            let disks: Vec<&Path> = run.disks.iter().map(PathBuf::as_path).collect();
+            crate::bail_tag!(
+                Exit::Usage,
+                "publish target `{}` makes a template of one disk, and this guest is on {} ({}); publish it without `{}` (the golden disks, one per input, are written to OUTDIR)",
+                one.name,
+                disks.len(),
+                crate::guest::guestfs::shown(&disks),
+                one.name
+            );
         }
         let mut algos = vec![Algo::Sha256];
         for i in &items {

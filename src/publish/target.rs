@@ -57,6 +57,13 @@ pub trait Target: std::fmt::Debug + Send {
         Ok(())
     }
 
+    /// It can publish a guest on several disks (a root tree, a checksum list, the run
+    /// manifest). A target that makes a template of one disk image says no, and a run of
+    /// a guest on several disks refuses it before anything starts.
+    fn several_disks(&self) -> bool {
+        false
+    }
+
     /// The directory it writes into: its own setting, else the run's publish directory.
     fn dir(&self, publish_dir: &Path) -> PathBuf;
 

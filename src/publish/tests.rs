@@ -142,6 +142,7 @@ fn facts(dir: &Path) -> RunFacts {
         outdir: dir.to_path_buf(),
         run_name: Some("vm".into()),
         disk_name: "vm".into(),
+        disks: Vec::new(),
         format: None,
         compress: None,
         recipe_name: "r".into(),
@@ -264,4 +265,34 @@ fn every_target_is_listed_once_with_its_options() {
             _ => assert!(built.is_ok(), "{}", t.name),
         }
     }
+}
+
+/// A guest on several disks: targets that make a template of one disk image are refused
+/// before anything starts, naming the target and the disks; a root tree, checksum lists
+/// and the run manifest take the whole guest.
+#[test]
+fn several_disks_refuse_one_disk_targets() {
+    let d = tempfile::tempdir().unwrap();
+    let two = RunFacts {
+        disks: vec!["os.qcow2".into(), "var.qcow2".into()],
+        ..facts(d.path())
+    };
+    for (target, settings) in [
+        ("vmmanager", "{}"),
+        ("vmmanager-windows", "{}"),
+        ("disk", "{}"),
+        ("deckhouse", "{base_url: 'http://x'}"),
+        ("vcluster", "{base_url: 'http://x'}"),
+    ] {
+        let r = recipe(&format!("  {target}: {settings}\n")).unwrap();
+        let e = Session::new(r.publish, &Request::default(), two.clone()).err().unwrap();
+        assert_eq!(crate::error::exit_of(&e), Exit::Usage, "{target}");
+        assert_eq!(
+            format!("{e:#}"),
+            format!("publish target `{target}` makes a template of one disk, and this guest is on 2 (os.qcow2 and var.qcow2); publish it without `{target}` (the golden disks, one per input, are written to OUTDIR)")
+        );
+    }
+    let r = recipe("  vmmanager-lxd: {}\n  checksums: {}\n").unwrap();
+    let s = Session::new(r.publish, &Request::default(), two).unwrap().unwrap();
+    assert_eq!(names(&s.items), ["vmmanager-lxd", "checksums", "manifest"]);
 }

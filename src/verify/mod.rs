@@ -15,7 +15,7 @@ pub mod source;
 
 use crate::disk;
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
 use crate::guest::launch::{self, Accel};
 use crate::guest::Guest;
 use anyhow::{anyhow, Context, Result};
@@ -102,13 +102,12 @@ fn nonce() -> Result<String> {
 
 fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<SourceFacts> {
     let guest = GuestfsGuest::open(
-        &prepared.path,
+        &[Drive { path: &prepared.path, format: prepared.format.name() }],
         &OpenOptions {
-            format: prepared.format.name(),
             readonly: true,
             in_place: false,
             verbose: verbose >= 2,
-            shown: path,
+            shown: &[path],
             remove_hiberfile: false,
             keys: &[],
         },
@@ -127,13 +126,12 @@ fn prepare_base(
     verbose: u8,
 ) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
     let guest = GuestfsGuest::open(
-        &base.path,
+        &[Drive { path: &base.path, format: base.format.name() }],
         &OpenOptions {
-            format: base.format.name(),
             readonly: false,
             in_place: false,
             verbose: verbose >= 2,
-            shown: template,
+            shown: &[template],
             remove_hiberfile: false,
             keys: &[],
         },

@@ -7,7 +7,7 @@
 //! fails and says why: it never passes without having checked anything.
 #![allow(dead_code)]
 
-use goldify::guest::guestfs::{GuestfsGuest, OpenOptions};
+use goldify::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
 use goldify::guest::{Guest, Kind, Meta};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -289,24 +289,36 @@ pub fn scratch(name: &str) -> PathBuf {
 pub struct Image(pub GuestfsGuest);
 
 pub fn open(path: &Path) -> Image {
-    let format = goldify::disk::detect::detect(path).expect("detecting the image");
-    let goldify::disk::detect::Detected::Disk(format) = format else {
-        panic!("{path:?} is compressed")
-    };
+    open_all(&[path])
+}
+
+/// The guest on several disks, in its order.
+pub fn open_all(paths: &[&Path]) -> Image {
+    let formats: Vec<&str> = paths
+        .iter()
+        .map(|p| match goldify::disk::detect::detect(p).expect("detecting the image") {
+            goldify::disk::detect::Detected::Disk(f) => f.name(),
+            _ => panic!("{p:?} is compressed"),
+        })
+        .collect();
+    let drives: Vec<Drive> = paths
+        .iter()
+        .zip(&formats)
+        .map(|(p, f)| Drive { path: p, format: f })
+        .collect();
     Image(
         GuestfsGuest::open(
-            path,
+            &drives,
             &OpenOptions {
-                format: format.name(),
                 readonly: true,
                 in_place: false,
                 verbose: false,
-                shown: path,
+                shown: paths,
                 remove_hiberfile: false,
                 keys: &[],
             },
         )
-        .unwrap_or_else(|e| panic!("opening {path:?}: {e:#}")),
+        .unwrap_or_else(|e| panic!("opening {paths:?}: {e:#}")),
     )
 }
 

@@ -107,6 +107,31 @@ impl GuestfsGuest {
     }
 }
 
+impl GuestfsGuest {
+    /// Why no OS may have been found: the disks hold members of an MD array or an LVM
+    /// volume group, which the appliance assembles only when every member is there
+    /// (libguestfs' init runs `mdadm -As --no-degraded`, and LVM does not activate a
+    /// volume group missing a physical volume).
+    pub(super) fn members_hint(&self) -> Option<String> {
+        let mut devices = self.g.list_partitions().unwrap_or_default();
+        devices.extend(self.g.list_devices().unwrap_or_default());
+        let members: Vec<String> = devices
+            .into_iter()
+            .filter(|d| {
+                let t = self.g.vfs_type(d).unwrap_or_default();
+                t == "linux_raid_member" || t == "LVM2_member"
+            })
+            .collect();
+        (!members.is_empty()).then(|| {
+            format!(
+                "{} {} of an MD array or a volume group; if the guest is on several disks, give them all (goldify run RECIPE DISK1 DISK2 …)",
+                members.join(", "),
+                if members.len() == 1 { "is a member" } else { "are members" }
+            )
+        })
+    }
+}
+
 /// `part` is a partition of the appliance device `dev` (/dev/sda1 of /dev/sda; the
 /// appliance names every disk sdX).
 fn is_partition_of(part: &str, dev: &str) -> bool {

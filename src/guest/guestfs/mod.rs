@@ -32,21 +32,38 @@ const MESSAGE_LIMIT: u64 = 2 << 20;
 /// Names per `lstatnslist` call.
 const STAT_BATCH: usize = 500;
 
-pub struct OpenOptions<'a> {
+/// A disk image the appliance opens: one of the guest's disks, in the guest's order
+/// (the first is /dev/sda in the appliance, the second /dev/sdb…).
+pub struct Drive<'a> {
+    pub path: &'a Path,
+    /// qemu's name of its format (`qcow2`, `raw`).
     pub format: &'a str,
+}
+
+pub struct OpenOptions<'a> {
     pub readonly: bool,
     /// Editing the user's own disk: keep qemu's safe write-back cache.
     pub in_place: bool,
     /// libguestfs' own debug output (`-vv`).
     pub verbose: bool,
-    /// The disk as the user named it, for messages (the appliance may be given a
-    /// temporary overlay of it).
-    pub shown: &'a Path,
+    /// The disks as the user named them, for messages (the appliance may be given
+    /// temporary overlays of them).
+    pub shown: &'a [&'a Path],
     /// A hibernated Windows volume: discard the saved session (ntfs-3g's
     /// `remove_hiberfile`) instead of refusing it.
     pub remove_hiberfile: bool,
     /// Keys for the guest's encrypted (LUKS) devices (`--key`).
     pub keys: &'a [super::keys::Key],
+}
+
+/// Disks as the user named them, for a message: `a.qcow2` or `a.qcow2 and b.qcow2`.
+pub fn shown(disks: &[&Path]) -> String {
+    let names: Vec<String> = disks.iter().map(|d| d.display().to_string()).collect();
+    match names.as_slice() {
+        [] => "the disk".into(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// A filesystem's UUID and label.
@@ -75,13 +92,17 @@ pub struct GuestfsGuest {
     /// What the run should tell the user about how the guest was opened (a hibernated
     /// session discarded).
     notices: Vec<String>,
+    /// The disks as the user named them, for messages.
+    shown: String,
     scratch: crate::workdir::WorkDir,
     _qemu: Option<crate::interrupt::ChildGuard>,
 }
 
 impl GuestfsGuest {
-    /// Launch the appliance on `disk`, find exactly one OS and mount its filesystems.
-    pub fn open(disk: &Path, opts: &OpenOptions) -> Result<GuestfsGuest> {
+    /// Launch the appliance on the guest's disks, find exactly one OS and mount its
+    /// filesystems. A guest on several disks (an MD array or a volume group over them,
+    /// /var on a second disk) is given all of them, as virt-sysprep's repeated `-a`.
+    pub fn open(drives: &[Drive], opts: &OpenOptions) -> Result<GuestfsGuest> {
         use crate::error::{Exit, Tag};
         let g = guestfs::Handle::create().api().tag(Exit::Environment)?;
         silence_default_error_handler(&g);
@@ -90,30 +111,33 @@ impl GuestfsGuest {
         }
         super::launch::configure(&g).tag(Exit::Environment)?;
         let _ = g.set_identifier("goldify");
-        let disk_str = disk
-            .to_str()
-            .ok_or_else(|| anyhow!("disk path {disk:?} is not UTF-8"))?;
-        g.add_drive(
-            disk_str,
-            guestfs::AddDriveOptArgs {
-                readonly: Some(opts.readonly),
-                format: Some(opts.format),
-                iface: None,
-                name: None,
-                label: None,
-                protocol: None,
-                server: None,
-                username: None,
-                secret: None,
-                // A temporary overlay can skip qemu's flushes; the user's own disk cannot.
-                cachemode: if opts.in_place { None } else { Some("unsafe") },
-                discard: Some("besteffort"),
-                copyonread: None,
-            },
-        )
-        .api()
-        .with_context(|| format!("adding disk {}", disk.display()))
-        .tag(Exit::Input)?;
+        for d in drives {
+            let path = d
+                .path
+                .to_str()
+                .ok_or_else(|| anyhow!("disk path {:?} is not UTF-8", d.path))?;
+            g.add_drive(
+                path,
+                guestfs::AddDriveOptArgs {
+                    readonly: Some(opts.readonly),
+                    format: Some(d.format),
+                    iface: None,
+                    name: None,
+                    label: None,
+                    protocol: None,
+                    server: None,
+                    username: None,
+                    secret: None,
+                    // A temporary overlay can skip qemu's flushes; the user's own disk cannot.
+                    cachemode: if opts.in_place { None } else { Some("unsafe") },
+                    discard: Some("besteffort"),
+                    copyonread: None,
+                },
+            )
+            .api()
+            .with_context(|| format!("adding disk {}", d.path.display()))
+            .tag(Exit::Input)?;
+        }
         g.launch()
             .api()
             .context("launching the libguestfs appliance")
@@ -133,11 +157,12 @@ impl GuestfsGuest {
             mounted: Vec::new(),
             case_insensitive: false,
             notices: Vec::new(),
+            shown: shown(opts.shown),
             scratch: crate::workdir::create(&std::env::temp_dir())?,
             _qemu: qemu,
         };
         let t = std::time::Instant::now();
-        let (root, mountpoints, by_libguestfs) = guest.find_root(opts.shown, opts.keys)?;
+        let (root, mountpoints, by_libguestfs) = guest.find_root(opts.keys)?;
         let probe = t.elapsed().as_secs_f64();
         guest.mount_all(mountpoints).tag(Exit::Input)?;
         guest.facts = guest.inspect(&root, by_libguestfs);

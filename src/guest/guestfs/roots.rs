@@ -6,25 +6,24 @@ use crate::guest::api::Api;
 use crate::guest::keys::Key;
 use crate::guest::{Filesystem, Guest, Kind};
 use anyhow::{Context, Result};
-use std::path::Path;
 
-fn several<T>(disk: &Path, roots: &[String]) -> Result<T> {
+fn several<T>(disk: &str, roots: &[String]) -> Result<T> {
     use crate::error::Exit;
     crate::bail_tag!(
         Exit::Input,
-        "{} holds several operating systems ({}); goldify cleans one at a time",
-        disk.display(),
+        "{disk} holds several operating systems ({}); goldify cleans one at a time",
         roots.join(", ")
     )
 }
 
 impl GuestfsGuest {
-    /// The one root filesystem on `disk` and its mountpoints (mountpoint → device): the
+    /// The one root filesystem on the disks and its mountpoints (mountpoint → device): the
     /// quick probe first, libguestfs' full inspection when the probe finds none. The flag
     /// says whether libguestfs' inspection ran.
-    pub(super) fn find_root(&self, disk: &Path, keys: &[Key]) -> Result<(String, Vec<Planned>, bool)> {
+    pub(super) fn find_root(&self, keys: &[Key]) -> Result<(String, Vec<Planned>, bool)> {
         use crate::error::{Exit, Tag};
         let guest = self;
+        let disk = self.shown.as_str();
         guest.open_encrypted(keys)?;
         let roots = guest
             .probe_roots()
@@ -66,7 +65,10 @@ impl GuestfsGuest {
                         let mps = mps.into_iter().map(|(mp, dev)| Planned::new(&mp, &dev)).collect();
                         (root.clone(), mps, true)
                     }
-                    [] => crate::bail_tag!(Exit::Input, "no operating system found on {}", disk.display()),
+                    [] => match guest.members_hint() {
+                        Some(hint) => crate::bail_tag!(Exit::Input, "no operating system found on {disk}: {hint}"),
+                        None => crate::bail_tag!(Exit::Input, "no operating system found on {disk}"),
+                    },
                     many => several(disk, many)?,
                 }
             }
@@ -162,9 +164,9 @@ impl GuestfsGuest {
     /// What to mount from the root filesystem's /etc/fstab, each device name resolved to
     /// the appliance's (UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/disk/by-*, /dev/sdXN
     /// and friends, LVM names) and each btrfs entry to the subvolume its options select.
-    /// Entries that resolve to nothing on this disk are skipped with a warning (as
-    /// libguestfs skips them: daemon/inspect_fs_unix_fstab.ml check_fstab_entry); a
-    /// subvolume that does not exist is an error naming the line.
+    /// An entry that resolves to nothing on the disks is an error naming the line (a disk
+    /// of the guest is missing), unless the line says `nofail`; a subvolume that does not
+    /// exist is an error naming the line.
     fn fstab_mountpoints(&self, root: &str, fstab: &[u8]) -> Result<Vec<Planned>> {
         let mut filesystems: Option<Vec<Filesystem>> = None;
         let mut mps = vec![Planned::new("/", root)];
@@ -187,8 +189,21 @@ impl GuestfsGuest {
             }
             let origin = format!("/etc/fstab line {} (`{}`)", n + 1, f.join(" "));
             let Some(dev) = self.resolve_spec(f[0], filesystems.as_deref().unwrap_or_default()) else {
-                tracing::warn!("{origin}: no such filesystem on this disk; not mounting {}", f[1]);
-                continue;
+                // libguestfs skips such an entry (daemon/inspect_fs_unix_fstab.ml
+                // check_fstab_entry). But the guest itself mounts it at boot, and systemd
+                // fails the boot without it unless the line says `nofail`
+                // (systemd.mount(5)): what is missing here is a disk the user did not
+                // give, and cleaning without it would leave that filesystem's logs,
+                // histories and keys behind.
+                if f.get(3).is_some_and(|o| o.split(',').any(|o| o == "nofail")) {
+                    tracing::warn!("{origin}: no such filesystem on {}; not mounting {} (nofail)", self.shown, f[1]);
+                    continue;
+                }
+                anyhow::bail!(
+                    "{origin}: no such filesystem on {}, and the guest mounts {} at boot; give every disk of the guest (goldify run RECIPE DISK1 DISK2 …), or mark the line nofail",
+                    self.shown,
+                    f[1]
+                );
             };
             let dev = if f[2] == "btrfs" {
                 self.btrfs_mountable(&dev, f.get(3).copied().unwrap_or(""))

@@ -1,0 +1,2 @@
+ssh bob@db01
+exit
