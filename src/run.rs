@@ -160,6 +160,11 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     if opts.disks.is_empty() {
         crate::bail_tag!(Exit::Usage, "no disk given");
     }
+    for (i, d) in opts.disks.iter().enumerate() {
+        if let Some(e) = opts.disks[..i].iter().find(|e| *e == d || crate::outputs::same_file(e, d)) {
+            crate::bail_tag!(Exit::Usage, "disk {} is given twice (also as {})", d.display(), e.display());
+        }
+    }
     // Everything that will be written is checked now, before anything is created or
     // anything long starts: outputs never replace inputs, publish settings are sound.
     let Planned {
@@ -200,14 +205,6 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     for (i, d) in opts.disks.iter().enumerate() {
         if !d.exists() {
             crate::bail_tag!(Exit::Input, "disk {} does not exist", d.display());
-        }
-        if let Some(e) = opts.disks[..i].iter().find(|e| crate::outputs::same_file(e, d)) {
-            crate::bail_tag!(
-                Exit::Usage,
-                "disk {} is given twice (also as {})",
-                d.display(),
-                e.display()
-            );
         }
         if opts.in_place {
             disk::check_writable(d)?;
