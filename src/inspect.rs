@@ -36,7 +36,6 @@ pub struct InspectReport {
     pub disks: Vec<DiskInfo>,
     pub os: OsFacts,
     /// What a run would have to know (a hibernated Windows volume, a degraded MD array).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub filesystems: Vec<Filesystem>,
     pub fstab: Vec<FstabEntry>,

@@ -122,7 +122,6 @@ pub struct RunReport {
     pub os: Option<crate::guest::OsFacts>,
     /// What the user must know about how the guest was opened (a hibernated Windows
     /// session discarded by --remove-hiberfile).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<Artifact>,
