@@ -161,8 +161,16 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         crate::bail_tag!(Exit::Usage, "no disk given");
     }
     for (i, d) in opts.disks.iter().enumerate() {
-        if let Some(e) = opts.disks[..i].iter().find(|e| *e == d || crate::outputs::same_file(e, d)) {
-            crate::bail_tag!(Exit::Usage, "disk {} is given twice (also as {})", d.display(), e.display());
+        if let Some(e) = opts.disks[..i]
+            .iter()
+            .find(|e| *e == d || crate::outputs::same_file(e, d))
+        {
+            crate::bail_tag!(
+                Exit::Usage,
+                "disk {} is given twice (also as {})",
+                d.display(),
+                e.display()
+            );
         }
     }
     // Everything that will be written is checked now, before anything is created or
@@ -197,12 +205,15 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     } else {
         Vec::new()
     };
-    let outputs: Vec<Output> = dests.iter().map(|d| Output::file("the golden disk", d.clone())).collect();
+    let outputs: Vec<Output> = dests
+        .iter()
+        .map(|d| Output::file("the golden disk", d.clone()))
+        .collect();
     crate::outputs::check(&outputs, &inputs)?;
     if opts.in_place && opts.dry_run {
         crate::bail_tag!(Exit::Usage, "--in-place and --dry-run exclude each other");
     }
-    for (i, d) in opts.disks.iter().enumerate() {
+    for d in &opts.disks {
         if !d.exists() {
             crate::bail_tag!(Exit::Input, "disk {} does not exist", d.display());
         }
@@ -225,7 +236,13 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let phase = crate::progress::phase(format!("opening {}", crate::guest::guestfs::shown(&shown)));
     let mut works = Vec::new();
     for d in &opts.disks {
-        works.push(disk::prepare(d, &work_parent, opts.in_place, opts.dry_run, &opts.allow)?);
+        works.push(disk::prepare(
+            d,
+            &work_parent,
+            opts.in_place,
+            opts.dry_run,
+            &opts.allow,
+        )?);
     }
 
     // The input stays unchanged under the overlay while the appliance works: publishing

@@ -111,7 +111,13 @@ fn seen_by_libguestfs(disks: &[&Path], luks: &[&str]) -> Seen {
 
 /// goldify's facts and libguestfs' agree, but for the fields `differs` names with the
 /// value libguestfs gives and the reason goldify does not.
-fn differential(name: &str, disks: &[&Path], report: &serde_json::Value, luks: &[&str], differs: &[(&str, &str, &str)]) {
+fn differential(
+    name: &str,
+    disks: &[&Path],
+    report: &serde_json::Value,
+    luks: &[&str],
+    differs: &[(&str, &str, &str)],
+) {
     let ours = seen_by_goldify(report);
     let theirs = seen_by_libguestfs(disks, luks);
     // libguestfs 1.48 returns a btrfs subvolume's mountable without translating the
@@ -405,7 +411,10 @@ fn layout_disks(name: &str) -> Vec<PathBuf> {
         .output()
         .unwrap();
     assert!(out.status.success(), "layouts.sh {name} failed");
-    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect();
+    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
     assert!(disks.len() > 1 && disks.iter().all(|d| d.is_file()), "{disks:?}");
     disks
 }
@@ -444,7 +453,11 @@ fn md_data_range(raw: &Path) -> (u64, u64) {
     let mut sb = [0u8; 256];
     f.seek(SeekFrom::Start(start + 4096)).unwrap();
     f.read_exact(&mut sb).unwrap();
-    assert_eq!(u32::from_le_bytes(sb[0..4].try_into().unwrap()), 0xa92b4efc, "no md superblock");
+    assert_eq!(
+        u32::from_le_bytes(sb[0..4].try_into().unwrap()),
+        0xa92b4efc,
+        "no md superblock"
+    );
     let le64 = |at: usize| u64::from_le_bytes(sb[at..at + 8].try_into().unwrap());
     (start + le64(128) * 512, le64(136) * 512)
 }
@@ -472,9 +485,23 @@ fn md_raid1_on_two_disks() {
 
     let out = tempfile::tempdir().unwrap();
     let before: Vec<String> = d.iter().map(|p| sha256(p)).collect();
-    let res = run(&[&"run", &"--json", &"-o", &out.path(), &"--name", &"mirror", &recipe("debian"), &d[0], &d[1]]);
+    let res = run(&[
+        &"run",
+        &"--json",
+        &"-o",
+        &out.path(),
+        &"--name",
+        &"mirror",
+        &recipe("debian"),
+        &d[0],
+        &d[1],
+    ]);
     res.ok();
-    assert_eq!(before, d.iter().map(|p| sha256(p)).collect::<Vec<_>>(), "an input changed");
+    assert_eq!(
+        before,
+        d.iter().map(|p| sha256(p)).collect::<Vec<_>>(),
+        "an input changed"
+    );
     let report: serde_json::Value = serde_json::from_str(&res.stdout).unwrap();
     assert_eq!(report["inputs"], serde_json::json!([d[0], d[1]]));
     let golden = [out.path().join("mirror-1.qcow2"), out.path().join("mirror-2.qcow2")];
@@ -487,7 +514,10 @@ fn md_raid1_on_two_disks() {
     // the other half of the mirror, not a copy of its input.
     let raw = |p: &Path, n: &str| {
         let r = out.path().join(n);
-        sh(&format!("qemu-img convert -O raw '{}' '{}'", p.display(), r.display()), out.path());
+        sh(
+            &format!("qemu-img convert -O raw '{}' '{}'", p.display(), r.display()),
+            out.path(),
+        );
         r
     };
     let (g1, g2, i1) = (raw(&golden[0], "g1"), raw(&golden[1], "g2"), raw(d[0], "i1"));
@@ -523,9 +553,20 @@ fn volume_group_over_two_disks() {
     std::fs::copy(d[0], &os).unwrap();
     std::fs::copy(d[1], &var).unwrap();
     // Refused before anything starts: a one-disk target, a disk given twice.
-    let res = run(&[&"run", &"-o", &w.path().join("o"), &recipe("ubuntu"), &os, &var, &"--publish", &"vmmanager"]);
+    let res = run(&[
+        &"run",
+        &"-o",
+        &w.path().join("o"),
+        &recipe("ubuntu"),
+        &os,
+        &var,
+        &"--publish",
+        &"vmmanager",
+    ]);
     assert_eq!(res.code, 2, "{}", res.stderr);
-    assert!(res.error_line().contains("publish target `vmmanager` makes a template of one disk"));
+    assert!(res
+        .error_line()
+        .contains("publish target `vmmanager` makes a template of one disk"));
     let res = run(&[&"run", &"-n", &recipe("ubuntu"), &os, &"-a", &os]);
     assert_eq!(res.code, 2, "{}", res.stderr);
     assert!(res.error_line().contains("is given twice"), "{}", res.error_line());
@@ -546,7 +587,11 @@ fn volume_group_over_two_disks() {
     ]);
     res.ok();
     let img = open_all(&[&os, &var]);
-    assert_eq!(img.meta("/var/log/messages").size, 0, "/var/log/messages on the volume group kept");
+    assert_eq!(
+        img.meta("/var/log/messages").size,
+        0,
+        "/var/log/messages on the volume group kept"
+    );
     assert_eq!(
         img.text("/var/lib/app/state"),
         "kept: application state under /var on the volume group\n"

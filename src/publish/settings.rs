@@ -96,6 +96,12 @@ pub fn publishable(setting: &str, file: &str) -> Result<()> {
     Ok(())
 }
 
+/// A repository target's archive base name: its `image_name` setting, else the template
+/// name (the setting, --name or the guest's, once known) made file-safe.
+pub fn image_name(image_name: Option<&str>, template: Option<&str>) -> Option<String> {
+    image_name.map(str::to_string).or_else(|| template.map(file_safe))
+}
+
 /// The names a repository target (`vmmanager`, `vmmanager-lxd`) is given: `name` and
 /// `image_name` are plain names, and the archive they name (`<image_name>.<ext>`) is not
 /// one of the repository's own files.
@@ -103,7 +109,7 @@ pub fn check_archive_names(name: Option<&str>, image_name: Option<&str>, ext: &s
     for n in [name, image_name].into_iter().flatten() {
         plain_name(n)?;
     }
-    if let Some(image) = image_name.map(str::to_string).or_else(|| name.map(file_safe)) {
+    if let Some(image) = self::image_name(image_name, name) {
         publishable("image_name", &format!("{image}.{ext}"))?;
     }
     Ok(())
@@ -124,10 +130,7 @@ pub fn repository_destinations(
         repo.join(super::repo::METADATA),
         "the repository index",
     )];
-    let image = image_name
-        .map(str::to_string)
-        .or_else(|| plan.known_template_name(name, info).map(|n| file_safe(&n)));
-    if let Some(image) = image {
+    if let Some(image) = self::image_name(image_name, plan.known_template_name(name, info).as_deref()) {
         v.push(Destination::file(repo.join(format!("{image}.{ext}")), "an archive"));
     }
     v

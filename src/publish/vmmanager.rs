@@ -13,7 +13,7 @@ use super::codec::Xz;
 use super::hash::Algo;
 use super::headstart::HeadStart;
 use super::repo::RepoType;
-use super::settings::{check_archive_names, file_safe, repository_destinations, XzSettings};
+use super::settings::{check_archive_names, image_name, repository_destinations, XzSettings};
 use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::{atomic, stream, GuestInfo, Plan, Produce};
 use crate::steps::OptionDoc;
@@ -112,7 +112,7 @@ impl Target for Vmmanager {
 
     fn produce(&mut self, out: &mut Produce) -> Result<()> {
         let name = out.plan.template_name(self.name.as_deref(), out.info);
-        let image_name = self.image_name.clone().unwrap_or_else(|| file_safe(&name));
+        let image_name = image_name(self.image_name.as_deref(), Some(&name)).unwrap_or_default();
         let file_name = format!("{image_name}.xz");
         let dest = self.dir(&out.plan.dir).join(&file_name);
         let raw = out.raw()?;

@@ -18,7 +18,7 @@ use super::atomic::Staged;
 use super::codec::Gzip;
 use super::hash::{Algo, HashWriter};
 use super::repo::RepoType;
-use super::settings::{check_archive_names, file_safe, plain_name, publishable, repository_destinations, threads, GzipSettings};
+use super::settings::{check_archive_names, image_name, plain_name, publishable, repository_destinations, threads, GzipSettings};
 use super::source::{Chunk, ChunkSource, SparseFile};
 use super::target::{Destination, RepoClaim, Target, TargetInfo};
 use super::vmmanager::{self, default_tags, CpuMode, Vmmanager};
@@ -143,7 +143,7 @@ impl Target for VmmanagerWindows {
     fn validate(&self) -> Result<()> {
         Gzip::new(self.compression.level).context("compression")?;
         check_archive_names(self.name.as_deref(), self.image_name.as_deref(), "tar.gz")?;
-        if let Some(image) = self.image_name.as_deref().map(str::to_string).or_else(|| self.name.as_deref().map(file_safe)) {
+        if let Some(image) = image_name(self.image_name.as_deref(), self.name.as_deref()) {
             if self.publish_script {
                 publishable("image_name", &format!("{image}.cmd"))?;
             }
@@ -204,7 +204,7 @@ impl Target for VmmanagerWindows {
 
     fn produce(&mut self, out: &mut Produce) -> Result<()> {
         let name = out.plan.template_name(self.name.as_deref(), out.info);
-        let image = self.image_name.clone().unwrap_or_else(|| file_safe(&name));
+        let image = image_name(self.image_name.as_deref(), Some(&name)).unwrap_or_default();
         let script = self.script.take().unwrap_or_else(|| crlf(DEFAULT_SCRIPT).into_bytes());
         let dir = self.dir(&out.plan.dir);
         let file_name = format!("{image}.tar.gz");
@@ -275,9 +275,10 @@ impl Target for VmmanagerWindows {
 
 impl VmmanagerWindows {
     fn known_image_name(&self, plan: &Plan, info: Option<&GuestInfo>) -> Option<String> {
-        self.image_name
-            .clone()
-            .or_else(|| plan.known_template_name(self.name.as_deref(), info).map(|n| file_safe(&n)))
+        image_name(
+            self.image_name.as_deref(),
+            plan.known_template_name(self.name.as_deref(), info).as_deref(),
+        )
     }
 }
 

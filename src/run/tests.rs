@@ -206,7 +206,10 @@ fn golden_names_one_per_disk() {
     let names = |d: &[&str], n: Option<&str>| super::golden_names(&disks(d), n);
     assert_eq!(names(&["a/vm.qcow2"], None).unwrap(), ["vm-golden"]);
     assert_eq!(names(&["a/vm.qcow2"], Some("t")).unwrap(), ["t"]);
-    assert_eq!(names(&["os.qcow2", "var.img"], None).unwrap(), ["os-golden", "var-golden"]);
+    assert_eq!(
+        names(&["os.qcow2", "var.img"], None).unwrap(),
+        ["os-golden", "var-golden"]
+    );
     assert_eq!(names(&["os.qcow2", "var.img"], Some("t")).unwrap(), ["t-1", "t-2"]);
     assert_eq!(names(&[], None).unwrap(), ["<disk>-golden"]);
     // Two inputs of one name would write one golden disk over the other.

@@ -102,7 +102,10 @@ fn nonce() -> Result<String> {
 
 fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<SourceFacts> {
     let guest = GuestfsGuest::open(
-        &[Drive { path: &prepared.path, format: prepared.format.name() }],
+        &[Drive {
+            path: &prepared.path,
+            format: prepared.format.name(),
+        }],
         &OpenOptions {
             readonly: true,
             in_place: false,
@@ -126,7 +129,10 @@ fn prepare_base(
     verbose: u8,
 ) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
     let guest = GuestfsGuest::open(
-        &[Drive { path: &base.path, format: base.format.name() }],
+        &[Drive {
+            path: &base.path,
+            format: base.format.name(),
+        }],
         &OpenOptions {
             readonly: false,
             in_place: false,

@@ -296,10 +296,12 @@ pub fn open(path: &Path) -> Image {
 pub fn open_all(paths: &[&Path]) -> Image {
     let formats: Vec<&str> = paths
         .iter()
-        .map(|p| match goldify::disk::detect::detect(p).expect("detecting the image") {
-            goldify::disk::detect::Detected::Disk(f) => f.name(),
-            _ => panic!("{p:?} is compressed"),
-        })
+        .map(
+            |p| match goldify::disk::detect::detect(p).expect("detecting the image") {
+                goldify::disk::detect::Detected::Disk(f) => f.name(),
+                _ => panic!("{p:?} is compressed"),
+            },
+        )
         .collect();
     let drives: Vec<Drive> = paths
         .iter()

@@ -196,7 +196,11 @@ impl GuestfsGuest {
                 // give, and cleaning without it would leave that filesystem's logs,
                 // histories and keys behind.
                 if f.get(3).is_some_and(|o| o.split(',').any(|o| o == "nofail")) {
-                    tracing::warn!("{origin}: no such filesystem on {}; not mounting {} (nofail)", self.shown, f[1]);
+                    tracing::warn!(
+                        "{origin}: no such filesystem on {}; not mounting {} (nofail)",
+                        self.shown,
+                        f[1]
+                    );
                     continue;
                 }
                 anyhow::bail!(
