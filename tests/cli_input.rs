@@ -322,3 +322,52 @@ fn check_finds_conflicts_the_command_line_decides() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!d.path().join("out").exists());
 }
+
+/// A guest on several disks: each golden disk is named after its input, and what would
+/// collide is refused before any disk is opened (exit 2): two inputs of one name, a golden
+/// disk that would replace the other input, one disk given twice (a hard link too), a
+/// target that publishes one disk image. Nothing is created.
+#[test]
+fn several_disks_refuse_collisions_before_anything_starts() {
+    let d = tempfile::tempdir().unwrap();
+    let r = write(d.path(), "r.yaml", b"steps:\n  - machine-id: {}\n");
+    std::fs::create_dir_all(d.path().join("a")).unwrap();
+    std::fs::create_dir_all(d.path().join("b")).unwrap();
+    let a = write(d.path(), "a/disk.qcow2", b"not read");
+    let b = write(d.path(), "b/disk.img", b"not read");
+    let c = write(d.path(), "c.img", b"not read");
+    let out = d.path().join("out");
+    // The first disk's golden disk would be written over the second disk.
+    let golden_of_a = write(d.path(), "disk-golden.qcow2", b"the second disk");
+    let cases: [(Vec<&dyn AsRef<std::ffi::OsStr>>, String); 4] = [
+        (
+            vec![&a, &b],
+            format!(
+                "disks {} and {} would both give the golden disk disk-golden",
+                a.display(),
+                b.display()
+            ),
+        ),
+        (vec![&a, &"-a", &a], format!("disk {} is given twice", a.display())),
+        (
+            vec![&a, &"--publish", &"vmmanager", &"-a", &c],
+            "publish target `vmmanager` makes a template of one disk, and this guest is on 2".into(),
+        ),
+        (vec![&a, &golden_of_a], "input disk".into()),
+    ];
+    for (i, (disks, said)) in cases.into_iter().enumerate() {
+        let o = if i == 3 { d.path() } else { out.as_path() };
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &"-o", &o, &r];
+        args.extend(disks);
+        let res = run(&args);
+        assert_eq!(res.code, 2, "{}", res.stderr);
+        assert!(res.error_line().contains(&said), "{said}: {}", res.error_line());
+        assert!(!out.exists());
+    }
+    // A hard link is the same disk.
+    let link = d.path().join("link.qcow2");
+    std::fs::hard_link(&a, &link).unwrap();
+    let res = run(&[&"run", &"-n", &r, &a, &link]);
+    assert_eq!(res.code, 2, "{}", res.stderr);
+    assert!(res.error_line().contains("is given twice"), "{}", res.stderr);
+}
