@@ -124,8 +124,24 @@ fn resolve(name: &str, manifest: &Path) -> Option<PathBuf> {
     beside.exists().then_some(beside)
 }
 
-/// The disk a Packer build recorded in `manifest`.
-pub fn disk_from_manifest(manifest: &Path, build: Option<&str>) -> Result<PathBuf> {
+/// A disk image by its content: a header qemu knows, or a compressed one; a raw image (no
+/// header at all) only as a whole number of sectors and at least 1 MiB, so that a log or
+/// an OVF beside the disks is not taken for one.
+fn is_disk_image(p: &Path) -> bool {
+    use crate::disk::detect::{detect, Detected};
+    match detect(p) {
+        Ok(Detected::Disk(crate::disk::Format::Raw)) => {
+            std::fs::metadata(p).is_ok_and(|m| m.len() >= 1 << 20 && m.len() % 512 == 0)
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// The disks a Packer build recorded in `manifest`, in its order: one usually; a build
+/// that made several (the qemu builder's `disk_additional_size`: `NAME`, `NAME-1`, …) gives
+/// a guest on several disks. Files that are not disk images (a log, an OVF) are left out.
+pub fn disks_from_manifest(manifest: &Path, build: Option<&str>) -> Result<Vec<PathBuf>> {
     let m = Manifest::load(manifest)?;
     let b = m
         .build(build)
@@ -153,40 +169,38 @@ pub fn disk_from_manifest(manifest: &Path, build: Option<&str>) -> Result<PathBu
         }
     }
     if found.len() == 1 {
-        return Ok(found.remove(0));
+        return Ok(found);
     }
-    // Several files (a disk and, say, a log or an OVF): keep what is a disk by its content.
-    let disks: Vec<PathBuf> = found
-        .into_iter()
-        .filter(|p| crate::disk::detect::detect(p).is_ok())
-        .collect();
-    match disks.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => {
-            let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-            crate::bail_tag!(
-                Exit::Input,
-                "Packer build {:?} has {} disk images among its files ({}); goldify takes one",
-                b.name,
-                disks.len(),
-                names.join(", ")
-            )
-        }
+    let disks: Vec<PathBuf> = found.into_iter().filter(|p| is_disk_image(p)).collect();
+    if disks.is_empty() {
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        crate::bail_tag!(
+            Exit::Input,
+            "Packer build {:?} has no disk image among its files ({})",
+            b.name,
+            names.join(", ")
+        )
     }
+    Ok(disks)
 }
 
-/// The input of `goldify run`: DISK, or the disk a Packer build recorded. `PACKER_BUILD_NAME`
+/// The disks of `goldify run`: DISK…, or those a Packer build recorded. `PACKER_BUILD_NAME`
 /// (which `shell-local` sets) names the build when `--packer-build` does not.
-pub fn input_disk(disk: Option<&Path>, manifest: Option<&Path>, build: Option<&str>) -> Result<PathBuf> {
-    match (disk, manifest) {
-        (Some(_), Some(_)) => crate::bail_tag!(Exit::Usage, "give either DISK or --packer-manifest, not both"),
-        (None, None) => crate::bail_tag!(Exit::Usage, "no disk: give DISK or --packer-manifest FILE"),
-        (Some(d), None) => Ok(d.to_path_buf()),
-        (None, Some(m)) => {
+pub fn input_disks(disks: Vec<PathBuf>, manifest: Option<&Path>, build: Option<&str>) -> Result<Vec<PathBuf>> {
+    match (disks.is_empty(), manifest) {
+        (false, Some(_)) => crate::bail_tag!(Exit::Usage, "give either DISK or --packer-manifest, not both"),
+        (true, None) => crate::bail_tag!(Exit::Usage, "no disk: give DISK or --packer-manifest FILE"),
+        (false, None) => Ok(disks),
+        (true, Some(m)) => {
             let env = std::env::var("PACKER_BUILD_NAME").ok().filter(|n| !n.is_empty());
-            let disk = disk_from_manifest(m, build.or(env.as_deref()))?;
-            tracing::info!("Packer manifest {} names {}", m.display(), disk.display());
-            Ok(disk)
+            let disks = disks_from_manifest(m, build.or(env.as_deref()))?;
+            let shown: Vec<&Path> = disks.iter().map(PathBuf::as_path).collect();
+            tracing::info!(
+                "Packer manifest {} names {}",
+                m.display(),
+                crate::guest::guestfs::shown(&shown)
+            );
+            Ok(disks)
         }
     }
 }
@@ -220,10 +234,10 @@ mod tests {
     fn malformed_json_is_a_usage_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let m = write(dir.path(), "manifest.json", "{\"builds\": [");
-        let err = disk_from_manifest(&m, None).unwrap_err();
+        let err = disks_from_manifest(&m, None).unwrap_err();
         assert_eq!(exit_of(&err), Exit::Usage);
         assert!(format!("{err:#}").contains("parsing Packer manifest"), "{err:#}");
-        let err = disk_from_manifest(&dir.path().join("missing.json"), None).unwrap_err();
+        let err = disks_from_manifest(&dir.path().join("missing.json"), None).unwrap_err();
         assert!(format!("{err:#}").contains("reading Packer manifest"), "{err:#}");
     }
 
@@ -272,8 +286,8 @@ mod tests {
             &manifest(&build("disk", "../output/disk.qcow2", RUN1), RUN1),
         );
         assert_eq!(
-            disk_from_manifest(&m, None).unwrap(),
-            dir.path().join("meta/../output/disk.qcow2")
+            disks_from_manifest(&m, None).unwrap(),
+            [dir.path().join("meta/../output/disk.qcow2")]
         );
         let m2 = write(
             dir.path(),
@@ -281,21 +295,21 @@ mod tests {
             &manifest(&build("disk", "output/disk.qcow2", RUN1), RUN1),
         );
         assert_eq!(
-            disk_from_manifest(&m2, None).unwrap(),
-            dir.path().join("output/disk.qcow2")
+            disks_from_manifest(&m2, None).unwrap(),
+            [dir.path().join("output/disk.qcow2")]
         );
         let abs = write(
             dir.path(),
             "abs.json",
             &manifest(&build("disk", disk.to_str().unwrap(), RUN1), RUN1),
         );
-        assert_eq!(disk_from_manifest(&abs, None).unwrap(), disk);
+        assert_eq!(disks_from_manifest(&abs, None).unwrap(), [disk]);
         let gone = write(
             dir.path(),
             "gone.json",
             &manifest(&build("disk", "output/nope.qcow2", RUN1), RUN1),
         );
-        let err = disk_from_manifest(&gone, None).unwrap_err();
+        let err = disks_from_manifest(&gone, None).unwrap_err();
         assert_eq!(exit_of(&err), Exit::Input);
         assert!(
             format!("{err:#}").contains("output/nope.qcow2 (build \"disk\""),
@@ -311,10 +325,42 @@ mod tests {
             "r",
         );
         let m = write(dir.path(), "m.json", &text);
-        assert!(format!("{:#}", disk_from_manifest(&m, None).unwrap_err()).contains("recorded no files"));
-        let d = Path::new("x.qcow2");
-        assert_eq!(exit_of(&input_disk(Some(d), Some(&m), None).unwrap_err()), Exit::Usage);
-        assert_eq!(exit_of(&input_disk(None, None, None).unwrap_err()), Exit::Usage);
-        assert_eq!(input_disk(Some(d), None, None).unwrap(), d);
+        assert!(format!("{:#}", disks_from_manifest(&m, None).unwrap_err()).contains("recorded no files"));
+        let d = vec![PathBuf::from("x.qcow2")];
+        assert_eq!(
+            exit_of(&input_disks(d.clone(), Some(&m), None).unwrap_err()),
+            Exit::Usage
+        );
+        assert_eq!(exit_of(&input_disks(Vec::new(), None, None).unwrap_err()), Exit::Usage);
+        assert_eq!(input_disks(d.clone(), None, None).unwrap(), d);
+    }
+
+    /// A build that made several disks (qemu's `disk_additional_size`) gives them all, in
+    /// the manifest's order, leaving out what is not a disk image; none is an error.
+    #[test]
+    fn several_disk_images_are_one_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        // A raw disk (1 MiB of sectors) and a qcow2 header; a log is neither.
+        let a = write(dir.path(), "out/vm", &"\0".repeat(1 << 20));
+        let b = write(dir.path(), "out/vm-1", "");
+        std::fs::write(&b, b"QFI\xfb\0\0\0\x03").unwrap();
+        write(dir.path(), "out/build.log", "log");
+        let files = r#"[{"name": "out/vm"}, {"name": "out/build.log"}, {"name": "out/vm-1"}]"#;
+        let text = manifest(
+            &format!(r#"{{"name": "q", "builder_type": "qemu", "files": {files}, "packer_run_uuid": "r"}}"#),
+            "r",
+        );
+        let m = write(dir.path(), "m.json", &text);
+        let got = disks_from_manifest(&m, None).unwrap();
+        assert_eq!(got, [a, b]);
+        let logs = r#"[{"name": "out/build.log"}, {"name": "m.json"}]"#;
+        let text = manifest(
+            &format!(r#"{{"name": "q", "builder_type": "qemu", "files": {logs}, "packer_run_uuid": "r"}}"#),
+            "r",
+        );
+        let m = write(dir.path(), "m2.json", &text);
+        let err = disks_from_manifest(&m, None).unwrap_err();
+        assert_eq!(exit_of(&err), Exit::Input);
+        assert!(format!("{err:#}").contains("no disk image among its files"), "{err:#}");
     }
 }

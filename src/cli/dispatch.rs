@@ -41,13 +41,7 @@ impl Cli {
                 let allow = a.refs.allowed()?;
                 let mut disks = a.disks;
                 disks.extend(a.add);
-                if disks.is_empty() {
-                    disks.push(crate::packer::input_disk(
-                        None,
-                        a.packer_manifest.as_deref(),
-                        a.packer_build.as_deref(),
-                    )?);
-                }
+                let disks = crate::packer::input_disks(disks, a.packer_manifest.as_deref(), a.packer_build.as_deref())?;
                 let report = crate::run::run(&crate::run::RunOptions {
                     recipe: a.recipe,
                     disks,
