@@ -12,6 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -92,13 +93,28 @@ struct Verified {
 /// `goldify verify --boot TEMPLATE [--source SOURCE] --json`, with the template proven
 /// untouched afterwards.
 fn verify(template: &Path, source: Option<&Path>, logs: &Path) -> Verified {
-    let before = fingerprint(template);
-    let mut cmd = goldify();
-    cmd.args(["verify", "--boot", "--json", "--timeout", BOOT_TIMEOUT, "--keep-logs"]);
-    cmd.arg(logs).arg(template);
+    let mut words: Vec<OsString> = vec!["goldify".into(), "verify".into(), "--boot".into(), template.into()];
     if let Some(s) = source {
-        cmd.arg("--source").arg(s);
+        words.extend(["--source".into(), s.into()]);
     }
+    verify_words(template, words, logs)
+}
+
+/// The README's proof-by-boot command, its file names replaced by `template` and `source`.
+fn readme_verify(template: &Path, source: &Path, logs: &Path) -> Verified {
+    let words = substitute(
+        &readme_command("goldify verify --boot"),
+        &[("out/used-golden.qcow2", &template), ("used.qcow2", &source)],
+    );
+    verify_words(template, words, logs)
+}
+
+/// Run `words` (a `goldify verify --boot …` command) with the options the tier needs: a
+/// JSON report, a generous timeout, every console log kept in `logs`.
+fn verify_words(template: &Path, words: Vec<OsString>, logs: &Path) -> Verified {
+    let before = fingerprint(template);
+    let mut cmd = command_from_words(&words);
+    cmd.args(["--json", "--timeout", BOOT_TIMEOUT, "--keep-logs"]).arg(logs);
     let out = {
         let _m = machine();
         timed(&mut cmd)
@@ -192,7 +208,7 @@ fn assert_distinct_and_healthy(v: &Verified, summary: &str) {
 #[ignore = "QEMU boot tier: cargo test --test boot -- --ignored"]
 fn debian_with_cloud_init_golden_boots_as_distinct_clones() {
     let d = debian(true);
-    let v = verify(&d.golden, Some(&d.used), &scratch("boot/logs-cloud-init"));
+    let v = readme_verify(&d.golden, &d.used, &scratch("boot/logs-cloud-init"));
     assert_distinct_and_healthy(&v, "debian12 + cloud-init");
     for c in clones(&v.report) {
         let (status, detail) = check(c, "cloud-init");
@@ -316,4 +332,37 @@ fn vmmanager_template_decompressed_with_stock_xz_boots() {
     );
     let v = verify(&raw, Some(&used), &scratch("boot/logs-vmmanager"));
     assert_distinct_and_healthy(&v, "VMmanager template");
+}
+
+/// The README's first command: `./scripts/demo.sh` installs what is missing, builds the
+/// release binary and the used Debian 12 disk, and leaves the golden disk in
+/// out/debian12.qcow2 (here in a scratch directory, through GOLDIFY_DEMO_OUT).
+#[test]
+#[ignore = "QEMU boot tier: cargo test --test boot -- --ignored"]
+fn readme_demo_makes_a_golden_debian_disk() {
+    preflight();
+    let out_dir = scratch("boot/demo");
+    let words = substitute(&readme_command("./scripts/demo.sh"), &[]);
+    let out = {
+        let _m = machine();
+        timed(
+            command_from_words(&words)
+                .current_dir(repo())
+                .env("GOLDIFY_DEMO_OUT", &out_dir),
+        )
+    };
+    assert!(
+        out.status.success(),
+        "./scripts/demo.sh failed:\n{}\n{}",
+        tail(&out.stdout, 20),
+        tail(&out.stderr, 20)
+    );
+    let golden = out_dir.join("debian12.qcow2");
+    assert!(golden.is_file(), "{} missing", golden.display());
+    let said = String::from_utf8_lossy(&out.stdout);
+    // The run's summary, then `goldify inspect` of the golden disk.
+    assert!(
+        said.contains(&format!("wrote {} (disk-qcow2", golden.display())),
+        "{said}"
+    );
 }

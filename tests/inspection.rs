@@ -303,18 +303,16 @@ fn luks_run_cleans_through_the_mapping_and_the_golden_disk_stays_encrypted() {
     let disk = layout("luks-part");
     let out = tempfile::tempdir().unwrap();
     let key = format!("/dev/sda1:file:{}", key_file().display());
-    let res = run(&[
-        &"run",
-        &"--json",
-        &"-o",
-        &out.path(),
-        &"--name",
-        &"golden",
-        &"--key",
-        &key,
-        &recipe("generic"),
-        &disk,
-    ]);
+    // The README's command, with the fixture's disk and key.
+    let words = substitute(
+        &readme_command("goldify run debian.yaml encrypted.qcow2"),
+        &[
+            ("encrypted.qcow2", &disk),
+            ("out/", &out.path()),
+            ("/dev/sda1:file:luks.key", &key),
+        ],
+    );
+    let res = Run::of(command_from_words(&words).args(["--json", "--name", "golden"]));
     res.ok();
     let golden = out.path().join("golden.qcow2");
     // Without the key the golden disk is refused as its input was.

@@ -1,11 +1,10 @@
-//! examples/packer/ with a real `packer build`: the `file` builder copies a phony Debian
-//! disk, then manifest → shell-local (goldify run --packer-manifest) → artifice → checksum.
+//! examples/packer/ with a real `packer build`, the README's command: the `file` builder
+//! copies a phony Debian disk, then manifest → shell-local (goldify run --packer-manifest) → artifice → checksum.
 //! Needs packer, libguestfs and qemu-img; fails (never skips) without them.
 
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[test]
 fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
@@ -14,21 +13,29 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
     let disk = fixture("phony.sh", &["debian"]);
     let dir = scratch("packer");
     let template = repo().join("examples/packer/golden.pkr.hcl");
-    let recipe = repo().join("recipes/debian.yaml");
+    // The README's command (CHECKPOINT_DISABLE=1: Packer 1.6.6 needs nothing from the
+    // network; make sure it does not try), with this test's disk and the checkout's
+    // template. The template runs `goldify` from PATH: the binary under test.
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(GOLDIFY, bin.join("goldify")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let words = substitute(
+        &readme_command("CHECKPOINT_DISABLE=1 packer build"),
+        &[
+            ("disk=used.qcow2", &format!("disk={}", disk.display())),
+            ("golden.pkr.hcl", &template),
+        ],
+    );
     let out = timed(
-        Command::new("packer")
+        command_from_words(&words)
             .current_dir(&dir)
-            // Packer 1.6.6 needs nothing from the network; make sure it does not try.
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("PACKER_CACHE_DIR", dir.join("packer-cache"))
-            .args(["build", "-color=false"])
-            .arg("-var")
-            .arg(format!("disk={}", disk.display()))
-            .arg("-var")
-            .arg(format!("recipe={}", recipe.display()))
-            .arg("-var")
-            .arg(format!("goldify={GOLDIFY}"))
-            .arg(&template),
+            .env("PATH", path)
+            .env("PACKER_NO_COLOR", "1")
+            .env("PACKER_CACHE_DIR", dir.join("packer-cache")),
     );
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -62,7 +69,11 @@ fn packer_chain_ends_with_goldify_artifacts_and_their_checksums() {
         "{log}"
     );
     let golden = dir.join("output-golden/golden.qcow2");
-    let info = timed(Command::new("qemu-img").args(["info", "--output=json"]).arg(&golden));
+    let info = timed(
+        std::process::Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(&golden),
+    );
     assert!(info.status.success(), "qemu-img info {}", golden.display());
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "qcow2");

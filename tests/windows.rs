@@ -178,18 +178,14 @@ fn hibernated_volume_refused_unless_remove_hiberfile() {
         serde_json::json!(["/dev/sda1: Windows is hibernated; a real run refuses this disk unless --remove-hiberfile"])
     );
 
+    // The README's command, with the recipe that deletes (windows.yaml would also need
+    // dd.exe) and the JSON report.
     let out = dir.path().join("discarded");
-    let r = run(&[
-        &"run",
-        &recipe,
-        &disk,
-        &"-o",
-        &out,
-        &"--name",
-        &"g",
-        &"--remove-hiberfile",
-        &"--json",
-    ]);
+    let words = substitute(
+        &readme_command("goldify run windows.yaml used-windows.qcow2 -o out/ --remove-hiberfile"),
+        &[("windows.yaml", &recipe), ("used-windows.qcow2", &disk), ("out/", &out)],
+    );
+    let r = Run::of(command_from_words(&words).args(["--name", "g", "--json"]));
     r.ok();
     assert_eq!(fingerprint(&disk), before, "input changed");
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

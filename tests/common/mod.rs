@@ -1,7 +1,8 @@
 //! The one helper module of every test binary in tests/ (each includes it with `mod
 //! common;`): the built binary and its runs, fixture images from vm-fixtures/ (built once
-//! per machine, cached outside the repo), files and trees compared before and after, and
-//! read-only access to an image's files through goldify's own libguestfs guest.
+//! per machine, cached outside the repo), files and trees compared before and after,
+//! read-only access to an image's files through goldify's own libguestfs guest, and the
+//! README's commands as shell words (readme.rs).
 //!
 //! A test that cannot run here (no QEMU, no libguestfs, a fixture that does not build)
 //! fails and says why: it never passes without having checked anything.
@@ -14,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
+
+mod readme;
+// Most test binaries run no README command.
+#[allow(unused_imports)]
+pub use readme::*;
 
 /// The binary under test, for tools that are handed its path (Packer).
 pub const GOLDIFY: &str = env!("CARGO_BIN_EXE_goldify");
