@@ -70,6 +70,19 @@ fn effects() -> Vec<(&'static str, Effect)> {
             c.assert(c.file("out/used-golden.qcow2").is_file(), "the golden disk is there");
             c.input_untouched();
         }),
+        ("goldify run ubuntu.yaml os.qcow2 var.qcow2 -o out/", |c| {
+            c.stdout_has("os.qcow2 + var.qcow2 (ubuntu 22");
+            c.stdout_has("wrote out/os-golden.qcow2");
+            c.stdout_has("wrote out/var-golden.qcow2");
+        }),
+        ("goldify inspect os.qcow2", |c| {
+            c.assert(
+                c.run.error_line().contains("/etc/fstab line 2")
+                    && c.run.error_line().contains("give every disk of the guest"),
+                "the refusal names the fstab line of /var",
+            );
+            c.nothing_written();
+        }),
         ("goldify inspect used.qcow2", |c| {
             c.stdout_has("debian 12");
             c.nothing_written();
@@ -316,6 +329,10 @@ fn sandbox() -> Sandbox {
     };
     copy(&phony("debian"), "used.qcow2");
     copy(&phony("rhel"), "vm.qcow2");
+    // A guest on two disks: / on the first, /var on a volume group over both.
+    let two = fixture_disks("layouts.sh", "vg-two-disks");
+    copy(&two[0], "os.qcow2");
+    copy(&two[1], "var.qcow2");
     copy(&fixture("windows.sh", &["windows"]), "used-windows.qcow2");
     // goldify cannot ship dd.exe; windows.yaml takes it from the current directory.
     let dd: Vec<u8> = b"MZ stand-in for dd.exe\0".iter().cycle().take(4096).copied().collect();

@@ -131,6 +131,21 @@ pub fn fixture(script: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// The disks of a fixture guest on several disks, in its order (the script prints one
+/// path per line).
+pub fn fixture_disks(script: &str, name: &str) -> Vec<PathBuf> {
+    let out = timed(
+        Command::new("bash")
+            .arg(fixture_script(script))
+            .arg(name)
+            .stderr(std::process::Stdio::inherit()),
+    );
+    assert!(out.status.success(), "vm-fixtures/{script} {name} failed");
+    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect();
+    assert!(disks.len() > 1 && disks.iter().all(|d| d.is_file()), "{disks:?}");
+    disks
+}
+
 pub fn phony(name: &str) -> PathBuf {
     fixture("phony.sh", &[name])
 }

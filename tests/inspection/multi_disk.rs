@@ -4,23 +4,6 @@
 
 use super::*;
 
-/// The disks of a layout guest, in its order (layouts.sh prints one path per line).
-fn layout_disks(name: &str) -> Vec<PathBuf> {
-    let out = std::process::Command::new("bash")
-        .arg(fixture_script("layouts.sh"))
-        .arg(name)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "layouts.sh {name} failed");
-    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
-    assert!(disks.len() > 1 && disks.iter().all(|d| d.is_file()), "{disks:?}");
-    disks
-}
-
 /// `len` bytes at `offset` of two files are equal (read in 1 MiB chunks).
 fn same_bytes(a: &Path, b: &Path, offset: u64, len: u64) -> bool {
     use std::io::{Read, Seek, SeekFrom};
@@ -69,7 +52,7 @@ fn md_data_range(raw: &Path) -> (u64, u64) {
 /// per input, and both halves of the mirror hold the same cleaned filesystem.
 #[test]
 fn md_raid1_on_two_disks() {
-    let disks = layout_disks("md-raid1");
+    let disks = fixture_disks("layouts.sh", "md-raid1");
     let d: Vec<&Path> = disks.iter().map(PathBuf::as_path).collect();
     let r = inspect_all(&d, &[]);
     assert_eq!(facts(&r), (s("debian"), s("debian"), 12, 5, s("mirror01")));
@@ -135,7 +118,7 @@ fn md_raid1_on_two_disks() {
 /// publishes the root tree; a target of one disk image is refused before the work.
 #[test]
 fn volume_group_over_two_disks() {
-    let disks = layout_disks("vg-two-disks");
+    let disks = fixture_disks("layouts.sh", "vg-two-disks");
     let d: Vec<&Path> = disks.iter().map(PathBuf::as_path).collect();
     let r = inspect_all(&d, &[]);
     assert_eq!(facts(&r), (s("ubuntu"), s("debian"), 22, 4, s("spread01")));
