@@ -2,7 +2,7 @@
 
 use crate::disk;
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::{Filesystem, Guest, OsFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -84,13 +84,7 @@ pub fn inspect(
         });
         works.push(work);
     }
-    let drives: Vec<Drive> = works
-        .iter()
-        .map(|w| Drive {
-            path: &w.path,
-            format: w.format.name(),
-        })
-        .collect();
+    let drives: Vec<_> = works.iter().map(disk::WorkDisk::drive).collect();
     let guest = GuestfsGuest::open(
         &drives,
         &OpenOptions {

@@ -2,7 +2,7 @@
 
 use crate::disk::{self, Format};
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::Guest;
 use crate::outputs::{Input, Output};
 use crate::recipe::Recipe;
@@ -331,13 +331,7 @@ fn guest_phase(
     (clock, timings): (&mut Clock, &mut Timings),
 ) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Vec<String>)> {
     phase.set("launching the libguestfs appliance");
-    let drives: Vec<Drive> = works
-        .iter()
-        .map(|w| Drive {
-            path: &w.path,
-            format: w.format.name(),
-        })
-        .collect();
+    let drives: Vec<_> = works.iter().map(disk::WorkDisk::drive).collect();
     let shown: Vec<&Path> = opts.disks.iter().map(PathBuf::as_path).collect();
     let named = crate::guest::guestfs::shown(&shown);
     let guest = GuestfsGuest::open(

@@ -144,6 +144,14 @@ pub struct SpaceWatch {
 const MIN_FREE: u64 = 32 << 20;
 
 impl WorkDisk {
+    /// What the appliance is given for this disk.
+    pub fn drive(&self) -> crate::guest::guestfs::Drive<'_> {
+        crate::guest::guestfs::Drive {
+            path: &self.path,
+            format: self.format.name(),
+        }
+    }
+
     pub fn watch_space(&self) -> SpaceWatch {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;

@@ -15,7 +15,7 @@ pub mod source;
 
 use crate::disk;
 use crate::error::{Exit, Tag};
-use crate::guest::guestfs::{Drive, GuestfsGuest, OpenOptions};
+use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::launch::{self, Accel};
 use crate::guest::Guest;
 use anyhow::{anyhow, Context, Result};
@@ -102,10 +102,7 @@ fn nonce() -> Result<String> {
 
 fn read_source(path: &Path, prepared: &disk::WorkDisk, verbose: u8) -> Result<SourceFacts> {
     let guest = GuestfsGuest::open(
-        &[Drive {
-            path: &prepared.path,
-            format: prepared.format.name(),
-        }],
+        &[prepared.drive()],
         &OpenOptions {
             readonly: true,
             in_place: false,
@@ -129,10 +126,7 @@ fn prepare_base(
     verbose: u8,
 ) -> Result<(disk::WorkDisk, crate::guest::OsFacts)> {
     let guest = GuestfsGuest::open(
-        &[Drive {
-            path: &base.path,
-            format: base.format.name(),
-        }],
+        &[base.drive()],
         &OpenOptions {
             readonly: false,
             in_place: false,

@@ -141,7 +141,10 @@ pub fn fixture_disks(script: &str, name: &str) -> Vec<PathBuf> {
             .stderr(std::process::Stdio::inherit()),
     );
     assert!(out.status.success(), "vm-fixtures/{script} {name} failed");
-    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect();
+    let disks: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
     assert!(disks.len() > 1 && disks.iter().all(|d| d.is_file()), "{disks:?}");
     disks
 }
