@@ -6,7 +6,7 @@ use crate::guest::guestfs::{GuestfsGuest, OpenOptions};
 use crate::guest::{Filesystem, Guest, OsFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Serialize)]
 pub struct FstabEntry {
@@ -35,7 +35,7 @@ pub struct InspectReport {
     /// Every disk of the guest, in its order.
     pub disks: Vec<DiskInfo>,
     pub os: OsFacts,
-    /// What a run would have to know (a hibernated Windows volume, a degraded MD array).
+    /// What a run would have to know (a hibernated Windows volume).
     pub notices: Vec<String>,
     pub filesystems: Vec<Filesystem>,
     pub fstab: Vec<FstabEntry>,
@@ -67,8 +67,7 @@ pub fn inspect(
     allow: &disk::refs::Allowed,
     keys: &[crate::guest::keys::Key],
 ) -> Result<InspectReport> {
-    let shown: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let named = crate::guest::guestfs::shown(&shown);
+    let named = crate::guest::guestfs::shown(paths);
     let phase = crate::progress::phase(format!("inspecting {named}"));
     let mut works = Vec::new();
     let mut disks = Vec::new();
@@ -91,7 +90,7 @@ pub fn inspect(
             readonly: true,
             in_place: false,
             verbose: false,
-            shown: &shown,
+            shown: &named,
             remove_hiberfile: false,
             keys,
         },

@@ -194,11 +194,10 @@ pub fn input_disks(disks: Vec<PathBuf>, manifest: Option<&Path>, build: Option<&
         (true, Some(m)) => {
             let env = std::env::var("PACKER_BUILD_NAME").ok().filter(|n| !n.is_empty());
             let disks = disks_from_manifest(m, build.or(env.as_deref()))?;
-            let shown: Vec<&Path> = disks.iter().map(PathBuf::as_path).collect();
             tracing::info!(
                 "Packer manifest {} names {}",
                 m.display(),
-                crate::guest::guestfs::shown(&shown)
+                crate::guest::guestfs::shown(&disks)
             );
             Ok(disks)
         }

@@ -232,8 +232,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let work_parent = std::env::temp_dir();
     crate::workdir::sweep(&work_parent);
 
-    let shown: Vec<&Path> = opts.disks.iter().map(PathBuf::as_path).collect();
-    let phase = crate::progress::phase(format!("opening {}", crate::guest::guestfs::shown(&shown)));
+    let phase = crate::progress::phase(format!("opening {}", crate::guest::guestfs::shown(&opts.disks)));
     let mut works = Vec::new();
     for d in &opts.disks {
         works.push(disk::prepare(
@@ -332,15 +331,14 @@ fn guest_phase(
 ) -> Result<(crate::guest::OsFacts, Vec<StepReport>, Vec<String>)> {
     phase.set("launching the libguestfs appliance");
     let drives: Vec<_> = works.iter().map(disk::WorkDisk::drive).collect();
-    let shown: Vec<&Path> = opts.disks.iter().map(PathBuf::as_path).collect();
-    let named = crate::guest::guestfs::shown(&shown);
+    let named = crate::guest::guestfs::shown(&opts.disks);
     let guest = GuestfsGuest::open(
         &drives,
         &OpenOptions {
             readonly: opts.dry_run,
             in_place: opts.in_place,
             verbose: opts.verbose >= 2,
-            shown: &shown,
+            shown: &named,
             remove_hiberfile: opts.remove_hiberfile,
             keys: &opts.keys,
         },

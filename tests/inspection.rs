@@ -329,7 +329,7 @@ fn luks_run_cleans_through_the_mapping_and_the_golden_disk_stays_encrypted() {
             readonly: true,
             in_place: false,
             verbose: false,
-            shown: &[&golden],
+            shown: &golden.display().to_string(),
             remove_hiberfile: false,
             keys: &keys,
         },

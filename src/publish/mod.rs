@@ -215,13 +215,12 @@ impl Session {
             return Ok(None);
         }
         if let (Some(one), true) = (items.iter().find(|i| !i.target.several_disks()), run.disks.len() > 1) {
-            let disks: Vec<&Path> = run.disks.iter().map(PathBuf::as_path).collect();
             crate::bail_tag!(
                 Exit::Usage,
                 "publish target `{}` makes a template of one disk, and this guest is on {} ({}); publish it without `{}` (the golden disks, one per input, are written to OUTDIR)",
                 one.name,
-                disks.len(),
-                crate::guest::guestfs::shown(&disks),
+                run.disks.len(),
+                crate::guest::guestfs::shown(&run.disks),
                 one.name
             );
         }

@@ -339,7 +339,7 @@ pub fn open_all(paths: &[&Path]) -> Image {
                 readonly: true,
                 in_place: false,
                 verbose: false,
-                shown: paths,
+                shown: &goldify::guest::guestfs::shown(paths),
                 remove_hiberfile: false,
                 keys: &[],
             },

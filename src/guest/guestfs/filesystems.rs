@@ -30,18 +30,8 @@ impl GuestfsGuest {
     /// md and LDM tools, which under TCG costs a second or more even on a plain disk.
     fn plain_filesystems(&self) -> Result<Option<Vec<(String, String)>>> {
         const PLAIN: [&str; 9] = ["ext2", "ext3", "ext4", "xfs", "vfat", "swap", "f2fs", "crypto_LUKS", ""];
-        let parts = self.g.list_partitions().api().context("listing partitions")?;
-        let mut candidates = Vec::new();
-        for dev in self.g.list_devices().api().context("listing devices")? {
-            let own: Vec<&String> = parts.iter().filter(|p| is_partition_of(p, &dev)).collect();
-            if own.is_empty() {
-                candidates.push(dev);
-            } else {
-                candidates.extend(own.into_iter().cloned());
-            }
-        }
         let mut out = Vec::new();
-        for dev in candidates {
+        for dev in self.block_devices()? {
             // blkid finding nothing (a BIOS boot or extended partition) is an empty type.
             let fstype = self.g.vfs_type(&dev).unwrap_or_default();
             if !PLAIN.contains(&fstype.as_str()) {
@@ -57,6 +47,45 @@ impl GuestfsGuest {
             ));
         }
         Ok(Some(out))
+    }
+
+    /// Every partition, and every disk that has none (an unpartitioned filesystem or
+    /// member): where blkid may find something.
+    fn block_devices(&self) -> Result<Vec<String>> {
+        let parts = self.g.list_partitions().api().context("listing partitions")?;
+        let mut out = Vec::new();
+        for dev in self.g.list_devices().api().context("listing devices")? {
+            let own: Vec<&String> = parts.iter().filter(|p| is_partition_of(p, &dev)).collect();
+            if own.is_empty() {
+                out.push(dev);
+            } else {
+                out.extend(own.into_iter().cloned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Why no OS may have been found: the disks hold members of an MD array or an LVM
+    /// volume group, which the appliance assembles only when every member is there
+    /// (libguestfs' init runs `mdadm -As --no-degraded`, and LVM does not activate a
+    /// volume group missing a physical volume).
+    pub(super) fn members_hint(&self) -> Option<String> {
+        let members: Vec<String> = self
+            .block_devices()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| {
+                let t = self.g.vfs_type(d).unwrap_or_default();
+                t == "linux_raid_member" || t == "LVM2_member"
+            })
+            .collect();
+        (!members.is_empty()).then(|| {
+            format!(
+                "{} {} of an MD array or a volume group; if the guest is on several disks, give them all (goldify run RECIPE DISK1 DISK2 …)",
+                members.join(", "),
+                if members.len() == 1 { "is a member" } else { "are members" }
+            )
+        })
     }
 
     /// [`Guest::filesystems`](crate::guest::Guest::filesystems).
@@ -104,31 +133,6 @@ impl GuestfsGuest {
             .list_filesystems()?
             .into_iter()
             .find(|f| canon(&f.device) == wanted))
-    }
-}
-
-impl GuestfsGuest {
-    /// Why no OS may have been found: the disks hold members of an MD array or an LVM
-    /// volume group, which the appliance assembles only when every member is there
-    /// (libguestfs' init runs `mdadm -As --no-degraded`, and LVM does not activate a
-    /// volume group missing a physical volume).
-    pub(super) fn members_hint(&self) -> Option<String> {
-        let mut devices = self.g.list_partitions().unwrap_or_default();
-        devices.extend(self.g.list_devices().unwrap_or_default());
-        let members: Vec<String> = devices
-            .into_iter()
-            .filter(|d| {
-                let t = self.g.vfs_type(d).unwrap_or_default();
-                t == "linux_raid_member" || t == "LVM2_member"
-            })
-            .collect();
-        (!members.is_empty()).then(|| {
-            format!(
-                "{} {} of an MD array or a volume group; if the guest is on several disks, give them all (goldify run RECIPE DISK1 DISK2 …)",
-                members.join(", "),
-                if members.len() == 1 { "is a member" } else { "are members" }
-            )
-        })
     }
 }
 

@@ -46,9 +46,9 @@ pub struct OpenOptions<'a> {
     pub in_place: bool,
     /// libguestfs' own debug output (`-vv`).
     pub verbose: bool,
-    /// The disks as the user named them, for messages (the appliance may be given
-    /// temporary overlays of them).
-    pub shown: &'a [&'a Path],
+    /// The disks as the user named them ([`shown`]), for messages (the appliance may be
+    /// given temporary overlays of them).
+    pub shown: &'a str,
     /// A hibernated Windows volume: discard the saved session (ntfs-3g's
     /// `remove_hiberfile`) instead of refusing it.
     pub remove_hiberfile: bool,
@@ -57,8 +57,8 @@ pub struct OpenOptions<'a> {
 }
 
 /// Disks as the user named them, for a message: `a.qcow2` or `a.qcow2 and b.qcow2`.
-pub fn shown(disks: &[&Path]) -> String {
-    let names: Vec<String> = disks.iter().map(|d| d.display().to_string()).collect();
+pub fn shown<P: AsRef<Path>>(disks: &[P]) -> String {
+    let names: Vec<String> = disks.iter().map(|d| d.as_ref().display().to_string()).collect();
     match names.as_slice() {
         [] => "the disk".into(),
         [one] => one.clone(),
@@ -157,7 +157,7 @@ impl GuestfsGuest {
             mounted: Vec::new(),
             case_insensitive: false,
             notices: Vec::new(),
-            shown: shown(opts.shown),
+            shown: opts.shown.to_string(),
             scratch: crate::workdir::create(&std::env::temp_dir())?,
             _qemu: qemu,
         };
